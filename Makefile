@@ -1,0 +1,36 @@
+# The README's two commands: `make sweep` and `make test`. Both create .venv on first use.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup sweep test lint format bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# The main job. Until the threshold sweep lands (issue 5) it runs the source-only demo on SynthCity.
+sweep: $(STAMP)
+	$(BIN)/python tune/sweep_threshold.py
+
+test: $(STAMP)
+	$(BIN)/python -m pytest tests
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_train.py
+	$(BIN)/python bench/bench_synthcity.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

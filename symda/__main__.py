@@ -1,0 +1,5 @@
+import sys
+
+from symda.cli import main
+
+sys.exit(main())

@@ -1,0 +1,177 @@
+"""`symda` / `python -m symda`: synth, check-data, train, evaluate.
+
+Every command that takes a config accepts `--set KEY=VALUE` (dotted keys, repeatable). Errors in
+the user's input (config, dataset) end the command with one clear message and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from symda.config import ConfigError, load_config
+from symda.data.dataset import DatasetError
+
+
+def _progress() -> bool:
+    return sys.stderr.isatty()
+
+
+def _add_config_args(p: argparse.ArgumentParser, required: bool = False) -> None:
+    p.add_argument("--config", type=Path, required=required, help="experiment YAML (only what differs from defaults)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="dotted override, e.g. --set train.lr=1e-3 (repeatable)")  # fmt: skip
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from symda.data.synthcity import generate_synthcity, save_sample_grid
+
+    cfg = load_config(args.config, args.overrides)
+    s = cfg.synth
+    h, w = args.size if args.size else (s.height, s.width)
+    out = generate_synthcity(
+        Path(args.out or s.root),
+        seed=s.seed if args.seed is None else args.seed,
+        size=(h, w),
+        n_source=args.n_source or s.n_source,
+        n_target=args.n_target or s.n_target,
+        n_val=args.n_val or s.n_val,
+        progress=_progress(),
+    )
+    grid = save_sample_grid(out, out / "samples.png")
+    print(f"SynthCity written to {out}\nsample pairs: {grid}")
+    return 0
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--size {text!r}: expected HxW, e.g. 128x256") from None
+    return h, w
+
+
+def cmd_check_data(args: argparse.Namespace) -> int:
+    from symda.data import check_role, ensure_synthcity
+
+    cfg = load_config(args.config, args.overrides)
+    ensure_synthcity(cfg.data, cfg.synth, progress=_progress())
+    failed = False
+    for role in args.roles:
+        report = check_role(cfg.data, cfg.synth, role, progress=_progress())
+        print(report.summary())
+        failed |= not report.ok
+    return 1 if failed else 0
+
+
+def _run_dir(cfg, out: Path | None) -> Path:
+    return Path(out) if out else Path(cfg.out_dir) / cfg.name
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from symda.pipeline import run_supervised
+
+    cfg = load_config(args.config, args.overrides)
+    out_dir = _run_dir(cfg, args.out)
+    log_path = out_dir / "log.jsonl"
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    def report(metrics: dict, checkpoint: Path | None = None) -> None:
+        line = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
+        print(json.dumps(line), flush=True)
+        with log_path.open("a") as f:
+            f.write(json.dumps(metrics) + "\n")
+
+    metrics = run_supervised(cfg, out_dir, report, resume=args.resume, progress=_progress())
+    print(f"target val mIoU {metrics.get('val_miou', float('nan')):.2f}; outputs in {out_dir}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import torch
+
+    from symda.data import build_dataset, ensure_synthcity
+    from symda.evaluate import evaluate, segmenter_probabilities
+    from symda.io import write_json
+    from symda.models.build import build_segmenter
+
+    cfg = load_config(args.config, args.overrides)
+    if not args.checkpoint.is_file():
+        raise DatasetError(f"{args.checkpoint}: checkpoint not found")
+    cfg.data.val_split = args.split
+    ensure_synthcity(cfg.data, cfg.synth, progress=_progress())
+    model = build_segmenter(cfg.model, load_weights=False)
+    state = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+    model.load_state_dict(state["model"] if "model" in state else state)
+    model.eval()
+    dataset = build_dataset(cfg.data, cfg.synth, "val")
+    scores = evaluate(
+        segmenter_probabilities(model),
+        dataset,
+        cfg.eval.protocol,
+        cfg.eval.batch_size,
+        save_predictions=args.save_predictions,
+        save_color=args.color,
+        progress=_progress(),
+    )
+    print(scores.table())
+    out = Path(args.out) if args.out else args.checkpoint.parent / f"eval_{args.split}"
+    path = write_json(out / "metrics.json", {"checkpoint": str(args.checkpoint), "split": args.split, **scores.as_dict()})
+    print(f"metrics: {path}")
+    if args.save_predictions:
+        print(f"predictions (Cityscapes labelIds): {args.save_predictions}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="symda", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("synth", help="generate the SynthCity benchmark (GTA5 + Cityscapes layouts)")
+    _add_config_args(p)
+    p.add_argument("--out", type=Path, help="output folder (default: synth.root)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--size", type=_parse_size, help="HxW, e.g. 128x256")
+    p.add_argument("--n-source", type=int)
+    p.add_argument("--n-target", type=int)
+    p.add_argument("--n-val", type=int)
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("check-data", help="check the configured datasets and report every problem")
+    _add_config_args(p)
+    p.add_argument("--roles", nargs="+", default=["source", "target_labelled", "val"],
+                   choices=["source", "target", "target_labelled", "val"])  # fmt: skip
+    p.set_defaults(func=cmd_check_data)
+
+    p = sub.add_parser("train", help="supervised training: source-only, or the oracle with data.source=cityscapes")
+    _add_config_args(p)
+    p.add_argument("--out", type=Path, help="run folder (default: out_dir/name)")
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="score a checkpoint on the target val split")
+    _add_config_args(p)
+    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("--split", default="val", choices=["train", "val", "test"])
+    p.add_argument("--out", type=Path, help="folder for metrics.json (default: next to the checkpoint)")
+    p.add_argument("--save-predictions", type=Path, metavar="DIR", help="write Cityscapes labelId PNGs here")
+    p.add_argument("--color", action="store_true", help="also write colourised predictions")
+    p.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, DatasetError, FileNotFoundError) as err:
+        print(f"symda {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,348 @@
+"""Typed experiment configuration: the single home of every default.
+
+A YAML file states only what differs from these dataclasses. Loading is strict: an unknown key, a
+value of the wrong type or an impossible value raises `ConfigError` naming the dotted key, the file
+and what was expected. Command-line overrides use the same dotted keys (`--set train.lr=1e-3`), and
+so do sweep spaces and result columns.
+
+The defaults describe the CPU setting on the embedded SynthCity benchmark (runs out of the box on
+2 cores); `configs/gta5/` overrides them with the paper's GPU setting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration problem; the message names the key, the file and what was expected."""
+
+
+@dataclass
+class SynthCityConfig:
+    """The embedded benchmark (symda.data.synthcity). Used whenever a dataset root is left empty."""
+
+    root: str = "data/synthcity"
+    seed: int = 0
+    height: int = 128
+    width: int = 256
+    n_source: int = 1500
+    n_target: int = 1000
+    n_val: int = 250
+    # Generate the benchmark when its root is missing, so a newcomer needs no extra step.
+    auto_generate: bool = True
+
+
+@dataclass
+class DataConfig:
+    """Datasets and the transforms applied to them."""
+
+    source: str = "gta5"  # gta5 | synthia | cityscapes (cityscapes train as 'source' = the oracle)
+    source_root: str = ""  # empty: SynthCity's source domain under synth.root
+    source_list: str = ""  # optional split-list file (one image name per line), as the field's repos use
+    target: str = "cityscapes"
+    target_root: str = ""  # empty: SynthCity's target domain under synth.root
+    target_list: str = ""
+    val_split: str = "val"
+    # (height, width) every image is resized to before cropping. The paper: 720x1280 source, 512x1024 target.
+    source_size: tuple[int, int] = (64, 128)
+    target_size: tuple[int, int] = (64, 128)
+    crop_size: tuple[int, int] | None = None  # random crop after resizing; None = whole image
+    flip: bool = True
+    normalize: str = "imagenet"  # imagenet | caffe (BGR mean subtraction, for DeepLab's COCO-initialised weights)
+    skip_bad_pairs: bool = False  # train on the readable pairs of a damaged dataset instead of refusing
+    check: bool = True  # run the dataset check before training
+    num_workers: int = 0  # DataLoader workers; 0 keeps both CPU cores for the model
+
+
+@dataclass
+class ModelConfig:
+    """The segmentation network (DeepLab V2)."""
+
+    backbone: str = "resnet18"  # resnet101 (paper) | resnet50 | resnet34 | resnet18
+    last_layer: str = "layer3"  # layer4 (paper) | layer3 (cheap CPU cut)
+    output_stride: int = 8
+    aspp_dilations: tuple[int, ...] = (6, 12, 18, 24)
+    aux_head: bool = False
+    freeze_bn: bool = False
+    # "none", a local file, or "torch_cache" (torchvision's ImageNet file in the local torch cache; never downloaded)
+    weights: str = "none"
+    allow_random_init: bool = True
+
+
+@dataclass
+class TrainConfig:
+    """Supervised segmentation training (source-only and oracle; the base of the adaptation loops)."""
+
+    steps: int = 1200
+    batch_size: int = 8
+    optimizer: str = "sgd"  # sgd (paper) | adam
+    lr: float = 0.01  # the paper's 2.5e-4 assumes ImageNet weights; SynthCity trains from scratch
+    head_lr_mult: float = 10.0
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    poly_power: float = 0.9
+    log_every: int = 50
+    eval_every: int = 0  # 0: evaluate on target val at the end only
+    checkpoint_every: int = 200
+    threads: int = 0  # torch CPU threads; 0 = leave torch's default
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation on the target val split."""
+
+    protocol: int = 19  # 19 classes; 16 or 13 for SYNTHIA
+    batch_size: int = 8
+
+
+@dataclass
+class ExperimentConfig:
+    """One experiment: what to train, on what, and where its outputs go."""
+
+    name: str = "source_only"
+    seed: int = 0
+    out_dir: str = "runs"
+    synth: SynthCityConfig = field(default_factory=SynthCityConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+# ---------------------------------------------------------------------------------------------- checks
+
+_CHOICES: dict[str, tuple[Any, ...]] = {
+    "data.source": ("gta5", "synthia", "cityscapes"),
+    "data.target": ("cityscapes",),
+    "data.val_split": ("train", "val", "test"),
+    "data.normalize": ("imagenet", "caffe"),
+    "model.backbone": ("resnet18", "resnet34", "resnet50", "resnet101"),
+    "model.last_layer": ("layer3", "layer4"),
+    "model.output_stride": (8, 16),
+    "train.optimizer": ("sgd", "adam"),
+    "eval.protocol": (19, 16, 13),
+}
+_POSITIVE = (
+    "synth.height", "synth.width", "synth.n_source", "synth.n_target", "synth.n_val",
+    "train.steps", "train.batch_size", "train.lr", "train.log_every", "train.checkpoint_every", "eval.batch_size",
+)  # fmt: skip
+_NON_NEGATIVE = (
+    "train.head_lr_mult", "train.momentum", "train.weight_decay", "train.poly_power", "train.eval_every",
+    "train.threads", "data.num_workers",
+)  # fmt: skip
+
+
+def validate(cfg: ExperimentConfig) -> None:
+    """Raise ConfigError (naming the dotted key) for values no run could use."""
+    flat = flatten(cfg)
+    for key, choices in _CHOICES.items():
+        if flat[key] not in choices:
+            raise ConfigError(f"{key}: {flat[key]!r} is not one of {list(choices)}")
+    for key in _POSITIVE:
+        if not flat[key] > 0:
+            raise ConfigError(f"{key}: must be > 0, got {flat[key]!r}")
+    for key in _NON_NEGATIVE:
+        if not flat[key] >= 0:
+            raise ConfigError(f"{key}: must be >= 0, got {flat[key]!r}")
+    for key in ("data.source_size", "data.target_size", "data.crop_size"):
+        size = flat[key]
+        if size is not None and (len(size) != 2 or min(size) <= 0):
+            raise ConfigError(f"{key}: expected [height, width] of positive ints, got {size!r}")
+    if not cfg.model.aspp_dilations or min(cfg.model.aspp_dilations) <= 0:
+        raise ConfigError(f"model.aspp_dilations: expected positive ints, got {cfg.model.aspp_dilations!r}")
+
+
+# ----------------------------------------------------------------------------------- dict <-> dataclass
+
+
+def _check_value(value: Any, hint: Any, key: str) -> Any:
+    """Return `value` converted to the type `hint`, or raise ConfigError naming `key`."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in (o for o in options if o is not type(None)):
+            try:
+                return _check_value(value, option, key)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(errors[0] if errors else f"{key}: unexpected value {value!r}")
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_check_value(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ConfigError(f"{key}: expected a list of {len(args)} values, got {value!r}")
+        return tuple(_check_value(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True)))
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping of {hint.__name__} fields, got {value!r}")
+        return _from_dict(hint, value, key)
+    raise ConfigError(f"{key}: unsupported type {hint!r}")  # a bug in this module, not in the YAML
+
+
+def _from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        dotted = f"{prefix}.{key}" if prefix else str(key)
+        if key not in names:
+            raise ConfigError(f"{dotted}: unknown key (valid keys here: {', '.join(sorted(names))})")
+        kwargs[key] = _check_value(value, hints[key], dotted)
+    return cls(**kwargs)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Plain nested dict of a config (tuples become lists, so it round-trips through YAML)."""
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, tuple | list):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return plain(dataclasses.asdict(cfg))
+
+
+def flatten(cfg: Any) -> dict[str, Any]:
+    """Dotted-key view of a config, the names used by overrides, sweeps and result columns."""
+    out: dict[str, Any] = {}
+
+    def walk(obj: Any, prefix: str) -> None:
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            key = f"{prefix}{f.name}"
+            if dataclasses.is_dataclass(value):
+                walk(value, key + ".")
+            else:
+                out[key] = value
+
+    walk(cfg, "")
+    return out
+
+
+# ------------------------------------------------------------------------------------ loading, overrides
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that reads 1e-3 as a float: YAML 1.1 demands a dot ('1.0e-3') and would give a string."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$"),
+    list("-+0123456789."),
+)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Split 'a.b=value' into ('a.b', value); the value is parsed as YAML (1e-3, true, [64, 128], ...)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r}: expected KEY=VALUE, e.g. train.lr=1e-3")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.load(raw, Loader=_Loader) if raw.strip() else ""
+    except yaml.YAMLError as err:
+        raise ConfigError(f"override {text!r}: value is not valid YAML ({err})") from err
+    return key.strip(), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Set dotted keys in a nested dict (a new dict; `data` is left untouched)."""
+    import copy
+
+    out = copy.deepcopy(data)
+    for key, value in overrides.items():
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"{key}: {part!r} is a value, not a section")
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | dict[str, Any] | None = None
+) -> ExperimentConfig:
+    """Build an ExperimentConfig from the defaults, an optional YAML file and dotted overrides.
+
+    Raises ConfigError naming the file (or "--set" for overrides), the key and what was expected.
+    """
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        source = str(path)
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"{p}: config file not found")
+        try:
+            loaded = yaml.load(p.read_text(), Loader=_Loader)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{p}: not valid YAML ({err})") from err
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: expected a mapping of config sections at the top level")
+        data = loaded or {}
+        try:
+            _from_dict(ExperimentConfig, data)
+        except ConfigError as err:
+            raise ConfigError(f"{p}: {err}") from None
+    if overrides:
+        pairs = dict(parse_override(o) for o in overrides) if isinstance(overrides, list) else dict(overrides)
+        data = apply_overrides(data, pairs)
+        source = f"{source} with --set {' '.join(f'{k}={v}' for k, v in pairs.items())}"
+    try:
+        cfg = _from_dict(ExperimentConfig, data)
+        validate(cfg)
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
+    return cfg
+
+
+def save_config(cfg: ExperimentConfig, path: str | Path) -> Path:
+    """Write the fully resolved config as YAML (atomically) and return its path."""
+    from symda.io import atomic_write_text
+
+    return atomic_write_text(Path(path), yaml.safe_dump(to_dict(cfg), sort_keys=False))
+
+
+def config_hash(cfg: Any) -> str:
+    """Short stable hash of a config (or config section); equal configs give equal hashes."""
+    import hashlib
+    import json
+
+    blob = json.dumps(to_dict(cfg), sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]

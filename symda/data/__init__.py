@@ -1,0 +1,131 @@
+"""Datasets: real layouts (GTA5, Cityscapes, SYNTHIA), the SynthCity benchmark, transforms, checks.
+
+`build_dataset(cfg.data, cfg.synth, role)` is the one entry point the stages use; `role` says which
+split and whether labels may be read:
+- "source": labelled source, training view (random crop/flip);
+- "target": target train split, images only (what adaptation may see);
+- "target_labelled": target train split with labels (the oracle; diagnostics);
+- "val": target val split with labels, evaluation view.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from symda.config import DataConfig, SynthCityConfig
+from symda.data import cityscapes, gta5, synthia
+from symda.data.check import DataReport, check_samples
+from symda.data.dataset import DatasetError, Sample, SegmentationDataset
+from symda.data.labels import KNOWN_LABEL_IDS
+
+log = logging.getLogger(__name__)
+
+ROLES = ("source", "target", "target_labelled", "val")
+
+
+def resolve_roots(data: DataConfig, synth: SynthCityConfig) -> tuple[Path, Path]:
+    """(source_root, target_root); an empty root means the SynthCity domain under synth.root."""
+    source = Path(data.source_root) if data.source_root else Path(synth.root) / "gta5"
+    target = Path(data.target_root) if data.target_root else Path(synth.root) / "cityscapes"
+    return source, target
+
+
+def ensure_synthcity(data: DataConfig, synth: SynthCityConfig, progress: bool = True) -> None:
+    """Generate SynthCity when a dataset root that points at it is missing (and synth.auto_generate).
+
+    A missing root that is not SynthCity's is an error naming the root and the config key.
+    """
+    source, target = resolve_roots(data, synth)
+    for key, root in (("data.source_root", source), ("data.target_root", target)):
+        if root.exists():
+            continue
+        inside_synth = Path(synth.root).resolve() in root.resolve().parents
+        if not inside_synth:
+            raise DatasetError(f"{root}: dataset root not found (set {key} to the dataset's folder)")
+        if not synth.auto_generate:
+            raise DatasetError(
+                f"{root}: SynthCity not generated; run `symda synth --out {synth.root}` or set synth.auto_generate=true"
+            )
+        from symda.data.synthcity import generate_synthcity
+
+        log.warning("%s is missing: generating SynthCity (seed %d) into %s", root, synth.seed, synth.root)
+        generate_synthcity(
+            Path(synth.root),
+            seed=synth.seed,
+            size=(synth.height, synth.width),
+            n_source=synth.n_source,
+            n_target=synth.n_target,
+            n_val=synth.n_val,
+            progress=progress,
+        )
+
+
+def _layout(kind: str):
+    return {"gta5": gta5, "cityscapes": cityscapes, "synthia": synthia}[kind]
+
+
+def list_samples(data: DataConfig, synth: SynthCityConfig, role: str) -> tuple[str, Path, list[Sample]]:
+    """(dataset kind, root, samples) of a role; see the module docstring for the roles."""
+    if role not in ROLES:
+        raise ValueError(f"role {role!r} is not one of {ROLES}")
+    source_root, target_root = resolve_roots(data, synth)
+    if role == "source":
+        kind, list_file = data.source, data.source_list or None
+        if kind == "gta5":
+            return kind, source_root, gta5.list_gta5(source_root, list_file)
+        if kind == "synthia":
+            return kind, source_root, synthia.list_synthia(source_root, list_file)
+        # The oracle: Cityscapes train with labels as the source (SynthCity's target when no root is set).
+        root = source_root if data.source_root else target_root
+        return kind, root, cityscapes.list_cityscapes(root, "train", list_file)
+    split = data.val_split if role == "val" else "train"
+    list_file = data.target_list if role != "val" else ""
+    with_labels = role != "target"
+    return "cityscapes", target_root, cityscapes.list_cityscapes(target_root, split, list_file or None, with_labels)
+
+
+def check_role(data: DataConfig, synth: SynthCityConfig, role: str, progress: bool = False) -> DataReport:
+    """Run the dataset check on the samples of one role."""
+    kind, root, samples = list_samples(data, synth, role)
+    layout = _layout(kind)
+    known = synthia.KNOWN_SYNTHIA_IDS if kind == "synthia" else KNOWN_LABEL_IDS
+    with_labels = any(s.label is not None for s in samples)
+    label_files = None
+    if with_labels:
+        if kind == "gta5":
+            label_files = sorted((root / "labels").glob("*.png"))
+        elif kind == "synthia":
+            label_files = sorted((root / "GT" / "LABELS").glob("*.png"))
+        else:
+            split = "train" if role in ("source", "target_labelled") else data.val_split
+            label_files = sorted((root / "gtFine" / split).glob(f"*/*{cityscapes.LABEL_SUFFIX}"))
+        if (data.source_list and role == "source") or (data.target_list and role == "target_labelled"):
+            label_files = None  # a split list uses a subset on purpose: other labels are not 'extra'
+    return check_samples(
+        samples, layout.read_label_ids if with_labels else None, known, f"{root} [{role}]", label_files, progress
+    )
+
+
+def build_dataset(
+    data: DataConfig,
+    synth: SynthCityConfig,
+    role: str,
+    skip: set[int] | None = None,
+) -> SegmentationDataset:
+    """The dataset of one role, transformed as configured; `skip` drops samples a check found bad."""
+    kind, root, samples = list_samples(data, synth, role)
+    if skip:
+        samples = [s for i, s in enumerate(samples) if i not in skip]
+    train_view = role in ("source", "target", "target_labelled")
+    size = data.source_size if role == "source" else data.target_size
+    return SegmentationDataset(
+        samples,
+        decode_label=_layout(kind).decode_label,
+        size=size,
+        crop_size=data.crop_size if train_view else None,
+        flip=data.flip and train_view,
+        normalize=data.normalize,
+        with_labels=role != "target",
+        root=root,
+    )

@@ -1,0 +1,158 @@
+"""Evaluation: confusion matrix, mIoU and per-class IoU, predictions in Cityscapes format.
+
+Scores are computed at label resolution (logits are upsampled to the label's size), over the whole
+split at once (one confusion matrix, not a mean of per-image scores), and a class absent from both
+ground truth and prediction is left out of the mean: the official cityscapesscripts definition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from tqdm import tqdm
+
+from symda.data.dataset import SegmentationDataset
+from symda.data.labels import (
+    CLASS_NAMES,
+    IGNORE_INDEX,
+    NUM_CLASSES,
+    SYNTHIA_13_TRAIN_IDS,
+    SYNTHIA_16_TRAIN_IDS,
+    colorize,
+    train_ids_to_label_ids,
+)
+from symda.io import atomic_write_bytes
+
+PROTOCOL_CLASSES: dict[int, tuple[int, ...]] = {
+    19: tuple(range(NUM_CLASSES)),
+    16: SYNTHIA_16_TRAIN_IDS,
+    13: SYNTHIA_13_TRAIN_IDS,
+}
+
+
+def confusion_matrix(pred: np.ndarray, label: np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndarray:
+    """(C, C) int64 matrix, rows = ground truth, cols = prediction; pixels labelled 255 are skipped."""
+    valid = label != IGNORE_INDEX
+    idx = label[valid].astype(np.int64) * num_classes + pred[valid].astype(np.int64)
+    return np.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+@dataclass
+class Scores:
+    """mIoU (in percent) over the protocol's classes and the IoU of each of them (NaN: class absent)."""
+
+    miou: float
+    per_class: dict[str, float]
+    pixel_accuracy: float
+
+    def as_dict(self) -> dict:
+        return {"miou": self.miou, "per_class_iou": self.per_class, "pixel_accuracy": self.pixel_accuracy}
+
+    def table(self) -> str:
+        rows = [f"{name:>14s} {iou:6.2f}" for name, iou in self.per_class.items()]
+        return "\n".join([*rows, f"{'mIoU':>14s} {self.miou:6.2f}"])
+
+
+def scores_from_confusion(conf: np.ndarray, protocol: int = 19) -> Scores:
+    """IoU = TP / (TP + FP + FN) per class, in percent; mIoU = mean over classes with a defined IoU.
+
+    For the 16- and 13-class protocols, predictions of the other classes still count as false
+    positives of nothing and false negatives of the true class, as in the field's evaluation.
+    """
+    classes = PROTOCOL_CLASSES[protocol]
+    tp = np.diag(conf).astype(np.float64)
+    fn = conf.sum(axis=1) - tp
+    fp = conf.sum(axis=0) - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = tp / (tp + fp + fn)
+    per_class = {CLASS_NAMES[c]: float(iou[c] * 100) for c in classes}
+    values = np.array([per_class[CLASS_NAMES[c]] for c in classes])
+    miou = float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+    acc = float(tp.sum() / max(conf.sum(), 1) * 100)
+    return Scores(miou=miou, per_class=per_class, pixel_accuracy=acc)
+
+
+def upsample_logits(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(N, C, h, w) -> (N, C, H, W) bilinear, align_corners=False."""
+    return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+
+
+ProbabilityFn = Callable[[torch.Tensor, list[int]], torch.Tensor]
+"""(images (N, 3, h, w), dataset indices) -> class probabilities (N, C, h', w') at any resolution."""
+
+
+def segmenter_probabilities(model: torch.nn.Module) -> ProbabilityFn:
+    """Softmax of a segmentation network's main output, as a ProbabilityFn."""
+
+    def fn(images: torch.Tensor, indices: list[int]) -> torch.Tensor:
+        return torch.softmax(model(images)["main"], dim=1)
+
+    return fn
+
+
+@torch.no_grad()
+def predict_dataset(
+    probabilities: ProbabilityFn,
+    dataset: SegmentationDataset,
+    batch_size: int = 8,
+    progress: bool = False,
+) -> Iterable[tuple[int, np.ndarray, np.ndarray | None]]:
+    """Yield (index, prediction (H, W) uint8 trainIds, label (H, W) uint8 or None) at label resolution.
+
+    Images are fed at the dataset's configured size; probabilities are upsampled to each original
+    image's size, so scores are at label resolution, as the field reports them.
+    """
+    n = len(dataset)
+    for start in tqdm(range(0, n, batch_size), desc="evaluate", disable=not progress, leave=False):
+        indices = list(range(start, min(start + batch_size, n)))
+        items = [dataset[i] for i in indices]
+        probs = probabilities(torch.stack([it["image"] for it in items]), indices)
+        for k, item in enumerate(items):
+            full = upsample_logits(probs[k : k + 1], item["full_size"])
+            pred = full.argmax(dim=1)[0].numpy().astype(np.uint8)
+            yield item["index"], pred, item.get("full_label")
+
+
+def evaluate(
+    probabilities: ProbabilityFn,
+    dataset: SegmentationDataset,
+    protocol: int = 19,
+    batch_size: int = 8,
+    save_predictions: Path | None = None,
+    save_color: bool = False,
+    progress: bool = False,
+) -> Scores:
+    """Score a model (any ProbabilityFn: single or fused) on a labelled dataset.
+
+    save_predictions writes Cityscapes labelId PNGs named after the inputs ('city/x_leftImg8bit.png'),
+    the layout cityscapesscripts' evaluation reads; save_color adds '*_color.png' beside them.
+    """
+    conf = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
+    for i, pred, label in predict_dataset(probabilities, dataset, batch_size, progress):
+        conf += confusion_matrix(pred, label)
+        if save_predictions is not None:
+            write_prediction(Path(save_predictions), dataset.samples[i].name, pred, save_color)
+    return scores_from_confusion(conf, protocol)
+
+
+def _png_bytes(array: np.ndarray) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def write_prediction(out_dir: Path, name: str, pred: np.ndarray, color: bool = False) -> Path:
+    """Write a (H, W) trainId prediction as a Cityscapes labelId PNG at out_dir/name."""
+    path = out_dir / name
+    atomic_write_bytes(path, _png_bytes(train_ids_to_label_ids(pred)))
+    if color:
+        atomic_write_bytes(path.with_name(path.stem + "_color.png"), _png_bytes(colorize(pred)))
+    return path

@@ -1,0 +1,28 @@
+"""Build the configured networks from their config sections."""
+
+from __future__ import annotations
+
+import logging
+
+from symda.config import ModelConfig
+from symda.data.labels import NUM_CLASSES
+from symda.models.deeplabv2 import DeepLabV2, build_deeplabv2, load_backbone_weights
+
+log = logging.getLogger(__name__)
+
+
+def build_segmenter(cfg: ModelConfig, num_classes: int = NUM_CLASSES, load_weights: bool = True) -> DeepLabV2:
+    """DeepLab V2 as configured; backbone weights from cfg.weights unless load_weights is False
+    (e.g. when a checkpoint will overwrite them anyway)."""
+    model = build_deeplabv2(
+        backbone=cfg.backbone,
+        num_classes=num_classes,
+        output_stride=cfg.output_stride,
+        last_layer=cfg.last_layer,
+        aspp_dilations=tuple(cfg.aspp_dilations),
+        aux_head=cfg.aux_head,
+        freeze_bn=cfg.freeze_bn,
+    )
+    if load_weights:
+        log.info("backbone weights: %s", load_backbone_weights(model, cfg.weights, cfg.allow_random_init))
+    return model
