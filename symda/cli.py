@@ -21,7 +21,9 @@ def _progress() -> bool:
 
 
 def _add_config_args(p: argparse.ArgumentParser, required: bool = False) -> None:
-    p.add_argument("--config", type=Path, required=required, help="experiment YAML (only what differs from defaults)")
+    p.add_argument(
+        "--config", type=Path, required=required, help="experiment YAML (only what differs from defaults)"
+    )
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="dotted override, e.g. --set train.lr=1e-3 (repeatable)")  # fmt: skip
 
@@ -105,7 +107,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     ensure_synthcity(cfg.data, cfg.synth, progress=_progress())
     model = build_segmenter(cfg.model, load_weights=False)
     state = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
-    model.load_state_dict(state["model"] if "model" in state else state)
+    model.load_state_dict(state.get("model", state))
     model.eval()
     dataset = build_dataset(cfg.data, cfg.synth, "val")
     scores = evaluate(
@@ -119,7 +121,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     )
     print(scores.table())
     out = Path(args.out) if args.out else args.checkpoint.parent / f"eval_{args.split}"
-    path = write_json(out / "metrics.json", {"checkpoint": str(args.checkpoint), "split": args.split, **scores.as_dict()})
+    path = write_json(
+        out / "metrics.json", {"checkpoint": str(args.checkpoint), "split": args.split, **scores.as_dict()}
+    )
     print(f"metrics: {path}")
     if args.save_predictions:
         print(f"predictions (Cityscapes labelIds): {args.save_predictions}")
@@ -146,7 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=["source", "target", "target_labelled", "val"])  # fmt: skip
     p.set_defaults(func=cmd_check_data)
 
-    p = sub.add_parser("train", help="supervised training: source-only, or the oracle with data.source=cityscapes")
+    p = sub.add_parser(
+        "train", help="supervised training: source-only, or the oracle with data.source=cityscapes"
+    )
     _add_config_args(p)
     p.add_argument("--out", type=Path, help="run folder (default: out_dir/name)")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")

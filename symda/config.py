@@ -57,7 +57,9 @@ class DataConfig:
     target_size: tuple[int, int] = (64, 128)
     crop_size: tuple[int, int] | None = None  # random crop after resizing; None = whole image
     flip: bool = True
-    normalize: str = "imagenet"  # imagenet | caffe (BGR mean subtraction, for DeepLab's COCO-initialised weights)
+    normalize: str = (
+        "imagenet"  # imagenet | caffe (BGR mean subtraction, for DeepLab's COCO-initialised weights)
+    )
     skip_bad_pairs: bool = False  # train on the readable pairs of a damaged dataset instead of refusing
     check: bool = True  # run the dataset check before training
     num_workers: int = 0  # DataLoader workers; 0 keeps both CPU cores for the model
@@ -186,7 +188,9 @@ def _check_value(value: Any, hint: Any, key: str) -> Any:
             return tuple(_check_value(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
         if len(value) != len(args):
             raise ConfigError(f"{key}: expected a list of {len(args)} values, got {value!r}")
-        return tuple(_check_value(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True)))
+        return tuple(
+            _check_value(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True))
+        )
     if hint is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{key}: expected true or false, got {value!r}")

@@ -19,7 +19,9 @@ from symda.models.build import build_segmenter
 log = logging.getLogger(__name__)
 
 
-def prepare_data(cfg: ExperimentConfig, roles: tuple[str, ...], progress: bool = False) -> dict[str, set[int]]:
+def prepare_data(
+    cfg: ExperimentConfig, roles: tuple[str, ...], progress: bool = False
+) -> dict[str, set[int]]:
     """Generate SynthCity if needed, then check each role's dataset.
 
     Returns, per role, the indices to skip. A damaged dataset raises DatasetError with the check's
@@ -32,7 +34,9 @@ def prepare_data(cfg: ExperimentConfig, roles: tuple[str, ...], progress: bool =
     for role in roles:
         report = check_role(cfg.data, cfg.synth, role, progress=progress)
         if not report.ok and not cfg.data.skip_bad_pairs:
-            raise DatasetError(report.summary() + "\n(set data.skip_bad_pairs=true to train on the usable pairs)")
+            raise DatasetError(
+                report.summary() + "\n(set data.skip_bad_pairs=true to train on the usable pairs)"
+            )
         if report.bad:
             log.warning("%s\nskipping %d of %d samples", report.summary(), len(report.bad), report.n_samples)
         skips[role] = report.bad

@@ -1,0 +1,21 @@
+"""Segmentation networks (DeepLab V2 and smaller backbones), translators and discriminators."""
+
+from symda.models.deeplabv2 import (
+    BACKBONES,
+    ASPPClassifier,
+    DeepLabV2,
+    build_deeplabv2,
+    count_parameters,
+    load_backbone_weights,
+    param_groups,
+)
+
+__all__ = [
+    "BACKBONES",
+    "ASPPClassifier",
+    "DeepLabV2",
+    "build_deeplabv2",
+    "count_parameters",
+    "load_backbone_weights",
+    "param_groups",
+]

@@ -1,0 +1,459 @@
+"""DeepLab V2 (ResNet backbone + summed-ASPP classifier) as the UDA-segmentation field uses it.
+
+The paper configuration (AdaptSegNet, ADVENT, BDL, DPL) is ResNet-101 with layer3 dilated by 2 and
+layer4 by 4 (output stride 8), an ASPP classifier of four 3x3 convs with dilations 6/12/18/24 whose
+outputs are *summed*, frozen BatchNorm (batch size 1) and a 10x learning rate on the classifier.
+Smaller backbones (ResNet-50/34/18, optionally cut after layer3) exist for CPU runs; see
+``shared/reference/cpu-budget.md``.
+
+Nothing here downloads anything: backbones are built with ``weights=None`` and
+:func:`load_backbone_weights` reads only local files (an explicit path or the local torch hub cache).
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+
+import torch
+import torchvision
+from torch import Tensor, nn
+
+__all__ = [
+    "BACKBONES",
+    "ASPPClassifier",
+    "DeepLabV2",
+    "build_deeplabv2",
+    "count_parameters",
+    "load_backbone_weights",
+    "param_groups",
+]
+
+log = logging.getLogger(__name__)
+
+# name -> torchvision constructor. Every entry is built with weights=None (no download, ever).
+BACKBONES: dict[str, Callable[..., torchvision.models.ResNet]] = {
+    "resnet18": torchvision.models.resnet18,
+    "resnet34": torchvision.models.resnet34,
+    "resnet50": torchvision.models.resnet50,
+    "resnet101": torchvision.models.resnet101,
+}
+
+# Channels of layer1..layer4 outputs for planes 64/128/256/512 times the block expansion.
+_LAYER_PLANES = {"layer1": 64, "layer2": 128, "layer3": 256, "layer4": 512}
+_VALID_LAST_LAYERS = ("layer3", "layer4")
+_VALID_OUTPUT_STRIDES = (8, 16)
+
+
+class ASPPClassifier(nn.Module):
+    """DeepLab V2 ASPP classifier: parallel dilated 3x3 convs whose logits are summed.
+
+    Unlike DeepLab V3's ASPP there is no BatchNorm, no image pooling and no concatenation: each branch
+    maps features straight to class logits and the branches are added. The submodule is named
+    ``conv2d_list`` as in the AdaptSegNet/BDL code so their checkpoints map onto it by name.
+
+    Args:
+        in_channels: channels of the backbone features.
+        num_classes: number of output classes.
+        dilations: one branch per dilation; padding equals dilation so the spatial size is kept.
+
+    Shapes: (N, in_channels, h, w) -> (N, num_classes, h, w).
+    """
+
+    def __init__(self, in_channels: int, num_classes: int, dilations: tuple[int, ...] = (6, 12, 18, 24)):
+        super().__init__()
+        if not dilations:
+            raise ValueError("aspp_dilations must name at least one dilation, got ()")
+        self.conv2d_list = nn.ModuleList(
+            nn.Conv2d(in_channels, num_classes, kernel_size=3, padding=d, dilation=d, bias=True)
+            for d in dilations
+        )
+        for conv in self.conv2d_list:
+            # The DeepLab V2 / AdaptSegNet initialisation: small weights so the randomly initialised
+            # head starts near zero logits and does not swamp a pretrained backbone's gradients.
+            nn.init.normal_(conv.weight, mean=0.0, std=0.01)
+            nn.init.zeros_(conv.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.conv2d_list[0](x)
+        for conv in self.conv2d_list[1:]:
+            out = out + conv(x)
+        return out
+
+
+def _dilate_layer(layer: nn.Sequential, dilation: int) -> None:
+    """Turn a strided ResNet stage into a dilated one in place (stride 1, dilation on every 3x3 conv).
+
+    Why patch instead of ``replace_stride_with_dilation``: torchvision's BasicBlock (ResNet-18/34)
+    raises on dilation > 1, so that switch only works for Bottleneck networks. And even there torchvision
+    gives the first block of a dilated stage the *previous* dilation (1 for layer3, 2 for layer4),
+    whereas DeepLab V2 dilates every block of layer3 by 2 and of layer4 by 4. Patching after construction
+    gives one code path for all four backbones and the paper's exact dilations. Parameter shapes are
+    unchanged, so ImageNet weights still load.
+    """
+    for module in layer.modules():
+        if not isinstance(module, nn.Conv2d):
+            continue
+        if module.stride != (1, 1):
+            # The first block's strided 3x3 conv (conv1 in BasicBlock, conv2 in Bottleneck) and its 1x1
+            # downsample conv: removing the stride is what keeps the resolution.
+            module.stride = (1, 1)
+        if module.kernel_size == (3, 3):
+            module.dilation = (dilation, dilation)
+            module.padding = (dilation, dilation)
+
+
+class DeepLabV2(nn.Module):
+    """DeepLab V2 segmentation network on a torchvision ResNet.
+
+    Args:
+        backbone: one of :data:`BACKBONES` ("resnet18", "resnet34", "resnet50", "resnet101").
+        num_classes: output classes (19 for Cityscapes train ids).
+        output_stride: 8 (layer3 dilation 2, layer4 dilation 4: the paper's setting) or 16 (layer4
+            dilation 2; with ``last_layer="layer3"`` no dilation at all).
+        last_layer: "layer4" (the full network) or "layer3" (cut after layer3: ResNet-18 through layer3 is
+            the cheap ~3M-parameter CPU model).
+        aspp_dilations: dilations of the summed ASPP branches.
+        aux_head: add a second ASPP classifier on an intermediate stage, as in AdaptSegNet's multi-level
+            variant: on layer3 output when ``last_layer="layer4"``, on layer2 output when
+            ``last_layer="layer3"`` (there is no layer4 left, so the auxiliary level moves one stage up).
+        freeze_bn: keep every backbone BatchNorm in eval mode (running statistics used, never updated)
+            with its affine parameters frozen, also after ``model.train()``. The paper's setting: with
+            batch size 1 batch statistics are useless.
+
+    ``forward(x)`` with x (N, 3, H, W) returns ``{"main": (N, num_classes, h, w)}`` with
+    h = ceil(H / output_stride) for the usual sizes, plus ``"aux": (N, num_classes, h', w')`` when
+    ``aux_head``. The logits are at feature resolution; callers upsample (bilinear) to the label size.
+    """
+
+    def __init__(
+        self,
+        backbone: str = "resnet101",
+        num_classes: int = 19,
+        output_stride: int = 8,
+        last_layer: str = "layer4",
+        aspp_dilations: tuple[int, ...] = (6, 12, 18, 24),
+        aux_head: bool = False,
+        freeze_bn: bool = False,
+    ):
+        super().__init__()
+        if backbone not in BACKBONES:
+            raise ValueError(f"unknown backbone {backbone!r}; valid backbones: {sorted(BACKBONES)}")
+        if output_stride not in _VALID_OUTPUT_STRIDES:
+            raise ValueError(f"output_stride must be one of {_VALID_OUTPUT_STRIDES}, got {output_stride!r}")
+        if last_layer not in _VALID_LAST_LAYERS:
+            raise ValueError(f"last_layer must be one of {_VALID_LAST_LAYERS}, got {last_layer!r}")
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+
+        self.backbone_name = backbone
+        self.num_classes = num_classes
+        self.output_stride = output_stride
+        self.last_layer = last_layer
+        self.aspp_dilations = tuple(aspp_dilations)
+        self.freeze_bn = freeze_bn
+
+        net = BACKBONES[backbone](weights=None)  # weights=None: never download
+        # The classification head is not part of a segmentation network.
+        del net.fc, net.avgpool
+        if last_layer == "layer3":
+            del net.layer4
+
+        # Dilation schedule: a stage is dilated instead of strided once the output stride is reached.
+        if last_layer == "layer4":
+            dilations = {"layer3": 2, "layer4": 4} if output_stride == 8 else {"layer4": 2}
+        else:
+            dilations = {"layer3": 2} if output_stride == 8 else {}
+        for name, d in dilations.items():
+            _dilate_layer(getattr(net, name), d)
+        self.backbone = net
+
+        expansion = net.layer1[0].expansion
+        feat_channels = _LAYER_PLANES[last_layer] * expansion
+        self.aux_layer = ("layer3" if last_layer == "layer4" else "layer2") if aux_head else None
+        self.classifier = ASPPClassifier(feat_channels, num_classes, self.aspp_dilations)
+        self.aux_classifier: ASPPClassifier | None = None
+        if self.aux_layer is not None:
+            aux_channels = _LAYER_PLANES[self.aux_layer] * expansion
+            self.aux_classifier = ASPPClassifier(aux_channels, num_classes, self.aspp_dilations)
+
+        if freeze_bn:
+            for m in self._backbone_batchnorms():
+                for p in m.parameters():
+                    p.requires_grad_(False)
+            self._set_bn_eval()
+
+    def _backbone_batchnorms(self) -> Iterator[nn.modules.batchnorm._BatchNorm]:
+        return (m for m in self.backbone.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm))
+
+    def _set_bn_eval(self) -> None:
+        for m in self._backbone_batchnorms():
+            m.eval()
+
+    def train(self, mode: bool = True) -> DeepLabV2:
+        """Set train/eval mode; with ``freeze_bn`` the backbone BatchNorms stay in eval mode."""
+        super().train(mode)
+        if self.freeze_bn:
+            self._set_bn_eval()
+        return self
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        """x: (N, 3, H, W) normalised image -> {"main": (N, C, h, w)[, "aux": (N, C, h', w')]} logits."""
+        b = self.backbone
+        x = b.maxpool(b.relu(b.bn1(b.conv1(x))))
+        x = b.layer1(x)
+        x = b.layer2(x)
+        aux_in = x if self.aux_layer == "layer2" else None
+        x = b.layer3(x)
+        if self.aux_layer == "layer3":
+            aux_in = x
+        if self.last_layer == "layer4":
+            x = b.layer4(x)
+        out = {"main": self.classifier(x)}
+        if self.aux_classifier is not None:
+            out["aux"] = self.aux_classifier(aux_in)
+        return out
+
+    def extra_repr(self) -> str:
+        return (
+            f"backbone={self.backbone_name}, num_classes={self.num_classes}, "
+            f"output_stride={self.output_stride}, last_layer={self.last_layer}, "
+            f"aux_layer={self.aux_layer}, freeze_bn={self.freeze_bn}"
+        )
+
+
+def build_deeplabv2(
+    backbone: str,
+    num_classes: int = 19,
+    output_stride: int = 8,
+    last_layer: str = "layer4",
+    aspp_dilations: tuple[int, ...] = (6, 12, 18, 24),
+    aux_head: bool = False,
+    freeze_bn: bool = False,
+) -> DeepLabV2:
+    """Build a randomly initialised :class:`DeepLabV2` (no download); see the class for arguments.
+
+    Load pretrained weights afterwards with :func:`load_backbone_weights`.
+    Raises ValueError for an unknown backbone (listing the valid ones) or an invalid stride/cut.
+    """
+    return DeepLabV2(
+        backbone=backbone,
+        num_classes=num_classes,
+        output_stride=output_stride,
+        last_layer=last_layer,
+        aspp_dilations=tuple(aspp_dilations),
+        aux_head=aux_head,
+        freeze_bn=freeze_bn,
+    )
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of scalar parameters of ``model`` (only those with requires_grad if ``trainable_only``)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def param_groups(model: DeepLabV2, lr: float, head_lr_mult: float = 10.0) -> list[dict]:
+    """SGD parameter groups: backbone at ``lr``, classifier(s) at ``lr * head_lr_mult`` (DeepLab V2 recipe).
+
+    Only parameters with requires_grad are included (frozen BatchNorm affines are left out). Each group
+    also carries ``name`` ("backbone"/"head") and ``lr_mult`` so a poly schedule can recompute
+    ``lr_mult * base_lr * (1 - it/max_it) ** 0.9`` per group. Empty groups are dropped.
+    """
+    backbone = [p for p in model.backbone.parameters() if p.requires_grad]
+    head_modules = [model.classifier] + ([model.aux_classifier] if model.aux_classifier is not None else [])
+    head = [p for m in head_modules for p in m.parameters() if p.requires_grad]
+    groups = [
+        {"name": "backbone", "params": backbone, "lr": lr, "lr_mult": 1.0},
+        {"name": "head", "params": head, "lr": lr * head_lr_mult, "lr_mult": head_lr_mult},
+    ]
+    return [g for g in groups if g["params"]]
+
+
+# --------------------------------------------------------------------------------------------------
+# Weight loading (local files only)
+# --------------------------------------------------------------------------------------------------
+
+_WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "net")
+_STRIP_PREFIXES = ("module.", "Scale.")
+
+
+def _warn(msg: str) -> None:
+    # Both channels: warnings for interactive/pytest users, logging for run logs under Ray.
+    warnings.warn(msg, RuntimeWarning, stacklevel=3)
+    log.warning(msg)
+
+
+def _unwrap_state_dict(obj: object, path: str) -> dict[str, Tensor]:
+    """Return the tensor dict inside a checkpoint (plain state dict or {"state_dict": ...}-style)."""
+    if isinstance(obj, nn.Module):
+        obj = obj.state_dict()
+    if isinstance(obj, Mapping):
+        for key in _WRAPPER_KEYS:
+            inner = obj.get(key)
+            if isinstance(inner, Mapping) and any(isinstance(v, Tensor) for v in inner.values()):
+                obj = inner
+                break
+        tensors = {str(k): v for k, v in obj.items() if isinstance(v, Tensor)}
+        if tensors:
+            return tensors
+    raise ValueError(f"{path}: not a state dict (no tensors found; got {type(obj).__name__})")
+
+
+def _strip_prefixes(key: str) -> str:
+    # "module." comes from DataParallel, "Scale." from the Caffe-converted DeepLab init file used by
+    # AdaptSegNet/BDL (DeepLab_resnet_pretrained_init-f81d91e8.pth); either order may occur.
+    changed = True
+    while changed:
+        changed = False
+        for prefix in _STRIP_PREFIXES:
+            if key.startswith(prefix):
+                key = key[len(prefix) :]
+                changed = True
+    return key
+
+
+def _map_keys(raw: dict[str, Tensor], model: DeepLabV2) -> tuple[dict[str, Tensor], str]:
+    """Map checkpoint keys onto ``model.state_dict()`` names; returns (mapped, detected format).
+
+    Formats: a symda DeepLabV2 checkpoint ("backbone.*", "classifier.*"), a torchvision ImageNet ResNet
+    ("conv1.weight", "layer1.0.*", "fc.*"), or an AdaptSegNet/BDL Caffe-style DeepLab ("layer5.*" /
+    "layer6.*" ASPP heads, possibly "Scale."-prefixed). In AdaptSegNet's multi-level model layer5 is the
+    auxiliary head (on layer3) and layer6 the main one; in the single-level model layer5 is the main head.
+    """
+    stripped = {_strip_prefixes(k): v for k, v in raw.items()}
+    if any(k.startswith(("backbone.", "classifier.")) for k in stripped):
+        return stripped, "symda DeepLabV2 checkpoint"
+
+    has_l5 = any(k.startswith("layer5.") for k in stripped)
+    has_l6 = any(k.startswith("layer6.") for k in stripped)
+    head_map = {"layer6.": "classifier.", "layer5.": "aux_classifier." if has_l6 else "classifier."}
+    mapped: dict[str, Tensor] = {}
+    for key, value in stripped.items():
+        if key.startswith(("fc.", "avgpool.")):
+            continue  # ImageNet classifier: not part of a segmentation network
+        for src, dst in head_map.items():
+            if key.startswith(src):
+                mapped[dst + key[len(src) :]] = value
+                break
+        else:
+            mapped["backbone." + key] = value
+    fmt = "Caffe-style DeepLab (AdaptSegNet/BDL)" if (has_l5 or has_l6) else "torchvision ResNet"
+    return mapped, fmt
+
+
+def _load_file_into(model: DeepLabV2, path: str) -> str:
+    """Load a local checkpoint file into ``model``; returns a one-line description."""
+    obj = torch.load(path, map_location="cpu", weights_only=True)
+    raw = _unwrap_state_dict(obj, path)
+    mapped, fmt = _map_keys(raw, model)
+
+    own = model.state_dict()
+    loadable: dict[str, Tensor] = {}
+    shape_mismatch: list[str] = []
+    unexpected: list[str] = []
+    for key, value in mapped.items():
+        if key not in own:
+            unexpected.append(key)
+        elif own[key].shape != value.shape:
+            # e.g. a 21-class VOC ASPP head in the Caffe init file, or a different backbone depth.
+            shape_mismatch.append(key)
+        else:
+            loadable[key] = value
+
+    backbone_own = [k for k in own if k.startswith("backbone.") and not k.endswith("num_batches_tracked")]
+    backbone_loaded = [k for k in loadable if k.startswith("backbone.")]
+    backbone_mismatch = [k for k in shape_mismatch if k.startswith("backbone.")]
+    # A backbone tensor with another shape means another architecture (e.g. a ResNet-50 file for a
+    # ResNet-18: its stem and some BatchNorms would fit, and a half-loaded backbone is worse than a loud
+    # error). Head mismatches are normal (a 21-class VOC head in the Caffe init file) and only skipped.
+    if not backbone_loaded or backbone_mismatch:
+        raise ValueError(
+            f"{path}: file does not fit a {model.backbone_name} DeepLabV2 backbone (detected format: {fmt}; "
+            f"{len(backbone_loaded)} backbone tensors match, {len(backbone_mismatch)} have a wrong shape "
+            f"e.g. {backbone_mismatch[:3]}, {len(unexpected)} keys unknown e.g. {unexpected[:3]}). "
+            "Wrong file for this backbone?"
+        )
+    with torch.no_grad():
+        for key, value in loadable.items():
+            own[key].copy_(value.to(own[key].dtype))
+
+    missing = [k for k in backbone_own if k not in loadable]
+    head_loaded = len(loadable) - len(backbone_loaded)
+    desc = (
+        f"{fmt} from {path}: backbone {len(backbone_loaded)}/{len(backbone_own)} tensors, "
+        f"head {head_loaded}; {len(missing)} backbone missing, {len(unexpected)} unexpected, "
+        f"{len(shape_mismatch)} shape-mismatched skipped"
+    )
+    if missing:
+        _warn(
+            f"load_backbone_weights: {len(missing)} backbone tensors were not in {path}, e.g. {missing[:3]}"
+        )
+    if shape_mismatch or unexpected:
+        log.info("load_backbone_weights skipped: shape %s, unexpected %s", shape_mismatch[:5], unexpected[:5])
+    log.info("load_backbone_weights: %s", desc)
+    return desc
+
+
+def _random_init_or_raise(model: DeepLabV2, looked_at: str, allow_random_init: bool) -> str:
+    msg = (
+        f"pretrained weights for {model.backbone_name} not found: looked at {looked_at}. "
+        "Nothing is downloaded; put the file there or set weights to a local path."
+    )
+    if not allow_random_init:
+        raise FileNotFoundError(
+            f"{msg} To train from random initialisation set model.allow_random_init=true."
+        )
+    _warn(f"{msg} CONTINUING FROM RANDOM INITIALISATION because model.allow_random_init is true.")
+    return f"random init ({model.backbone_name}; no weights at {looked_at})"
+
+
+def load_backbone_weights(model: DeepLabV2, weights: str | None, allow_random_init: bool) -> str:
+    """Load pretrained weights into ``model`` in place from a local source; never downloads.
+
+    Args:
+        model: the network to fill.
+        weights: ``"none"`` = keep random init silently (an explicit choice); ``None`` = not configured:
+            warn and keep random init if ``allow_random_init``, else raise; ``"torch_cache"`` = the
+            torchvision ImageNet file of this backbone in ``torch.hub.get_dir()/checkpoints/``
+            (``resnet101-*.pth`` etc.); any other string = a local file: a torchvision ResNet state
+            dict, a symda DeepLabV2 checkpoint, or an AdaptSegNet/BDL Caffe-style DeepLab file
+            (``Scale.``/``module.`` prefixes stripped, ``fc.*`` skipped, ``layer5``/``layer6`` heads
+            mapped to the classifiers where the shapes agree). Note: the Caffe-converted ResNet puts the
+            stride of a Bottleneck on its first 1x1 conv while torchvision (V1.5) puts it on the 3x3 conv;
+            the tensors have the same shapes and load, but layer2's first block then differs slightly from
+            the original network.
+        allow_random_init: what to do when the file is missing (warn and continue vs FileNotFoundError).
+
+    Returns:
+        A short description of what was loaded (for the run log / result record).
+
+    Raises:
+        FileNotFoundError: weights missing and not ``allow_random_init`` (names the path and the
+            ``model.allow_random_init`` switch).
+        ValueError: the file does not fit this backbone (wrong file): no backbone tensor matches, or one
+            has another shape. Backbone tensors merely absent from the file only give a loud warning.
+    """
+    if isinstance(weights, str) and weights.strip().lower() == "none":
+        return f"random init ({model.backbone_name}; weights='none')"
+    if weights is None:
+        return _random_init_or_raise(
+            model, "<no weights configured (model.weights is null)>", allow_random_init
+        )
+
+    if weights == "torch_cache":
+        cache_dir = os.path.join(torch.hub.get_dir(), "checkpoints")
+        pattern = os.path.join(cache_dir, f"{model.backbone_name}-*.pth")
+        found = sorted(glob.glob(pattern))
+        if not found:
+            return _random_init_or_raise(model, pattern, allow_random_init)
+        if len(found) > 1:
+            log.info("several cached files match %s, using %s", pattern, found[-1])
+        return _load_file_into(model, found[-1])
+
+    path = os.path.expanduser(weights)
+    if not os.path.isfile(path):
+        return _random_init_or_raise(model, path, allow_random_init)
+    return _load_file_into(model, path)

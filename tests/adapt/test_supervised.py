@@ -1,0 +1,87 @@
+import json
+
+import pytest
+import torch
+
+from symda.config import load_config
+from symda.pipeline import run_supervised
+
+
+def tiny_cfg(tiny_data, tmp_path, **overrides):
+    base = {
+        "data.source_root": str(tiny_data["source"]),
+        "data.target_root": str(tiny_data["target"]),
+        "data.source_size": [32, 64],
+        "data.target_size": [32, 64],
+        "data.crop_size": [24, 48],
+        "train.steps": 6,
+        "train.batch_size": 2,
+        "train.log_every": 2,
+        "train.checkpoint_every": 3,
+        "train.lr": 0.01,
+        "synth.root": str(tmp_path / "synth"),
+    }
+    base.update(overrides)
+    return load_config(overrides=base)
+
+
+def test_source_only_run_writes_outputs_and_reports(tiny_data, tmp_path):
+    reports = []
+    metrics = run_supervised(
+        tiny_cfg(tiny_data, tmp_path),
+        tmp_path / "run",
+        lambda m, checkpoint=None: reports.append((m, checkpoint)),
+    )
+    assert [m["step"] for m, _ in reports] == [2, 4, 6, 6]
+    assert all(m["loss"] > 0 for m, _ in reports[:-1])
+    assert 0 <= metrics["val_miou"] <= 100 and len(metrics["val_per_class_iou"]) == 19
+    assert reports[-1][1] == tmp_path / "run" / "checkpoint.pt"
+    for name in ("config.yaml", "checkpoint.pt", "metrics.json"):
+        assert (tmp_path / "run" / name).is_file()
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["step"] == 6
+
+
+def test_training_is_repeatable_and_resume_matches(tiny_data, tmp_path):
+    cfg = tiny_cfg(tiny_data, tmp_path)
+    run_supervised(cfg, tmp_path / "a", lambda *a, **k: None)
+    run_supervised(cfg, tmp_path / "b", lambda *a, **k: None)
+    a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+    # Interrupt a run after its step-3 checkpoint, then resume it: it ends with the straight run's weights.
+    class Stop(Exception):
+        pass
+
+    def stop_at_step_4(metrics, checkpoint=None):
+        if metrics["step"] >= 4:
+            raise Stop
+
+    with pytest.raises(Stop):
+        run_supervised(cfg, tmp_path / "c", stop_at_step_4)
+    assert torch.load(tmp_path / "c" / "checkpoint.pt", weights_only=False)["step"] == 3
+    run_supervised(cfg, tmp_path / "c", lambda *a, **k: None, resume=True)
+    resumed = torch.load(tmp_path / "c" / "checkpoint.pt", weights_only=False)
+    assert resumed["step"] == 6
+    for k in a:
+        assert torch.allclose(a[k].float(), resumed["model"][k].float(), atol=1e-5), k
+
+
+def test_nan_loss_stops_with_a_clear_error(tiny_data, tmp_path):
+    cfg = tiny_cfg(tiny_data, tmp_path, **{"train.lr": 1e6, "train.steps": 30, "train.optimizer": "sgd"})
+    with pytest.raises(FloatingPointError, match="non-finite training loss"):
+        run_supervised(cfg, tmp_path / "run", lambda *a, **k: None)
+
+
+def test_broken_dataset_is_refused_unless_skipping(tiny_data, tmp_path):
+    from symda.data.dataset import DatasetError
+
+    (tiny_data["source"] / "images" / "00004.png").write_bytes(b"not a png")
+    with pytest.raises(DatasetError, match=r"00004.png.*\n?.*skip_bad_pairs"):
+        run_supervised(tiny_cfg(tiny_data, tmp_path), tmp_path / "run", lambda *a, **k: None)
+    metrics = run_supervised(
+        tiny_cfg(tiny_data, tmp_path, **{"data.skip_bad_pairs": True}),
+        tmp_path / "run2",
+        lambda *a, **k: None,
+    )
+    assert metrics["step"] == 6

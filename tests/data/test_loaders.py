@@ -1,0 +1,139 @@
+from pathlib import Path
+
+import numpy as np
+import png
+import pytest
+from PIL import Image
+
+from symda.config import DataConfig, SynthCityConfig
+from symda.data import build_dataset, check_role, cityscapes, ensure_synthcity, gta5, synthia
+from symda.data.dataset import DatasetError, ResumableBatchSampler
+from symda.data.labels import LABEL_ID_TO_TRAIN_ID
+from tests.conftest import SHARED
+
+SAMPLE = SHARED / "reference" / "cityscapes_sample"
+
+
+def data_cfg(tiny_data, **kw) -> DataConfig:
+    return DataConfig(source_root=str(tiny_data["source"]), target_root=str(tiny_data["target"]),
+                      source_size=(16, 32), target_size=(16, 32), **kw)  # fmt: skip
+
+
+@pytest.mark.skipif(not SAMPLE.is_dir(), reason="../shared/reference/cityscapes_sample is absent")
+def test_real_cityscapes_frame_loads_with_official_train_ids():
+    samples = cityscapes.list_cityscapes(SAMPLE, "val")
+    assert [s.name for s in samples] == ["frankfurt/frankfurt_000000_000294_leftImg8bit.png"]
+    ours = cityscapes.decode_label(samples[0].label)
+    official = np.asarray(Image.open(str(samples[0].label).replace("labelIds", "labelTrainIds")))
+    assert ours.shape == official.shape == (128, 256)
+    # The sample's two label files were downscaled separately, so 77 of 32,768 pixels on class
+    # boundaries disagree. Everywhere else ours must equal the official conversion, and every
+    # disagreeing pixel must take a value that the official file has in its 3x3 neighbourhood.
+    differ = np.argwhere(ours != official)
+    assert len(differ) / ours.size < 0.005
+    padded = np.pad(official, 1, mode="edge")
+    for r, c in differ:
+        assert ours[r, c] in padded[r : r + 3, c : c + 3]
+    ids = cityscapes.read_label_ids(samples[0].label)
+    for label_id in np.unique(ids):  # on non-boundary pixels the id -> trainId mapping is the official one
+        values, counts = np.unique(official[ids == label_id], return_counts=True)
+        assert values[counts.argmax()] == LABEL_ID_TO_TRAIN_ID[label_id]
+
+
+def test_gta5_palettised_labels_read_as_ids(tiny_data):
+    samples = gta5.list_gta5(tiny_data["source"])
+    assert len(samples) == 12
+    lab = Image.open(samples[0].label)
+    assert lab.mode == "P"
+    ids = gta5.read_label_ids(samples[0].label)
+    assert np.array_equal(gta5.decode_label(samples[0].label), LABEL_ID_TO_TRAIN_ID[ids])
+    assert set(np.unique(ids)) <= set(range(34))
+
+
+def test_gta5_rgb_label_is_refused(tmp_path):
+    p = tmp_path / "00001.png"
+    Image.new("RGB", (8, 4)).save(p)
+    with pytest.raises(DatasetError, match="00001.png.*mode RGB"):
+        gta5.read_label_ids(p)
+
+
+def test_synthia_16bit_first_channel(tmp_path):
+    (tmp_path / "RGB").mkdir()
+    (tmp_path / "GT" / "LABELS").mkdir(parents=True)
+    Image.new("RGB", (4, 2)).save(tmp_path / "RGB" / "0000000.png")
+    ids = np.array([[3, 4, 2, 21], [10, 0, 22, 8]], dtype=np.uint16)
+    planes = np.stack([ids, np.full_like(ids, 999), np.full_like(ids, 7)], axis=-1)  # instance ids elsewhere
+    png.Writer(4, 2, greyscale=False, bitdepth=16).write(
+        (tmp_path / "GT" / "LABELS" / "0000000.png").open("wb"), planes.reshape(2, -1).tolist()
+    )
+    samples = synthia.list_synthia(tmp_path)
+    assert synthia.decode_label(samples[0].label).tolist() == [[0, 1, 2, 3], [11, 255, 255, 13]]
+
+
+def test_split_list_selects_images(tiny_data, tmp_path):
+    lst = tmp_path / "train.txt"
+    lst.write_text("# two images\n00002.png\n00005.png\n\n")
+    assert [s.name for s in gta5.list_gta5(tiny_data["source"], lst)] == ["00002.png", "00005.png"]
+
+
+def test_target_train_split_has_no_labels(tiny_data):
+    cfg = data_cfg(tiny_data)
+    ds = build_dataset(cfg, SynthCityConfig(), "target")
+    item = ds[(0, 123)]
+    assert "label" not in item and item["image"].shape == (3, 16, 32)
+    val = build_dataset(cfg, SynthCityConfig(), "val")
+    item = val[0]
+    assert item["label"].shape == (16, 32) and item["full_label"].shape == (32, 64)
+
+
+def test_augmentation_is_a_function_of_the_seed(tiny_data):
+    ds = build_dataset(data_cfg(tiny_data, crop_size=(8, 16)), SynthCityConfig(), "source")
+    a, b = ds[(3, 7)], ds[(3, 7)]
+    assert a["image"].shape == (3, 8, 16)
+    assert np.array_equal(a["image"], b["image"]) and np.array_equal(a["label"], b["label"])
+
+
+def test_resumed_sampler_yields_the_same_batches():
+    full = list(ResumableBatchSampler(10, 4, seed=3, steps=7))
+    resumed = list(ResumableBatchSampler(10, 4, seed=3, steps=7, start_step=4))
+    assert resumed == full[4:]
+    # every epoch visits every image once
+    flat = [i for batch in full for i, _ in batch][:20]
+    assert sorted(flat[:10]) == list(range(10)) and sorted(flat[10:20]) == list(range(10))
+
+
+def test_check_finds_each_kind_of_damage(tiny_data):
+    src = tiny_data["source"]
+    (src / "labels" / "00002.png").unlink()  # missing label
+    Image.new("L", (10, 10)).save(src / "labels" / "00003.png")  # wrong size
+    (src / "images" / "00004.png").write_bytes(b"\x89PNG\r\n\x1a\n corrupt")  # corrupt PNG
+    bad = np.full((32, 64), 200, dtype=np.uint8)
+    Image.fromarray(bad).save(src / "labels" / "00005.png")  # unknown ids
+    Image.new("L", (64, 32)).save(src / "labels" / "99999.png")  # label without image
+    report = check_role(data_cfg(tiny_data), SynthCityConfig(), "source")
+    assert report.counts() == {"missing_label": 1, "size_mismatch": 1, "unreadable_image": 1,
+                               "unknown_label_values": 1, "extra_label": 1}  # fmt: skip
+    assert len(report.bad) == 4
+    text = report.summary()
+    for name in ("00002.png", "00003.png", "00004.png", "00005.png", "99999.png"):
+        assert name in text
+
+
+def test_missing_root_is_named(tmp_path):
+    cfg = DataConfig(source_root=str(tmp_path / "nowhere"), target_root=str(tmp_path / "nowhere2"))
+    with pytest.raises(DatasetError, match="nowhere: dataset root not found.*data.source_root"):
+        ensure_synthcity(cfg, SynthCityConfig(root=str(tmp_path / "synth")))
+
+
+def test_label_of_wrong_size_is_an_error_when_read(tiny_data):
+    Image.new("L", (10, 10)).save(tiny_data["target"] / "gtFine" / "val" / "town0" / "town0_000000_000019_gtFine_labelIds.png")
+    ds = build_dataset(data_cfg(tiny_data), SynthCityConfig(), "val")
+    with pytest.raises(DatasetError, match="town0_000000_000019_gtFine_labelIds.png: label is 10x10"):
+        ds[0]
+
+
+def test_not_a_dataset_root_is_named(tmp_path):
+    with pytest.raises(DatasetError, match="not a GTA5 root"):
+        gta5.list_gta5(tmp_path)
+    with pytest.raises(DatasetError, match="not a Cityscapes root"):
+        cityscapes.list_cityscapes(Path(tmp_path), "val")

@@ -1,0 +1,73 @@
+from pathlib import Path
+
+import pytest
+
+from symda.config import ConfigError, config_hash, flatten, load_config, save_config
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "exp.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_defaults_validate_and_round_trip(tmp_path):
+    cfg = load_config()
+    saved = save_config(cfg, tmp_path / "config.yaml")
+    assert load_config(saved) == cfg
+    assert config_hash(load_config(saved)) == config_hash(cfg)
+
+
+def test_overrides_use_dotted_keys_and_yaml_values():
+    cfg = load_config(overrides=["train.lr=1e-3", "data.source_size=[32, 64]", "model.aux_head=true"])
+    assert cfg.train.lr == pytest.approx(1e-3)
+    assert cfg.data.source_size == (32, 64)
+    assert cfg.model.aux_head is True
+    assert flatten(cfg)["train.lr"] == pytest.approx(1e-3)
+
+
+def test_yaml_reads_exponent_floats(tmp_path):
+    assert load_config(write(tmp_path, "train:\n  lr: 2.5e-4\n")).train.lr == pytest.approx(2.5e-4)
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("train:\n  lrr: 0.1\n", "train.lrr: unknown key"),
+        ("bogus: 1\n", "bogus: unknown key"),
+        ("train:\n  lr: fast\n", "train.lr: expected a number"),
+        ("train:\n  steps: 1.5\n", "train.steps: expected an integer"),
+        ("model:\n  backbone: vgg16\n", "model.backbone: 'vgg16' is not one of"),
+        ("train:\n  steps: 0\n", "train.steps: must be > 0"),
+        ("data:\n  source_size: [64]\n", "data.source_size: expected a list of 2 values"),
+        ("- a\n- b\n", "expected a mapping"),
+    ],
+)
+def test_bad_yaml_names_file_and_key(tmp_path, text, needle):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert needle in str(err.value)
+    assert str(path) in str(err.value)
+
+
+def test_bad_override_names_key():
+    with pytest.raises(ConfigError, match=r"--set .*train\.nope: unknown key"):
+        load_config(overrides=["train.nope=1"])
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        load_config(overrides=["train.lr"])
+
+
+def test_missing_config_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_shipped_configs_load():
+    files = sorted(CONFIGS.rglob("*.yaml"))
+    files = [f for f in files if "sweeps" not in f.parts]
+    assert files, "configs/ holds experiment files"
+    for f in files:
+        load_config(f)
