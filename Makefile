@@ -13,9 +13,10 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# The main job. Until the threshold sweep lands (issue 5) it runs the source-only demo on SynthCity.
+# The main job. Until the threshold sweep (tune/sweep_threshold.py) lands, it runs the source-only
+# demo on SynthCity (generated on first use).
 sweep: $(STAMP)
-	$(BIN)/python tune/sweep_threshold.py
+	$(BIN)/symda train --config configs/synthcity/source_only.yaml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest tests
@@ -30,6 +31,7 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_train.py
+	$(BIN)/python bench/bench_models.py
 	$(BIN)/python bench/bench_synthcity.py
 
 clean:

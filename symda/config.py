@@ -99,6 +99,37 @@ class TrainConfig:
 
 
 @dataclass
+class TranslateConfig:
+    """Stage 1: StarGAN between the source (domain 0) and target (domain 1) styles.
+
+    The paper's sizes are g_conv_dim 64, g_repeat_num 6, d_conv_dim 64, d_repeat_num 6, batch 16
+    (configs/gta5/); the defaults are a CPU-sized translator for SynthCity.
+    """
+
+    enabled: bool = True  # off: S' = S, T' = T (the 'no translation' ablation)
+    g_conv_dim: int = 32
+    g_repeat_num: int = 3
+    d_conv_dim: int = 32
+    d_repeat_num: int = 4
+    image_size: tuple[int, int] = (64, 128)  # training crop (height, width); any size works at apply time
+    batch_size: int = 8
+    steps: int = 2000  # generator updates
+    n_critic: int = 5
+    g_lr: float = 1e-4
+    d_lr: float = 1e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    lambda_cls: float = 1.0
+    lambda_rec: float = 10.0
+    lambda_gp: float = 10.0
+    decay_start: float = 0.5  # fraction of steps after which both lrs decay linearly to 0 (the paper: half)
+    log_every: int = 50
+    sample_every: int = 500
+    checkpoint_every: int = 500
+    apply_batch_size: int = 8
+
+
+@dataclass
 class EvalConfig:
     """Evaluation on the target val split."""
 
@@ -117,6 +148,7 @@ class ExperimentConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    translate: TranslateConfig = field(default_factory=TranslateConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 
@@ -136,10 +168,14 @@ _CHOICES: dict[str, tuple[Any, ...]] = {
 _POSITIVE = (
     "synth.height", "synth.width", "synth.n_source", "synth.n_target", "synth.n_val",
     "train.steps", "train.batch_size", "train.lr", "train.log_every", "train.checkpoint_every", "eval.batch_size",
+    "translate.g_conv_dim", "translate.g_repeat_num", "translate.d_conv_dim", "translate.d_repeat_num",
+    "translate.batch_size", "translate.steps", "translate.n_critic", "translate.g_lr", "translate.d_lr",
+    "translate.log_every", "translate.sample_every", "translate.checkpoint_every", "translate.apply_batch_size",
 )  # fmt: skip
 _NON_NEGATIVE = (
     "train.head_lr_mult", "train.momentum", "train.weight_decay", "train.poly_power", "train.eval_every",
-    "train.threads", "data.num_workers",
+    "train.threads", "data.num_workers", "translate.lambda_cls", "translate.lambda_rec", "translate.lambda_gp",
+    "translate.decay_start",
 )  # fmt: skip
 
 
@@ -155,7 +191,7 @@ def validate(cfg: ExperimentConfig) -> None:
     for key in _NON_NEGATIVE:
         if not flat[key] >= 0:
             raise ConfigError(f"{key}: must be >= 0, got {flat[key]!r}")
-    for key in ("data.source_size", "data.target_size", "data.crop_size"):
+    for key in ("data.source_size", "data.target_size", "data.crop_size", "translate.image_size"):
         size = flat[key]
         if size is not None and (len(size) != 2 or min(size) <= 0):
             raise ConfigError(f"{key}: expected [height, width] of positive ints, got {size!r}")
