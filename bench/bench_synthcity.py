@@ -1,6 +1,6 @@
 """SynthCity generation speed (images/s, both domains together). Prints numbers; asserts nothing.
 
-    python bench/bench_synthcity.py [--size 128x256] [--n 600] [--workers 2]
+python bench/bench_synthcity.py [--size 128x256] [--n 600] [--workers 2]
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from symda.data.synthcity import generate_synthcity
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", default="128x256")
-    p.add_argument("--n", type=int, default=600, help="images in all (half source, a third target, the rest val)")
+    p.add_argument(
+        "--n", type=int, default=600, help="images in all (half source, a third target, the rest val)"
+    )
     p.add_argument("--workers", type=int, default=2)
     args = p.parse_args()
     h, w = (int(v) for v in args.size.split("x"))

@@ -62,7 +62,9 @@ def main() -> None:
     print(f"model: DeepLabV2 {m.backbone} to {m.last_layer}, OS{m.output_stride}; threads {args.threads}")
     print(f"{'what':<12}{'input':>10}{'batch':>7}{'s/step':>9}{'images/s':>10}")
     print(f"{'train step':<12}{f'{h}x{w}':>10}{n:>7}{train_s:>9.3f}{n / train_s:>10.1f}")
-    print(f"{'evaluate':<12}{f'{eh}x{ew}':>10}{cfg.eval.batch_size:>7}{eval_s:>9.3f}{cfg.eval.batch_size / eval_s:>10.1f}")
+    print(
+        f"{'evaluate':<12}{f'{eh}x{ew}':>10}{cfg.eval.batch_size:>7}{eval_s:>9.3f}{cfg.eval.batch_size / eval_s:>10.1f}"
+    )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,92 @@
+"""End-to-end through the command line: synth -> check-data -> train -> evaluate, and input errors."""
+
+import json
+
+import numpy as np
+from PIL import Image
+
+from symda.cli import main
+
+TINY = ["--set", "train.steps=4", "--set", "train.batch_size=2", "--set", "train.log_every=2",
+        "--set", "data.source_size=[32, 64]", "--set", "data.target_size=[32, 64]"]  # fmt: skip
+
+
+def test_synth_train_evaluate(tmp_path, capsys):
+    root = tmp_path / "synthcity"
+    synth = ["--set", f"synth.root={root}"]
+    assert (
+        main(["synth", *synth, "--size", "32x64", "--n-source", "6", "--n-target", "4", "--n-val", "3"]) == 0
+    )
+    assert (root / "samples.png").is_file()
+    assert main(["check-data", *synth]) == 0
+    run = tmp_path / "run"
+    assert main(["train", *synth, *TINY, "--out", str(run)]) == 0
+    lines = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in lines] == [2, 4, 4]
+
+    preds = tmp_path / "preds"
+    args = [
+        "evaluate",
+        *synth,
+        *TINY,
+        "--checkpoint",
+        str(run / "checkpoint.pt"),
+        "--save-predictions",
+        str(preds),
+    ]
+    assert main([*args, "--color"]) == 0
+    metrics = json.loads((run / "eval_val" / "metrics.json").read_text())
+    assert 0 <= metrics["miou"] <= 100
+    written = sorted(p for p in preds.rglob("*_leftImg8bit.png"))
+    assert len(written) == 3
+    ids = np.asarray(Image.open(written[0]))
+    assert ids.shape == (32, 64) and set(np.unique(ids)) <= {
+        7,
+        8,
+        11,
+        12,
+        13,
+        17,
+        19,
+        20,
+        21,
+        22,
+        23,
+        24,
+        25,
+        26,
+        27,
+        28,
+        31,
+        32,
+        33,
+    }
+    assert len(list(preds.rglob("*_color.png"))) == 3
+    out = capsys.readouterr().out
+    assert "mIoU" in out and "metrics:" in out
+
+
+def test_unknown_config_key_exits_with_a_named_error(tmp_path, capsys):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("train:\n  stepz: 3\n")
+    assert main(["train", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.yaml" in err and "train.stepz: unknown key" in err
+
+
+def test_missing_dataset_root_exits_with_a_named_error(tmp_path, capsys):
+    missing = tmp_path / "no_gta5"
+    assert (
+        main(["train", "--set", f"data.source_root={missing}", "--set", f"data.target_root={tmp_path}"]) == 2
+    )
+    assert f"{missing}: dataset root not found" in capsys.readouterr().err
+
+
+def test_corrupt_png_stops_training_before_it_starts(tiny_data, tmp_path, capsys):
+    (tiny_data["source"] / "images" / "00003.png").write_bytes(b"\x89PNG broken")
+    args = ["train", "--set", f"data.source_root={tiny_data['source']}", "--set", f"data.target_root={tiny_data['target']}", *TINY,
+            "--out", str(tmp_path / "run")]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "00003.png" in err and "unreadable_image: 1" in err
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
