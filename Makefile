@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup sweep test lint format bench clean
+.PHONY: setup sweep test lint format bench baselines clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -33,6 +33,14 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_train.py
 	$(BIN)/python bench/bench_models.py
 	$(BIN)/python bench/bench_synthcity.py
+
+# Source-only and oracle on SynthCity over seeds (README table): each seed generates its own SynthCity.
+SEEDS ?= 0 1 2
+baselines: $(STAMP)
+	for s in $(SEEDS); do for e in source_only oracle; do \
+	  $(BIN)/symda train --config configs/synthcity/$$e.yaml --set seed=$$s --set synth.seed=$$s \
+	    --set synth.root=data/synthcity-s$$s --out runs/baselines/$$e-s$$s || exit 1; done; done
+	$(BIN)/python analysis/summarize_runs.py runs/baselines/* --out docs/results/baselines.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

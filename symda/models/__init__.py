@@ -9,6 +9,7 @@ from symda.models.deeplabv2 import (
     load_backbone_weights,
     param_groups,
 )
+from symda.models.stargan import Discriminator, Generator, gradient_penalty
 
 __all__ = [
     "BACKBONES",
@@ -18,4 +19,7 @@ __all__ = [
     "count_parameters",
     "load_backbone_weights",
     "param_groups",
+    "Discriminator",
+    "Generator",
+    "gradient_penalty",
 ]

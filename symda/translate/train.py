@@ -1,0 +1,393 @@
+"""Stage 1: train the StarGAN translator between the source (domain 0) and target (domain 1) styles.
+
+A plain function like the other stage loops: config section and two image datasets in,
+out_dir/translator.pt out; its only tie to the outside is `report(metrics, checkpoint=None)`.
+
+Batches: every iteration draws batch_size // 2 source crops and batch_size - batch_size // 2 target
+crops (each domain with its own `ResumableBatchSampler`) and concatenates them, so every D and G step
+sees both domains and both translation directions; c' is the other domain of each image. There are
+n_critic D steps per G step (StarGAN's order: the G step reuses the batch of the D step just before it);
+`cfg.steps` counts G steps. Both learning rates decay linearly to 0 from decay_start * steps to steps.
+
+Resume is exact on CPU: batches are a function of the step, and the random numbers of the gradient
+penalty come from a generator whose state is in the checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from symda.config import TranslateConfig
+from symda.data.dataset import ResumableBatchSampler, SegmentationDataset
+from symda.data.transforms import CAFFE_BGR_MEAN, IMAGENET_MEAN, IMAGENET_STD
+from symda.io import atomic_torch_save, atomic_write_bytes
+from symda.models.stargan import Discriminator, Generator, gradient_penalty
+
+Report = Callable[..., None]
+"""report(metrics: dict, checkpoint: Path | None = None)."""
+
+SOURCE, TARGET = 0, 1
+CHECKPOINT_NAME = "translator.pt"
+METRIC_KEYS = (
+    "d_loss", "d_loss_real", "d_loss_fake", "d_loss_cls", "d_loss_gp", "d_cls_acc_real", "d_cls_acc_fake",
+    "g_loss", "g_loss_fake", "g_loss_cls", "g_loss_rec",
+)  # fmt: skip
+_D_KEYS, _G_KEYS = METRIC_KEYS[:7], METRIC_KEYS[7:]
+N_SAMPLE_IMAGES = 4  # images per domain in the sample grids
+
+
+# ---------------------------------------------------------------------------------- image value spaces
+
+
+def to_tanh_space(x: Tensor, normalize_mode: str) -> Tensor:
+    """Dataset-normalised (N, 3, H, W) images -> RGB in [-1, 1], the generator's (tanh) output range.
+
+    `normalize_mode` is the datasets' `normalize` ("imagenet": (rgb/255 - mean)/std; "caffe": BGR
+    0-255 minus the BGR mean).
+    """
+    if normalize_mode == "imagenet":
+        mean = x.new_tensor(IMAGENET_MEAN)[:, None, None]
+        std = x.new_tensor(IMAGENET_STD)[:, None, None]
+        rgb01 = x * std + mean
+    elif normalize_mode == "caffe":
+        rgb01 = (x + x.new_tensor(CAFFE_BGR_MEAN)[:, None, None]).flip(1) / 255.0
+    else:
+        raise ValueError(f"to_tanh_space: unknown normalize mode {normalize_mode!r} (imagenet | caffe)")
+    return rgb01 * 2.0 - 1.0
+
+
+def from_tanh_space(x: Tensor, normalize_mode: str) -> Tensor:
+    """Inverse of `to_tanh_space`: (N, 3, H, W) RGB in [-1, 1] -> normalised as a dataset's `normalize`.
+
+    For feeding translated images straight to a segmentation network (e.g. F_S(G(v, S)) at inference).
+    """
+    rgb01 = (x + 1.0) / 2.0
+    if normalize_mode == "imagenet":
+        return (rgb01 - x.new_tensor(IMAGENET_MEAN)[:, None, None]) / x.new_tensor(IMAGENET_STD)[
+            :, None, None
+        ]
+    if normalize_mode == "caffe":
+        return rgb01.flip(1) * 255.0 - x.new_tensor(CAFFE_BGR_MEAN)[:, None, None]
+    raise ValueError(f"from_tanh_space: unknown normalize mode {normalize_mode!r} (imagenet | caffe)")
+
+
+def tanh_to_uint8(x: Tensor) -> np.ndarray:
+    """(N, 3, H, W) RGB in [-1, 1] -> (N, H, W, 3) uint8, for writing images."""
+    a = ((x.detach().float().clamp(-1, 1) + 1.0) * 127.5 + 0.5).to(torch.uint8)
+    return a.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def uint8_to_tanh(images: np.ndarray) -> Tensor:
+    """(N, H, W, 3) uint8 RGB -> (N, 3, H, W) float32 in [-1, 1]."""
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+# ------------------------------------------------------------------------------------------ pieces
+
+
+def build_translator(cfg: TranslateConfig) -> tuple[Generator, Discriminator]:
+    """The generator and discriminator of `cfg`, freshly initialised (PyTorch's default init, as StarGAN)."""
+    return (
+        Generator(cfg.g_conv_dim, cfg.g_repeat_num, num_domains=2),
+        Discriminator(cfg.d_conv_dim, cfg.d_repeat_num, num_domains=2),
+    )
+
+
+def lr_factor(step: int, steps: int, decay_start: float) -> float:
+    """1 until decay_start * steps G steps are done, then linear to 0 at `steps` (StarGAN's schedule)."""
+    start = decay_start * steps
+    if step <= start or start >= steps:
+        return 1.0
+    return max(0.0, (steps - step) / (steps - start))
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The module inside a DistributedDataParallel (or similar) wrapper, for state dicts."""
+    return getattr(model, "module", model)
+
+
+def _domain_seed(seed: int, rank: int, domain: int) -> int:
+    """Sampler seed of one domain on one rank: distinct streams, and rank 0 of any job = a 1-rank job."""
+    return int(np.random.SeedSequence([seed, rank, domain]).generate_state(1)[0])
+
+
+def _check_batch(x: Tensor, cfg: TranslateConfig, which: str) -> None:
+    if tuple(x.shape[-2:]) != tuple(cfg.image_size):
+        raise ValueError(
+            f"translate: {which} crops are {tuple(x.shape[-2:])} but translate.image_size is "
+            f"{tuple(cfg.image_size)}; build the datasets with crop_size=translate.image_size"
+        )
+
+
+def d_step(
+    G: nn.Module, D: nn.Module, x: Tensor, c: Tensor, cfg: TranslateConfig, alpha: Tensor
+) -> tuple[Tensor, Tensor]:
+    """The critic loss of one batch: (d_loss, (7,) detached [d_loss, real, fake, cls, gp, acc_real, acc_fake]).
+
+    x (N, 3, H, W) in [-1, 1], c (N,) domain ids, alpha (N, 1, 1, 1) in [0, 1] (the GP interpolation).
+    """
+    c_trg = 1 - c
+    out_src, out_cls = D(x)
+    loss_real = -out_src.mean()
+    loss_cls = F.cross_entropy(out_cls, c)
+    with torch.no_grad():
+        x_fake = G(x, c_trg)
+    fake_src, fake_cls = D(x_fake)
+    loss_fake = fake_src.mean()
+    x_hat = (alpha * x + (1 - alpha) * x_fake).requires_grad_(True)
+    loss_gp = gradient_penalty(D(x_hat)[0], x_hat)
+    loss = loss_real + loss_fake + cfg.lambda_cls * loss_cls + cfg.lambda_gp * loss_gp
+    acc_real = (out_cls.argmax(1) == c).float().mean()
+    acc_fake = (fake_cls.argmax(1) == c_trg).float().mean()  # translated images judged as their NEW domain
+    parts = torch.stack([loss, loss_real, loss_fake, loss_cls, loss_gp, acc_real, acc_fake]).detach()
+    return loss, parts
+
+
+def g_step(G: nn.Module, D: nn.Module, x: Tensor, c: Tensor, cfg: TranslateConfig) -> tuple[Tensor, Tensor]:
+    """The generator loss of one batch: (g_loss, (4,) detached [g_loss, fake, cls, rec])."""
+    c_trg = 1 - c
+    x_fake = G(x, c_trg)
+    out_src, out_cls = D(x_fake)
+    loss_fake = -out_src.mean()
+    loss_cls = F.cross_entropy(out_cls, c_trg)
+    loss_rec = (x - G(x_fake, c)).abs().mean()
+    loss = loss_fake + cfg.lambda_cls * loss_cls + cfg.lambda_rec * loss_rec
+    return loss, torch.stack([loss, loss_fake, loss_cls, loss_rec]).detach()
+
+
+def sample_grid(G: nn.Module, source_x: Tensor, target_x: Tensor) -> Image.Image:
+    """Rows of [input | translated | reconstructed]: the source images (-> target), then the target ones.
+
+    source_x, target_x: (n, 3, h, w) in [-1, 1]. G runs in eval mode (running stats untouched).
+    """
+    was_training = G.training
+    G.eval()
+    rows = []
+    with torch.no_grad():
+        for x, c in ((source_x, SOURCE), (target_x, TARGET)):
+            cs = torch.full((x.shape[0],), c, dtype=torch.long, device=x.device)
+            fake = G(x, 1 - cs)
+            rec = G(fake, cs)
+            rows += [torch.stack(triple) for triple in zip(x, fake, rec, strict=True)]
+    G.train(was_training)
+    tiles = tanh_to_uint8(torch.cat(rows))  # (rows * 3, h, w, 3): row-major tiles
+    gap = 2  # white lines between tiles
+    _, h, w, _ = tiles.shape
+    n = len(rows)
+    canvas = np.full((n * (h + gap) - gap, 3 * (w + gap) - gap, 3), 255, dtype=np.uint8)
+    for k, tile in enumerate(tiles):
+        i, j = divmod(k, 3)
+        canvas[i * (h + gap) : i * (h + gap) + h, j * (w + gap) : j * (w + gap) + w] = tile
+    return Image.fromarray(canvas)
+
+
+def _fixed_images(dataset: SegmentationDataset, seed: int, n: int) -> Tensor:
+    """n images of `dataset` chosen by `seed`, each with the crop/flip its (index, seed) key draws."""
+    rng = np.random.default_rng([seed, 7])
+    indices = rng.choice(len(dataset), size=min(n, len(dataset)), replace=False)
+    return torch.stack([dataset[(int(i), seed)]["image"] for i in indices])
+
+
+def _png_bytes(image: Image.Image) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+# ------------------------------------------------------------------------------------------ the loop
+
+
+def train_translator(
+    cfg: TranslateConfig,
+    source: SegmentationDataset,
+    target: SegmentationDataset,
+    out_dir: Path,
+    report: Report,
+    seed: int = 0,
+    resume: bool = False,
+    progress: bool = False,
+    rank: int = 0,
+    world_size: int = 1,
+    device: str | torch.device = "cpu",
+    wrap: Callable[[nn.Module], nn.Module] | None = None,
+    num_workers: int = 0,
+) -> Path:
+    """Train G and D on crops of `source` (domain 0) and `target` (domain 1); return out_dir/translator.pt.
+
+    Both datasets are training views whose items hold "image" (3, h, w) normalised as `dataset.normalize`,
+    with (h, w) = cfg.image_size (build them with crop_size=cfg.image_size); labels, if any, are ignored.
+    Reports every cfg.log_every G steps the window means of METRIC_KEYS plus step, lr and images_per_s.
+
+    Distributed use: every rank calls this with its rank and world_size; `wrap` (e.g. a DDP constructor)
+    is applied to G and D after they are built and restored. Each rank draws its own batches; only rank 0
+    writes files, and every rank calls `report` (checkpoint=None on the others), as Ray Train expects.
+    """
+    if cfg.batch_size < 2:
+        raise ValueError(
+            f"translate.batch_size: every batch holds both domains, so it must be >= 2, got {cfg.batch_size}"
+        )
+    if source.normalize != target.normalize:
+        raise ValueError(
+            f"translate: source is normalised {source.normalize!r} but target {target.normalize!r}"
+        )
+    out_dir = Path(out_dir)
+    ckpt_path = out_dir / CHECKPOINT_NAME
+    device = torch.device(device)
+    mode = source.normalize
+
+    torch.manual_seed(seed)  # same initial weights on every rank (DDP also broadcasts them)
+    G, D = build_translator(cfg)
+    g_opt = torch.optim.Adam(G.parameters(), lr=cfg.g_lr, betas=(cfg.beta1, cfg.beta2))
+    d_opt = torch.optim.Adam(D.parameters(), lr=cfg.d_lr, betas=(cfg.beta1, cfg.beta2))
+    gp_rng = torch.Generator().manual_seed(_domain_seed(seed, rank, 2))
+    start = 0
+    if resume and ckpt_path.is_file():
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        G.load_state_dict(state["G"])
+        D.load_state_dict(state["D"])
+        g_opt.load_state_dict(state["g_opt"])
+        d_opt.load_state_dict(state["d_opt"])
+        start = int(state["step"])
+        if state.get("gp_rng") is not None and world_size == 1:
+            gp_rng.set_state(state["gp_rng"])
+    G.to(device).train()
+    D.to(device).train()
+    for opt in (g_opt, d_opt):  # Adam's state was loaded on the CPU
+        for s in opt.state.values():
+            for k, v in s.items():
+                if torch.is_tensor(v) and k != "step":
+                    s[k] = v.to(device)
+    Gw, Dw = (wrap(G), wrap(D)) if wrap is not None else (G, D)
+
+    n_src = cfg.batch_size // 2
+    n_tgt = cfg.batch_size - n_src
+    loaders = [
+        torch.utils.data.DataLoader(
+            ds,
+            batch_sampler=ResumableBatchSampler(
+                len(ds), n, _domain_seed(seed, rank, dom), cfg.n_critic * cfg.steps, cfg.n_critic * start
+            ),
+            num_workers=num_workers,
+            pin_memory=device.type == "cuda",
+        )
+        for ds, n, dom in ((source, n_src, SOURCE), (target, n_tgt, TARGET))
+    ]
+    labels = torch.tensor([SOURCE] * n_src + [TARGET] * n_tgt, dtype=torch.long, device=device)
+    fixed = None
+    if rank == 0:
+        fixed = [
+            to_tanh_space(_fixed_images(ds, seed, N_SAMPLE_IMAGES), mode).to(device)
+            for ds in (source, target)
+        ]
+
+    def save(step: int) -> Path | None:
+        if rank != 0:
+            return None
+        state = {
+            "G": _unwrap(G).state_dict(),
+            "D": _unwrap(D).state_dict(),
+            "g_opt": g_opt.state_dict(),
+            "d_opt": d_opt.state_dict(),
+            "step": step,
+            "gp_rng": gp_rng.get_state(),
+            "config": dataclasses.asdict(cfg),
+        }
+        return atomic_torch_save(state, ckpt_path)
+
+    def write_samples(step: int) -> None:
+        if rank == 0:
+            grid = sample_grid(G, *fixed)
+            atomic_write_bytes(out_dir / "samples" / f"step_{step:06d}.png", _png_bytes(grid))
+
+    sums = torch.zeros(len(METRIC_KEYS), dtype=torch.float64)
+    d_count = g_count = 0
+    t0 = time.perf_counter()
+    lr_scale = lr_factor(start, cfg.steps, cfg.decay_start)
+    bar = tqdm(
+        total=cfg.steps,
+        initial=start,
+        desc="translate",
+        disable=not progress or rank != 0,
+        dynamic_ncols=True,
+    )
+    step = start
+    for it, (src_batch, tgt_batch) in enumerate(zip(*loaders, strict=True), start=cfg.n_critic * start + 1):
+        if (it - 1) % cfg.n_critic == 0:  # first D step of G step `step + 1`: set this step's lr
+            lr_scale = lr_factor(step, cfg.steps, cfg.decay_start)
+            for opt, base in ((g_opt, cfg.g_lr), (d_opt, cfg.d_lr)):
+                for group in opt.param_groups:
+                    group["lr"] = base * lr_scale
+        _check_batch(src_batch["image"], cfg, "source")
+        _check_batch(tgt_batch["image"], cfg, "target")
+        x = to_tanh_space(
+            torch.cat([src_batch["image"], tgt_batch["image"]]).to(device, non_blocking=True), mode
+        )
+
+        alpha = torch.rand(x.shape[0], 1, 1, 1, generator=gp_rng).to(device)
+        d_loss, d_parts = d_step(Gw, Dw, x, labels, cfg, alpha)
+        d_opt.zero_grad(set_to_none=True)
+        d_loss.backward()
+        d_opt.step()
+        parts = d_parts.cpu().double()
+        if not math.isfinite(parts[0].item()):
+            raise FloatingPointError(f"translate: non-finite d_loss {parts[0].item()} at G step {step + 1}")
+        sums[: len(_D_KEYS)] += parts
+        d_count += 1
+        if it % cfg.n_critic:
+            continue
+
+        g_loss, g_parts = g_step(Gw, Dw, x, labels, cfg)
+        g_opt.zero_grad(set_to_none=True)
+        g_loss.backward()
+        g_opt.step()
+        d_opt.zero_grad(
+            set_to_none=True
+        )  # the G loss also filled D's grads; they must not leak into D's step
+        step += 1
+        parts = g_parts.cpu().double()
+        if not math.isfinite(parts[0].item()):
+            raise FloatingPointError(f"translate: non-finite g_loss {parts[0].item()} at G step {step}")
+        sums[len(_D_KEYS) :] += parts
+        g_count += 1
+        bar.update(1)
+        if progress and rank == 0:
+            bar.set_postfix(d=f"{d_parts[0].item():.3f}", g=f"{parts[0].item():.3f}")
+
+        if step % cfg.sample_every == 0 or step == cfg.steps:
+            write_samples(step)
+        checkpoint = None
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            checkpoint = save(step)
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            elapsed = time.perf_counter() - t0
+            means = torch.cat(
+                [sums[: len(_D_KEYS)] / max(d_count, 1), sums[len(_D_KEYS) :] / max(g_count, 1)]
+            )
+            metrics: dict[str, Any] = {"step": step, **dict(zip(METRIC_KEYS, means.tolist(), strict=True))}
+            metrics["lr"] = cfg.g_lr * lr_scale
+            metrics["images_per_s"] = d_count * cfg.batch_size * world_size / max(elapsed, 1e-9)
+            report(metrics, checkpoint=checkpoint)
+            sums.zero_()
+            d_count = g_count = 0
+            t0 = time.perf_counter()
+        elif checkpoint is not None:
+            report({"step": step}, checkpoint=checkpoint)
+    bar.close()
+    if step == start:  # nothing left to train (resumed a finished run): make sure the outputs exist
+        write_samples(step)
+        report({"step": step}, checkpoint=save(step))
+    return ckpt_path
