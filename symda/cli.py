@@ -1,4 +1,4 @@
-"""`symda` / `python -m symda`: synth, check-data, train, evaluate.
+"""`symda` / `python -m symda`: synth, check-data, train, translate, evaluate.
 
 Every command that takes a config accepts `--set KEY=VALUE` (dotted keys, repeatable). Errors in
 the user's input (config, dataset) end the command with one clear message and exit status 2.
@@ -73,13 +73,9 @@ def _run_dir(cfg, out: Path | None) -> Path:
     return Path(out) if out else Path(cfg.out_dir) / cfg.name
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from symda.pipeline import run_supervised
-
-    cfg = load_config(args.config, args.overrides)
-    out_dir = _run_dir(cfg, args.out)
-    log_path = out_dir / "log.jsonl"
-    out_dir.mkdir(parents=True, exist_ok=True)
+def _printing_report(log_path: Path):
+    """A report callback that prints each record as a JSON line and appends it to log_path."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
 
     def report(metrics: dict, checkpoint: Path | None = None) -> None:
         line = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
@@ -87,8 +83,45 @@ def cmd_train(args: argparse.Namespace) -> int:
         with log_path.open("a") as f:
             f.write(json.dumps(metrics) + "\n")
 
+    return report
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from symda.pipeline import run_supervised
+
+    cfg = load_config(args.config, args.overrides)
+    out_dir = _run_dir(cfg, args.out)
+    report = _printing_report(out_dir / "log.jsonl")
     metrics = run_supervised(cfg, out_dir, report, resume=args.resume, progress=_progress())
     print(f"target val mIoU {metrics.get('val_miou', float('nan')):.2f}; outputs in {out_dir}")
+    return 0
+
+
+def cmd_translate_train(args: argparse.Namespace) -> int:
+    from symda.artifacts import ArtifactStore
+    from symda.config import save_config
+    from symda.pipeline import translator_stage
+
+    cfg = load_config(args.config, args.overrides)
+    out_dir = _run_dir(cfg, args.out)
+    save_config(cfg, out_dir / "config.yaml")
+    artifact = translator_stage(cfg, ArtifactStore(cfg.artifacts_dir), _printing_report(out_dir / "log.jsonl"),
+                                progress=_progress())  # fmt: skip
+    state = "reused" if artifact.reused else "trained"
+    print(f"translator {state}: {artifact.path / 'translator.pt'}\nsample grids: {artifact.path / 'samples'}")
+    return 0
+
+
+def cmd_translate_apply(args: argparse.Namespace) -> int:
+    from symda.translate import translate_root
+
+    cfg = load_config(args.config, args.overrides)
+    if not args.checkpoint.is_file():
+        raise DatasetError(f"{args.checkpoint}: translator checkpoint not found")
+    split = args.split if args.kind == "cityscapes" else None
+    out = translate_root(args.checkpoint, args.kind, args.data, split, {"source": 0, "target": 1}[args.to], args.out,
+                         list_file=args.list, batch_size=cfg.translate.apply_batch_size, progress=_progress())  # fmt: skip
+    print(f"translated {args.kind} {args.data} to the {args.to} style: {out}")
     return 0
 
 
@@ -158,6 +191,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
     p.set_defaults(func=cmd_train)
 
+    p = sub.add_parser("translate", help="stage 1: train the StarGAN translator, or translate a dataset")
+    tsub = p.add_subparsers(dest="translate_command", required=True)
+    t = tsub.add_parser("train", help="train the translator (stored as an artifact; reused when it exists)")
+    _add_config_args(t)
+    t.add_argument(
+        "--out", type=Path, help="run folder for config.yaml and log.jsonl (default: out_dir/name)"
+    )
+    t.set_defaults(func=cmd_translate_train)
+    t = tsub.add_parser("apply", help="translate a whole dataset at full resolution into the same layout")
+    _add_config_args(t)
+    t.add_argument("--checkpoint", type=Path, required=True, help="translator.pt")
+    t.add_argument("--data", type=Path, required=True, help="dataset root")
+    t.add_argument("--kind", choices=["gta5", "cityscapes", "synthia"], required=True)
+    t.add_argument("--split", default="train", choices=["train", "val", "test"], help="Cityscapes split")
+    t.add_argument("--list", type=Path, help="optional split-list file")
+    t.add_argument("--to", choices=["target", "source"], required=True, help="style to translate into")
+    t.add_argument("--out", type=Path, required=True)
+    t.set_defaults(func=cmd_translate_apply)
+
     p = sub.add_parser("evaluate", help="score a checkpoint on the target val split")
     _add_config_args(p)
     p.add_argument("--checkpoint", type=Path, required=True)
@@ -174,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, DatasetError, FileNotFoundError) as err:
+    except (ConfigError, DatasetError, FileNotFoundError, FileExistsError) as err:
         print(f"symda {args.command}: error: {err}", file=sys.stderr)
         return 2
 

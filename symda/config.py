@@ -114,7 +114,11 @@ class TranslateConfig:
     g_repeat_num: int = 3
     d_conv_dim: int = 32
     d_repeat_num: int = 4
-    image_size: tuple[int, int] = (64, 128)  # training crop (height, width); any size works at apply time
+    # Images are resized to load_size, then cropped to image_size (height, width) for training. Keep
+    # load_size at the resolution the translator is applied at (SynthCity's native 128x256), so
+    # textures and blur are learned at the scale they are translated at; any size works at apply time.
+    load_size: tuple[int, int] = (128, 256)
+    image_size: tuple[int, int] = (64, 128)
     batch_size: int = 8
     steps: int = 2000  # generator updates
     n_critic: int = 5
@@ -144,9 +148,10 @@ class EvalConfig:
 class ExperimentConfig:
     """One experiment: what to train, on what, and where its outputs go."""
 
-    name: str = "source_only"
+    name: str = "experiment"
     seed: int = 0
-    out_dir: str = "runs"
+    out_dir: str = "runs"  # run folders (out_dir/name)
+    artifacts_dir: str = "artifacts"  # the content-addressed store of stage outputs, shared by runs
     synth: SynthCityConfig = field(default_factory=SynthCityConfig)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -194,7 +199,13 @@ def validate(cfg: ExperimentConfig) -> None:
     for key in _NON_NEGATIVE:
         if not flat[key] >= 0:
             raise ConfigError(f"{key}: must be >= 0, got {flat[key]!r}")
-    for key in ("data.source_size", "data.target_size", "data.crop_size", "translate.image_size"):
+    for key in (
+        "data.source_size",
+        "data.target_size",
+        "data.crop_size",
+        "translate.image_size",
+        "translate.load_size",
+    ):
         size = flat[key]
         if size is not None and (len(size) != 2 or min(size) <= 0):
             raise ConfigError(f"{key}: expected [height, width] of positive ints, got {size!r}")

@@ -112,8 +112,13 @@ def build_dataset(
     synth: SynthCityConfig,
     role: str,
     skip: set[int] | None = None,
+    with_labels: bool | None = None,
 ) -> SegmentationDataset:
-    """The dataset of one role, transformed as configured; `skip` drops samples a check found bad."""
+    """The dataset of one role, transformed as configured; `skip` drops samples a check found bad.
+
+    with_labels=False reads images only (e.g. the translator's view of the source); None = the role's
+    default (labels for every role but "target", whose labels nothing may read).
+    """
     kind, root, samples = list_samples(data, synth, role)
     if skip:
         samples = [s for i, s in enumerate(samples) if i not in skip]
@@ -126,6 +131,6 @@ def build_dataset(
         crop_size=data.crop_size if train_view else None,
         flip=data.flip and train_view,
         normalize=data.normalize,
-        with_labels=role != "target",
+        with_labels=(role != "target") if with_labels is None else (with_labels and role != "target"),
         root=root,
     )

@@ -40,7 +40,7 @@ MARKER = "translation.json"
 KINDS = ("gta5", "cityscapes", "synthia")
 
 
-class TranslationExistsError(RuntimeError):
+class TranslationExistsError(FileExistsError):
     """out_root holds a translation by another checkpoint (or of other images); the message names both."""
 
 

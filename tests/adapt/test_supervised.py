@@ -14,6 +14,7 @@ def tiny_cfg(tiny_data, tmp_path, **overrides):
         "data.source_size": [32, 64],
         "data.target_size": [32, 64],
         "data.crop_size": [24, 48],
+        "translate.enabled": False,
         "train.steps": 6,
         "train.batch_size": 2,
         "train.log_every": 2,
@@ -85,3 +86,30 @@ def test_broken_dataset_is_refused_unless_skipping(tiny_data, tmp_path):
         lambda *a, **k: None,
     )
     assert metrics["step"] == 6
+
+
+def test_translated_source_run_builds_and_then_reuses_stage_1(tiny_data, tmp_path, caplog):
+    """translate.enabled: the run trains on S' = G(S, target); a second run reuses translator and S'."""
+    tiny_translator = {
+        "translate.enabled": True, "translate.g_conv_dim": 8, "translate.g_repeat_num": 1,
+        "translate.d_conv_dim": 8, "translate.d_repeat_num": 2, "translate.load_size": [32, 64],
+        "translate.image_size": [16, 32], "translate.batch_size": 2, "translate.steps": 2,
+        "translate.n_critic": 1, "artifacts_dir": str(tmp_path / "store"),
+    }  # fmt: skip
+    cfg = tiny_cfg(tiny_data, tmp_path, **tiny_translator)
+    records = []
+    first = run_supervised(cfg, tmp_path / "a", lambda m, checkpoint=None: records.append(m))
+    assert set(first["artifacts"]) == {"translator", "translated_source"}
+    assert {"translate", "train"} <= {r["stage"] for r in records}
+    s_prime = tmp_path / "store" / "translated_source" / first["artifacts"]["translated_source"] / "data"
+    assert sorted(p.name for p in (s_prime / "images").iterdir()) == sorted(
+        p.name for p in (tiny_data["source"] / "images").iterdir()
+    )
+    caplog.set_level("INFO")
+    records.clear()
+    second = run_supervised(cfg, tmp_path / "b", lambda m, checkpoint=None: records.append(m))
+    assert second["artifacts"] == first["artifacts"]
+    assert "translate" not in {r["stage"] for r in records}  # nothing retrained
+    assert (
+        "reusing translator artifact" in caplog.text and "reusing translated_source artifact" in caplog.text
+    )

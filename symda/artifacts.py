@@ -1,0 +1,115 @@
+"""Content-addressed store of stage outputs.
+
+An artifact's key is the hash of its stage name, the part of the config that shapes it and the keys
+of the artifacts it was built from. So a change anywhere upstream gives every downstream stage a new
+key, while a change downstream (a threshold, say) finds every upstream artifact already built.
+
+Layout: `root/<stage>/<key>/` holding the stage's files plus `artifact.json` (stage, key, config,
+inputs, build time). An artifact is built in a temporary sibling folder and renamed into place when
+complete (a crashed build's work folder is kept, and the next build resumes from it); a lock file per key makes a second process that asks for the same artifact wait for the
+first and then reuse its result, so two concurrent writers never corrupt or duplicate it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from symda.io import write_json
+
+log = logging.getLogger(__name__)
+MARKER = "artifact.json"
+
+
+@dataclass(frozen=True)
+class Artifact:
+    stage: str
+    key: str
+    path: Path
+    reused: bool  # True: found in the store; False: built by this call
+
+
+def artifact_key(stage: str, config: Any, inputs: dict[str, str] | None = None) -> str:
+    """16 hex digits of sha256 over (stage, config, input keys); `config` must be JSON-serialisable."""
+    blob = json.dumps({"stage": stage, "config": config, "inputs": inputs or {}}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@contextmanager
+def _locked(lock_path: Path) -> Iterator[None]:
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)  # blocks while another process builds the same artifact
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+class ArtifactStore:
+    """Stage outputs under `root`, keyed by content (see the module docstring)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def path(self, stage: str, key: str) -> Path:
+        return self.root / stage / key
+
+    def exists(self, stage: str, key: str) -> bool:
+        return (self.path(stage, key) / MARKER).is_file()
+
+    def get_or_build(
+        self,
+        stage: str,
+        config: Any,
+        inputs: dict[str, str] | None,
+        build: Callable[[Path], None],
+    ) -> Artifact:
+        """The artifact of (stage, config, inputs): found in the store, or built by `build(tmp_dir)`.
+
+        `build(work_dir)` writes the stage's files into the folder it is given; that folder becomes the
+        artifact only when `build` returns normally. A failed build leaves nothing in the store, only
+        its hidden work folder, from which the next build of the same key resumes.
+        """
+        key = artifact_key(stage, config, inputs)
+        final = self.path(stage, key)
+        if (final / MARKER).is_file():
+            log.info("reusing %s artifact %s (%s)", stage, key, final)
+            return Artifact(stage, key, final, reused=True)
+        with _locked(self.root / stage / f".{key}.lock"):
+            if (final / MARKER).is_file():  # another process built it while this one waited
+                log.info("reusing %s artifact %s, built concurrently (%s)", stage, key, final)
+                return Artifact(stage, key, final, reused=True)
+            # A stable working folder: a build that crashed (or was killed) left its partial work
+            # there, and builds resume from it (the stage loops checkpoint; translation skips
+            # finished images). The lock guarantees one builder at a time.
+            work = final.with_name(f".{key}.building")
+            work.mkdir(parents=True, exist_ok=True)
+            log.info("building %s artifact %s", stage, key)
+            t0 = time.perf_counter()
+            build(work)
+            write_json(
+                work / MARKER,
+                {
+                    "stage": stage,
+                    "key": key,
+                    "config": config,
+                    "inputs": inputs or {},
+                    "build_seconds": time.perf_counter() - t0,
+                },  # fmt: skip
+            )
+            os.replace(work, final)
+        return Artifact(stage, key, final, reused=False)
+
+    def record(self, stage: str, key: str) -> dict[str, Any]:
+        """The artifact.json of a stored artifact."""
+        return json.loads((self.path(stage, key) / MARKER).read_text())
