@@ -34,10 +34,13 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_models.py
 	$(BIN)/python bench/bench_synthcity.py
 
-# Source-only and oracle on SynthCity over seeds (README table): each seed generates its own SynthCity.
+# Source-only, source-only on S' (translated) and oracle on SynthCity over seeds (README table): each
+# seed generates its own SynthCity; finished runs are kept, so an interrupted table resumes.
 SEEDS ?= 0 1 2
+EXPERIMENTS ?= source_only translated_source oracle
 baselines: $(STAMP)
-	for s in $(SEEDS); do for e in source_only oracle; do \
+	for s in $(SEEDS); do for e in $(EXPERIMENTS); do \
+	  test -f runs/baselines/$$e-s$$s/metrics.json || \
 	  $(BIN)/symda train --config configs/synthcity/$$e.yaml --set seed=$$s --set synth.seed=$$s \
 	    --set synth.root=data/synthcity-s$$s --out runs/baselines/$$e-s$$s || exit 1; done; done
 	$(BIN)/python analysis/summarize_runs.py runs/baselines/* --out docs/results/baselines.md

@@ -61,3 +61,15 @@ def tiny_data(tmp_path: Path) -> dict[str, Path]:
         "source": write_gta5(tmp_path / "gta5", 12),
         "target": write_cityscapes(tmp_path / "cityscapes", 8, 4),
     }
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """Tests use tiny tensors: one thread is as fast, and immune to a second process on the 2 cores
+    (two threads that wait on each other there made parts of the suite 10x slower)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
