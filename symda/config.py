@@ -140,11 +140,49 @@ class TranslateConfig:
 
 
 @dataclass
+class AdaptConfig:
+    """Stages 2 and 4: output-space adversarial adaptation (AdaptSegNet style) of F_T and F_S.
+
+    The segmentation optimiser, steps and batch size come from `train`; this section holds what the
+    adversarial term adds. lambda_adv 0.001 / 0.0002 are AdaptSegNet's BCE weights (LS-GAN wants ~10x).
+    """
+
+    lambda_adv: float = 0.001  # main output; 0 turns the adversarial term off
+    lambda_adv_aux: float = 0.0002  # auxiliary head (used only with model.aux_head)
+    gan_loss: str = "bce"  # bce | lsgan
+    d_lr: float = 1e-4
+    d_beta1: float = 0.9
+    d_beta2: float = 0.99
+    d_channels: int = 64  # first conv width of the output discriminator (64-128-256-512-1 in the paper)
+    symmetric: bool = True  # also train F_S on (S, T'); off = F_T alone, M_conf = M_prob
+    pseudo_weight: float = 1.0  # weight of the target pseudo-label cross-entropy in self-training
+
+
+@dataclass
+class PseudoConfig:
+    """Stage 3: pseudo labels from the confidence map M_conf, and the self-training rounds."""
+
+    enabled: bool = True  # off: stop after adaptation (no self-training)
+    rounds: int = 1
+    fusion_weight: float = 0.5  # w in P = w * P_T + (1 - w) * P_S (DPL uses 0.5 for pseudo labels)
+    consistency: str = (
+        "soft"  # soft: 1 - JS(P_T, P_S) / ln 2 | hard: argmax agreement | none: M_conf = M_prob
+    )
+    conf_weight: float = 0.5  # a in M_conf = a * M_prob + (1 - a) * M_consis
+    threshold: str = "class_quantile"  # global: M_conf >= tau | class_quantile: per-class quantile, capped
+    tau: float = 0.9
+    quantile: float = 0.5  # BDL: the per-class median...
+    cap: float = 0.9  # ...capped at 0.9
+    bins: int = 1000  # resolution of the streaming per-class histograms of M_conf in [0, 1]
+
+
+@dataclass
 class EvalConfig:
     """Evaluation on the target val split."""
 
     protocol: int = 19  # 19 classes; 16 or 13 for SYNTHIA
     batch_size: int = 8
+    fusion_weight: float = 0.5  # w in w * softmax F_T(v) + (1 - w) * softmax F_S(G(v, S)) (DPL: 0.55)
 
 
 @dataclass
@@ -160,6 +198,8 @@ class ExperimentConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     translate: TranslateConfig = field(default_factory=TranslateConfig)
+    adapt: AdaptConfig = field(default_factory=AdaptConfig)
+    pseudo: PseudoConfig = field(default_factory=PseudoConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 
@@ -175,6 +215,9 @@ _CHOICES: dict[str, tuple[Any, ...]] = {
     "model.output_stride": (8, 16),
     "train.optimizer": ("sgd", "adam"),
     "eval.protocol": (19, 16, 13),
+    "adapt.gan_loss": ("bce", "lsgan"),
+    "pseudo.consistency": ("soft", "hard", "none"),
+    "pseudo.threshold": ("global", "class_quantile"),
 }
 _POSITIVE = (
     "synth.height", "synth.width", "synth.n_source", "synth.n_target", "synth.n_val",
@@ -182,11 +225,12 @@ _POSITIVE = (
     "translate.g_conv_dim", "translate.g_repeat_num", "translate.d_conv_dim", "translate.d_repeat_num",
     "translate.batch_size", "translate.steps", "translate.n_critic", "translate.g_lr", "translate.d_lr",
     "translate.log_every", "translate.sample_every", "translate.checkpoint_every", "translate.apply_batch_size",
+    "adapt.d_lr", "adapt.d_channels", "pseudo.bins",
 )  # fmt: skip
 _NON_NEGATIVE = (
     "train.head_lr_mult", "train.momentum", "train.weight_decay", "train.poly_power", "train.eval_every",
     "train.threads", "data.num_workers", "translate.lambda_cls", "translate.lambda_rec", "translate.lambda_gp",
-    "translate.decay_start",
+    "translate.decay_start", "adapt.lambda_adv", "adapt.lambda_adv_aux", "adapt.pseudo_weight", "pseudo.rounds",
 )  # fmt: skip
 
 
@@ -212,6 +256,17 @@ def validate(cfg: ExperimentConfig) -> None:
         size = flat[key]
         if size is not None and (len(size) != 2 or min(size) <= 0):
             raise ConfigError(f"{key}: expected [height, width] of positive ints, got {size!r}")
+    for key in (
+        "pseudo.fusion_weight",
+        "pseudo.conf_weight",
+        "pseudo.tau",
+        "pseudo.quantile",
+        "pseudo.cap",
+        "eval.fusion_weight",
+        "translate.decay_start",
+    ):
+        if not 0.0 <= flat[key] <= 1.0:
+            raise ConfigError(f"{key}: must be in [0, 1], got {flat[key]!r}")
     if not cfg.model.aspp_dilations or min(cfg.model.aspp_dilations) <= 0:
         raise ConfigError(f"model.aspp_dilations: expected positive ints, got {cfg.model.aspp_dilations!r}")
 
