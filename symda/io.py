@@ -18,6 +18,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, 0o644)  # mkstemp creates 0600; outputs are meant to be read by others (shared stores)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -52,6 +53,7 @@ def atomic_torch_save(obj: Any, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, 0o644)
     os.close(fd)
     try:
         torch.save(obj, tmp)

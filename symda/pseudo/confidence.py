@@ -1,0 +1,77 @@
+"""Confidence maps for pseudo labels (method step 3): pure tensor math, no I/O.
+
+Inputs are class probabilities (N, C, H, W) of the two paths, P_T = softmax F_T(t) and
+P_S = softmax F_S(G(t, S)); outputs are per-pixel maps (N, H, W).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+CONSISTENCY_KINDS = ("soft", "hard", "none")
+
+
+def fuse(p_t: torch.Tensor, p_s: torch.Tensor, w: float) -> torch.Tensor:
+    """Fused probabilities P = w * P_T + (1 - w) * P_S; (N, C, H, W) in and out."""
+    return w * p_t + (1.0 - w) * p_s
+
+
+def prob_map(p: torch.Tensor) -> torch.Tensor:
+    """M_prob = max_c P: (N, C, H, W) probabilities -> (N, H, W)."""
+    return p.max(dim=1).values
+
+
+def _neg_entropy(p: torch.Tensor) -> torch.Tensor:
+    """sum_c p log p over dim 1 (nats), with 0 log 0 = 0: (N, C, H, W) -> (N, H, W).
+
+    xlogy is exactly 0 where p == 0, which is what an epsilon inside the log approximates, without
+    biasing the entropy of confident (near one-hot) pixels.
+    """
+    return torch.xlogy(p, p).sum(dim=1)
+
+
+def consistency_map(p_t: torch.Tensor, p_s: torch.Tensor, kind: str = "soft") -> torch.Tensor:
+    """M_consis, the per-pixel agreement of the two paths: (N, C, H, W) x 2 -> (N, H, W) in [0, 1].
+
+    "soft": 1 - JS(P_T, P_S) / ln 2, with the Jensen-Shannon divergence in nats (at most ln 2, so the
+    map is 1 for identical distributions and 0 for disjoint ones); clamped to [0, 1] against rounding.
+    "hard": 1.0 where argmax P_T == argmax P_S, else 0.0.
+    """
+    if kind == "soft":
+        p_t, p_s = p_t.float(), p_s.float()
+        m = 0.5 * (p_t + p_s)
+        # JS = H(M) - (H(P_T) + H(P_S)) / 2, i.e. the mean KL of each path to the mixture.
+        js = 0.5 * (_neg_entropy(p_t) + _neg_entropy(p_s)) - _neg_entropy(m)
+        return (1.0 - js / math.log(2.0)).clamp(0.0, 1.0)
+    if kind == "hard":
+        return (p_t.argmax(dim=1) == p_s.argmax(dim=1)).float()
+    raise ValueError(f"consistency kind {kind!r} is not one of ('soft', 'hard')")
+
+
+def confidence_map(
+    p_t: torch.Tensor,
+    p_s: torch.Tensor | None,
+    fusion_weight: float = 0.5,
+    consistency: str = "soft",
+    conf_weight: float = 0.5,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Prediction and confidence of each pixel from one or two paths.
+
+    p_t, p_s: (N, C, H, W) probabilities; p_s None means the symmetric path is off.
+    Returns (pred (N, H, W) int64 = argmax P, m_conf (N, H, W), m_prob (N, H, W), m_consis (N, H, W) or None):
+    - p_s None: P = P_T, M_conf = M_prob, M_consis None (undefined with one path);
+    - consistency "none": P = fuse(P_T, P_S, fusion_weight), M_conf = M_prob, M_consis None;
+    - otherwise: P = fuse(...), M_conf = conf_weight * M_prob + (1 - conf_weight) * M_consis.
+    """
+    if consistency not in CONSISTENCY_KINDS:
+        raise ValueError(f"pseudo.consistency: {consistency!r} is not one of {list(CONSISTENCY_KINDS)}")
+    p = p_t.float() if p_s is None else fuse(p_t.float(), p_s.float(), fusion_weight)
+    m_prob = prob_map(p)
+    pred = p.argmax(dim=1)
+    if p_s is None or consistency == "none":
+        return pred, m_prob, m_prob, None
+    m_consis = consistency_map(p_t, p_s, consistency)
+    m_conf = conf_weight * m_prob + (1.0 - conf_weight) * m_consis
+    return pred, m_conf, m_prob, m_consis

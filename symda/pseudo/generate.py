@@ -1,0 +1,353 @@
+"""Write pseudo labels for the target train split in the Cityscapes layout, in two streaming passes.
+
+Pass 1 (class_quantile only) runs the two paths over every image and feeds a per-class histogram of
+M_conf; pass 2 runs them again (recomputing is cheaper than holding 2,975 full-size maps, the memory
+problem of BDL's script), thresholds, and writes per image:
+- `out_root/gtFine/{split}/{city}/{stem}_gtFine_labelIds.png`: the pseudo label as Cityscapes labelIds
+  (ignored pixels -> 0 'unlabeled', which the loader maps back to 255);
+- `out_root/confidence/{split}/{city}/{stem}_conf.png`: round(255 * M_conf), 8-bit greyscale;
+- `out_root/leftImg8bit/{split}/{city}/{stem}_leftImg8bit.png`: the image, hard-linked (copied where
+  links are impossible),
+so `list_cityscapes(out_root, split, with_labels=True)` reads images and pseudo labels directly. Plus
+`out_root/pseudo_stats.json` and the figure `out_root/pseudo_labels.png`.
+
+Every file is written atomically, but the folder is built in place: the caller hands a fresh out_root
+(the artifact store's work folder, renamed into place when the stage finishes).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageDraw
+from tqdm import tqdm
+
+from symda.config import PseudoConfig
+from symda.data.cityscapes import IMAGE_SUFFIX, LABEL_SUFFIX
+from symda.data.dataset import SegmentationDataset
+from symda.data.labels import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, colorize, train_ids_to_label_ids
+from symda.evaluate import confusion_matrix, scores_from_confusion
+from symda.io import atomic_write_bytes, write_json
+from symda.pseudo.confidence import confidence_map
+from symda.pseudo.thresholds import StreamingClassHistogram, class_thresholds, global_thresholds, select
+
+PairProbabilityFn = Callable[[torch.Tensor, list[int]], tuple[torch.Tensor, torch.Tensor | None]]
+"""(images (N, 3, h, w), dataset indices) -> (P_T (N, C, h', w'), P_S (N, C, h', w') or None).
+
+P_S None = the symmetric path is off. The function looks up anything else it needs (e.g. the translated
+image T' = G(t, S) for F_S) by dataset index.
+"""
+
+CONF_SUFFIX = "_conf.png"
+STATS_FILE = "pseudo_stats.json"
+FIGURE_FILE = "pseudo_labels.png"
+
+
+@dataclasses.dataclass
+class PixelMaps:
+    """Per-image results at the image's full size: pred, m_conf, m_prob (H, W); m_consis, agree or None."""
+
+    index: int
+    pred: torch.Tensor  # (H, W) int64, argmax of the (fused) P
+    m_conf: torch.Tensor  # (H, W) float32
+    m_prob: torch.Tensor
+    m_consis: torch.Tensor | None
+    agree: torch.Tensor | None  # (H, W) bool, argmax P_T == argmax P_S
+    pred_t: torch.Tensor  # (H, W) int64, argmax P_T
+    pred_s: torch.Tensor | None
+
+
+@torch.no_grad()
+def iter_pixel_maps(
+    prob_fn: PairProbabilityFn,
+    dataset: SegmentationDataset,
+    cfg: PseudoConfig,
+    indices: Sequence[int] | None = None,
+    batch_size: int = 8,
+    progress: bool = False,
+    desc: str = "pseudo",
+) -> Iterator[PixelMaps]:
+    """Yield the confidence maps of each image at its full size, one image at a time.
+
+    The model runs on batches at the dataset's size; probabilities are upsampled (bilinear, which keeps
+    them a distribution) to each image's original size before any map is computed, so thresholds and
+    written labels are at label resolution. Only one batch is ever held.
+    """
+    indices = list(range(len(dataset))) if indices is None else list(indices)
+    for start in tqdm(range(0, len(indices), batch_size), desc=desc, disable=not progress, leave=False):
+        batch = indices[start : start + batch_size]
+        items = [dataset[i] for i in batch]
+        p_t, p_s = prob_fn(torch.stack([it["image"] for it in items]), batch)
+        for k, item in enumerate(items):
+            size = tuple(item["full_size"])
+            pt = F.interpolate(p_t[k : k + 1].float(), size=size, mode="bilinear", align_corners=False)
+            ps = None
+            if p_s is not None:
+                ps = F.interpolate(p_s[k : k + 1].float(), size=size, mode="bilinear", align_corners=False)
+            pred, m_conf, m_prob, m_consis = confidence_map(
+                pt, ps, cfg.fusion_weight, cfg.consistency, cfg.conf_weight
+            )
+            pred_t = pt.argmax(dim=1)[0]
+            pred_s = ps.argmax(dim=1)[0] if ps is not None else None
+            yield PixelMaps(
+                index=item["index"],
+                pred=pred[0],
+                m_conf=m_conf[0],
+                m_prob=m_prob[0],
+                m_consis=m_consis[0] if m_consis is not None else None,
+                agree=(pred_t == pred_s) if pred_s is not None else None,
+                pred_t=pred_t,
+                pred_s=pred_s,
+            )
+
+
+def compute_thresholds(
+    prob_fn: PairProbabilityFn,
+    dataset: SegmentationDataset,
+    cfg: PseudoConfig,
+    batch_size: int = 8,
+    progress: bool = False,
+) -> torch.Tensor:
+    """(C,) thresholds of cfg.threshold: global = tau (no pass over the data); class_quantile = pass 1."""
+    if cfg.threshold == "global":
+        return global_thresholds(cfg.tau, NUM_CLASSES)
+    if cfg.threshold != "class_quantile":
+        raise ValueError(f"pseudo.threshold: {cfg.threshold!r} is not one of ['global', 'class_quantile']")
+    hist = StreamingClassHistogram(NUM_CLASSES, cfg.bins)
+    for maps in iter_pixel_maps(prob_fn, dataset, cfg, None, batch_size, progress, "pseudo pass 1"):
+        hist.update(maps.pred, maps.m_conf)
+    return class_thresholds(hist, cfg.quantile, cfg.cap)
+
+
+def _png_bytes(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """Hard-link `src` at `dst` (no extra space); copy where links are impossible. Atomic: a link or copy
+    is made under a temporary name and renamed over `dst`."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
+    os.close(fd)
+    os.unlink(tmp)  # os.link refuses an existing name; the unique name stays ours in practice
+    try:
+        try:
+            os.link(src, tmp)
+        except OSError:
+            atomic_write_bytes(Path(tmp), Path(src).read_bytes())
+        os.replace(tmp, dst)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _relative_name(image: Path, target_root: Path, split: str) -> str:
+    """'city/city_seq_frame_leftImg8bit.png' of an image under target_root/leftImg8bit/split."""
+    split_dir = Path(target_root) / "leftImg8bit" / split
+    try:
+        name = Path(image).relative_to(split_dir).as_posix()
+    except ValueError as err:
+        raise ValueError(
+            f"{image}: not under {split_dir} (target_root={target_root}, split={split})"
+        ) from err
+    if not name.endswith(IMAGE_SUFFIX):
+        raise ValueError(f"{image}: expected a Cityscapes image name ending in {IMAGE_SUFFIX}")
+    return name
+
+
+def _true_label(
+    labelled_dataset: SegmentationDataset, dataset: SegmentationDataset, index: int
+) -> np.ndarray:
+    """(H, W) uint8 trainIds of image `index` from the labelled twin of `dataset` (diagnostics only)."""
+    mine, theirs = dataset.samples[index], labelled_dataset.samples[index]
+    if mine.name != theirs.name or theirs.label is None:
+        raise ValueError(
+            f"labelled_dataset: sample {index} is {theirs.name!r} (label {theirs.label}), expected a labelled "
+            f"{mine.name!r}: pass the same split listed with labels"
+        )
+    return labelled_dataset.decode_label(theirs.label)
+
+
+def _per_class(values: np.ndarray) -> dict[str, float]:
+    return {name: float(v) for name, v in zip(CLASS_NAMES, values, strict=True)}
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.maximum(den, 1), np.nan)
+
+
+@torch.no_grad()
+def generate_pseudo_labels(
+    prob_fn: PairProbabilityFn,
+    dataset: SegmentationDataset,
+    cfg: PseudoConfig,
+    out_root: Path,
+    target_root: Path,
+    split: str = "train",
+    labelled_dataset: SegmentationDataset | None = None,
+    batch_size: int = 8,
+    progress: bool = False,
+    figure_images: int = 4,
+) -> dict:
+    """Write pseudo labels, confidence maps and linked images of `dataset` under out_root; return stats.
+
+    dataset: the target train split, evaluation view (items "image", "full_size", "name"; labels unused).
+    target_root: the Cityscapes root the dataset's images live in (their paths below
+    target_root/leftImg8bit/split give the layout written). labelled_dataset: the same images with their
+    true labels, for the `diag_*` statistics only (training never reads them). figure_images: rows of
+    out_root/pseudo_labels.png (0: no figure). Memory is one batch plus O(C * bins), whatever len(dataset).
+
+    Stats (also in out_root/pseudo_stats.json): thresholds {class: tau_c}; coverage (kept / all pixels);
+    coverage_per_class (kept / predicted, per predicted class; NaN if never predicted); class_fraction
+    (share of each class among kept pixels); mean_conf; mean_consis and agreement (argmax P_T == argmax
+    P_S), NaN without P_S; with labelled_dataset: diag_pseudo_precision_per_class, diag_pseudo_accuracy
+    (kept pixels with a true label), diag_pred_miou and diag_pred_iou_per_class (unthresholded argmax P).
+    """
+    out_root = Path(out_root)
+    thresholds = compute_thresholds(prob_fn, dataset, cfg, batch_size, progress)
+
+    kept = np.zeros(NUM_CLASSES, dtype=np.int64)
+    predicted = np.zeros(NUM_CLASSES, dtype=np.int64)
+    pixels = 0
+    sum_conf = sum_consis = 0.0
+    agree_pixels, consis_pixels = 0, 0
+    symmetric = False  # whether prob_fn returned P_S
+    conf_pseudo = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
+    conf_pred = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
+    for maps in iter_pixel_maps(prob_fn, dataset, cfg, None, batch_size, progress, "pseudo pass 2"):
+        pseudo = select(maps.pred, maps.m_conf, thresholds).cpu().numpy()
+        pred = maps.pred.cpu().numpy().astype(np.uint8)
+        m_conf = maps.m_conf.cpu()
+        name = _relative_name(dataset.samples[maps.index].image, target_root, split)
+        stem = name[: -len(IMAGE_SUFFIX)]
+        atomic_write_bytes(
+            out_root / "gtFine" / split / (stem + LABEL_SUFFIX), _png_bytes(train_ids_to_label_ids(pseudo))
+        )
+        conf8 = (m_conf * 255).round().clamp(0, 255).to(torch.uint8).numpy()
+        atomic_write_bytes(out_root / "confidence" / split / (stem + CONF_SUFFIX), _png_bytes(conf8))
+        _link_or_copy(dataset.samples[maps.index].image, out_root / "leftImg8bit" / split / name)
+
+        pixels += pred.size
+        predicted += np.bincount(pred.reshape(-1), minlength=NUM_CLASSES)[:NUM_CLASSES]
+        kept += np.bincount(pseudo[pseudo != IGNORE_INDEX], minlength=NUM_CLASSES)[:NUM_CLASSES]
+        sum_conf += float(m_conf.double().sum())
+        if maps.m_consis is not None:
+            sum_consis += float(maps.m_consis.double().sum())
+            consis_pixels += pred.size
+        if maps.agree is not None:
+            symmetric = True
+            agree_pixels += int(maps.agree.sum())
+        if labelled_dataset is not None:
+            label = _true_label(labelled_dataset, dataset, maps.index)
+            if label.shape != pred.shape:
+                raise ValueError(
+                    f"{labelled_dataset.samples[maps.index].label}: label is {label.shape}, image is {pred.shape}"
+                )
+            conf_pred += confusion_matrix(pred, label)
+            # Rows = truth, cols = pseudo label; pixels the threshold dropped are left out.
+            label_kept = np.where(pseudo == IGNORE_INDEX, IGNORE_INDEX, label).astype(np.uint8)
+            conf_pseudo += confusion_matrix(pseudo, label_kept)
+
+    stats: dict = {
+        "images": len(dataset),
+        "pixels": pixels,
+        "threshold": cfg.threshold,
+        "config": dataclasses.asdict(cfg),
+        "symmetric": symmetric,
+        "thresholds": _per_class(thresholds.numpy()),
+        "coverage": float(kept.sum() / max(pixels, 1)),
+        "coverage_per_class": _per_class(_ratio(kept, predicted)),
+        "class_fraction": _per_class(_ratio(kept, np.full(NUM_CLASSES, kept.sum()))),
+        "mean_conf": sum_conf / max(pixels, 1),
+        "mean_consis": sum_consis / consis_pixels if consis_pixels else float("nan"),
+        "agreement": agree_pixels / pixels if symmetric and pixels else float("nan"),
+    }
+    if labelled_dataset is not None:
+        tp = np.diag(conf_pseudo)
+        stats["diag_pseudo_precision_per_class"] = _per_class(_ratio(tp, conf_pseudo.sum(axis=0)))
+        stats["diag_pseudo_accuracy"] = (
+            float(tp.sum() / conf_pseudo.sum()) if conf_pseudo.sum() else float("nan")
+        )
+        scores = scores_from_confusion(conf_pred)
+        stats["diag_pred_miou"] = scores.miou
+        stats["diag_pred_iou_per_class"] = scores.per_class
+    write_json(out_root / STATS_FILE, stats)
+    if figure_images > 0:
+        rows = list(range(min(figure_images, len(dataset))))
+        save_pseudo_label_figure(
+            prob_fn, dataset, cfg, thresholds, out_root / FIGURE_FILE, rows, labelled_dataset
+        )
+    return stats
+
+
+def _panel(array: np.ndarray, height: int, nearest: bool) -> Image.Image:
+    """(H, W) or (H, W, 3) uint8 -> PIL image scaled to `height` (nearest for label maps)."""
+    img = Image.fromarray(array)
+    width = max(1, round(img.width * height / img.height))
+    return img.resize((width, height), Image.NEAREST if nearest else Image.BILINEAR)
+
+
+@torch.no_grad()
+def save_pseudo_label_figure(
+    prob_fn: PairProbabilityFn,
+    dataset: SegmentationDataset,
+    cfg: PseudoConfig,
+    thresholds: torch.Tensor,
+    path: Path,
+    indices: Sequence[int] = (0, 1, 2, 3),
+    labelled_dataset: SegmentationDataset | None = None,
+    height: int = 128,
+) -> Path:
+    """PNG with one row per image in `indices`, each panel `height` pixels tall:
+    image | argmax P_T | argmax P_S | M_conf (greyscale) | pseudo label | ground truth.
+
+    Label maps use the Cityscapes palette (ignored pixels black); the P_S panel is grey without the
+    symmetric path, the ground-truth panel grey without labelled_dataset (a diagnostic view only).
+    thresholds: (C,) as used for the pseudo labels. Returns `path` (written atomically).
+    """
+    titles = ("image", "argmax P_T", "argmax P_S", "M_conf", "pseudo label", "ground truth")
+    title_h = 14
+    rows = []
+    for maps in iter_pixel_maps(prob_fn, dataset, cfg, indices, batch_size=len(indices) or 1):
+        with Image.open(dataset.samples[maps.index].image) as im:
+            image = np.asarray(im.convert("RGB"))
+        grey = np.full(maps.pred.shape, 128, dtype=np.uint8)
+        pseudo = select(maps.pred[None], maps.m_conf[None], thresholds)[0].cpu().numpy()
+        truth = _true_label(labelled_dataset, dataset, maps.index) if labelled_dataset is not None else None
+        panels = [
+            _panel(image, height, nearest=False),
+            _panel(colorize(maps.pred_t.cpu().numpy()), height, True),
+            _panel(colorize(maps.pred_s.cpu().numpy()) if maps.pred_s is not None else grey, height, True),
+            _panel((maps.m_conf.cpu() * 255).round().clamp(0, 255).to(torch.uint8).numpy(), height, False),
+            _panel(colorize(pseudo), height, True),
+            _panel(colorize(truth) if truth is not None else grey, height, True),
+        ]
+        rows.append(panels)
+    if not rows:
+        raise ValueError("save_pseudo_label_figure: no images to show")
+    gap = 2
+    col_w = [max(r[c].width for r in rows) for c in range(len(titles))]
+    canvas = Image.new(
+        "RGB", (sum(col_w) + gap * (len(col_w) - 1), title_h + len(rows) * (height + gap)), (255, 255, 255)
+    )
+    draw = ImageDraw.Draw(canvas)
+    x = 0
+    for c, title in enumerate(titles):
+        draw.text((x + 2, 1), title, fill=(0, 0, 0))
+        for r, panels in enumerate(rows):
+            canvas.paste(panels[c].convert("RGB"), (x, title_h + r * (height + gap)))
+        x += col_w[c] + gap
+    buf = io.BytesIO()
+    canvas.save(buf, format="PNG")
+    return atomic_write_bytes(Path(path), buf.getvalue())

@@ -1,0 +1,126 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from symda.config import PseudoConfig
+from symda.data import cityscapes
+from symda.data.dataset import SegmentationDataset
+from symda.data.labels import NUM_CLASSES
+from symda.pseudo import compute_thresholds, confidence_map, generate_pseudo_labels, select
+from tests.conftest import write_cityscapes
+
+SIZE = (8, 16)  # network input; images are 32x64, so probabilities are upsampled 4x
+
+
+def target(root: Path, with_labels: bool = False) -> SegmentationDataset:
+    samples = cityscapes.list_cityscapes(root, "train", with_labels=with_labels)
+    decoder = cityscapes.decode_label if with_labels else None
+    return SegmentationDataset(samples, decoder, SIZE, with_labels=with_labels, root=root)
+
+
+def fixed_probs(index: int, path: int) -> torch.Tensor:
+    """(C, 4, 8) probabilities fixed per (image, path), at a resolution unlike the input's."""
+    g = torch.Generator().manual_seed(100 * index + path)
+    return torch.softmax(3 * torch.randn(NUM_CLASSES, 4, 8, generator=g), dim=0)
+
+
+def prob_fn_pair(images: torch.Tensor, indices: list[int]):
+    return torch.stack([fixed_probs(i, 0) for i in indices]), torch.stack(
+        [fixed_probs(i, 1) for i in indices]
+    )
+
+
+def prob_fn_single(images: torch.Tensor, indices: list[int]):
+    return torch.stack([fixed_probs(i, 0) for i in indices]), None
+
+
+def expected_labels(index: int, cfg: PseudoConfig, thresholds: torch.Tensor, symmetric: bool) -> np.ndarray:
+    up = lambda p: F.interpolate(p[None], size=(32, 64), mode="bilinear", align_corners=False)  # noqa: E731
+    p_s = up(fixed_probs(index, 1)) if symmetric else None
+    pred, m_conf, _, _ = confidence_map(
+        up(fixed_probs(index, 0)), p_s, cfg.fusion_weight, cfg.consistency, cfg.conf_weight
+    )
+    return select(pred, m_conf, thresholds)[0].numpy()
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return write_cityscapes(tmp_path / "cityscapes", n_train=5, n_val=0)
+
+
+@pytest.mark.parametrize(
+    ("symmetric", "cfg"),
+    [
+        (True, PseudoConfig()),
+        (False, PseudoConfig()),
+        (True, PseudoConfig(threshold="global", tau=0.6, consistency="hard")),
+        (False, PseudoConfig(threshold="global", tau=0.3, consistency="none")),
+    ],
+)
+def test_generate_writes_readable_pseudo_labels(
+    root: Path, tmp_path: Path, symmetric: bool, cfg: PseudoConfig
+):
+    prob_fn = prob_fn_pair if symmetric else prob_fn_single
+    out = tmp_path / "pseudo"
+    ds = target(root)
+    stats = generate_pseudo_labels(prob_fn, ds, cfg, out, root, "train", batch_size=2, figure_images=2)
+
+    thresholds = torch.tensor([stats["thresholds"][n] for n in stats["thresholds"]], dtype=torch.float32)
+    assert torch.equal(thresholds, compute_thresholds(prob_fn, ds, cfg, batch_size=3))
+    samples = cityscapes.list_cityscapes(out, "train", with_labels=True)
+    assert [s.name for s in samples] == [s.name for s in ds.samples]
+    kept = total = 0
+    for i, s in enumerate(samples):
+        assert s.image.read_bytes() == ds.samples[i].image.read_bytes()
+        got = cityscapes.decode_label(s.label)
+        want = expected_labels(i, cfg, thresholds, symmetric)
+        assert got.shape == (32, 64)
+        assert np.array_equal(got, want)
+        kept += int((want != 255).sum())
+        total += want.size
+        conf = out / "confidence" / "train" / s.name.replace("_leftImg8bit.png", "_conf.png")
+        assert conf.is_file()
+    assert 0 < kept < total  # the thresholds select something, and not everything
+    assert stats["coverage"] == pytest.approx(kept / total)
+
+    on_disk = json.loads((out / "pseudo_stats.json").read_text())
+    for key in ("thresholds", "coverage", "coverage_per_class", "mean_conf", "mean_consis", "agreement"):
+        assert key in stats and key in on_disk
+    assert (out / "pseudo_labels.png").is_file()
+    assert stats["symmetric"] is symmetric
+    if symmetric and cfg.consistency != "none":
+        assert 0 <= stats["mean_consis"] <= 1
+    else:
+        assert np.isnan(stats["mean_consis"])
+    assert np.isnan(stats["agreement"]) != symmetric
+    if cfg.threshold == "global":
+        assert list(stats["thresholds"].values()) == pytest.approx([cfg.tau] * NUM_CLASSES)
+    assert not any(k.startswith("diag_") for k in stats)
+    # Nothing left half-written.
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_generate_diagnostics_with_labels(root: Path, tmp_path: Path):
+    stats = generate_pseudo_labels(
+        prob_fn_pair, target(root), PseudoConfig(), tmp_path / "p", root, labelled_dataset=target(root, True),
+        figure_images=1,
+    )  # fmt: skip
+    for key in (
+        "diag_pseudo_precision_per_class",
+        "diag_pseudo_accuracy",
+        "diag_pred_miou",
+        "diag_pred_iou_per_class",
+    ):
+        assert key in stats
+    assert 0 <= stats["diag_pseudo_accuracy"] <= 1
+    assert len(stats["diag_pseudo_precision_per_class"]) == NUM_CLASSES
+
+
+def test_generate_rejects_images_outside_target_root(root: Path, tmp_path: Path):
+    with pytest.raises(ValueError, match="not under"):
+        generate_pseudo_labels(prob_fn_single, target(root), PseudoConfig(threshold="global"), tmp_path / "p",
+                               tmp_path / "elsewhere", figure_images=0)  # fmt: skip
