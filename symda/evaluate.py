@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from tqdm import tqdm
 
 from symda.data.dataset import SegmentationDataset
@@ -27,7 +26,7 @@ from symda.data.labels import (
     colorize,
     train_ids_to_label_ids,
 )
-from symda.io import atomic_write_bytes
+from symda.io import atomic_write_bytes, png_bytes
 
 PROTOCOL_CLASSES: dict[int, tuple[int, ...]] = {
     19: tuple(range(NUM_CLASSES)),
@@ -141,18 +140,10 @@ def evaluate(
     return scores_from_confusion(conf, protocol)
 
 
-def _png_bytes(array: np.ndarray) -> bytes:
-    import io
-
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def write_prediction(out_dir: Path, name: str, pred: np.ndarray, color: bool = False) -> Path:
     """Write a (H, W) trainId prediction as a Cityscapes labelId PNG at out_dir/name."""
     path = out_dir / name
-    atomic_write_bytes(path, _png_bytes(train_ids_to_label_ids(pred)))
+    atomic_write_bytes(path, png_bytes(train_ids_to_label_ids(pred)))
     if color:
-        atomic_write_bytes(path.with_name(path.stem + "_color.png"), _png_bytes(colorize(pred)))
+        atomic_write_bytes(path.with_name(path.stem + "_color.png"), png_bytes(colorize(pred)))
     return path

@@ -62,3 +62,40 @@ def atomic_torch_save(obj: Any, path: Path) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def png_bytes(image: Any, compress_level: int = 6) -> bytes:
+    """PNG encoding of a PIL image or a uint8 array ((H, W) grey / label ids, or (H, W, 3) RGB).
+
+    compress_level 1 is several times faster for files that are written once and read back soon."""
+    import io
+
+    from PIL import Image
+
+    if not isinstance(image, Image.Image):
+        image = Image.fromarray(image)
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", compress_level=compress_level)
+    return buf.getvalue()
+
+
+def link_or_copy(src: Path, dst: Path) -> Path:
+    """Hard-link `src` at `dst` (no extra space, same bytes); copy where links are impossible.
+
+    Atomic: the link or copy is made under a temporary name and renamed over `dst`.
+    """
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
+    os.close(fd)
+    os.unlink(tmp)  # os.link refuses an existing name; the unique name stays ours in practice
+    try:
+        try:
+            os.link(src, tmp)
+        except OSError:
+            atomic_write_bytes(Path(tmp), Path(src).read_bytes())
+        os.replace(tmp, dst)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return dst

@@ -9,6 +9,12 @@ from symda.models.deeplabv2 import (
     load_backbone_weights,
     param_groups,
 )
+from symda.models.discriminator import (
+    MIN_DISCRIMINATOR_SIZE,
+    OutputDiscriminator,
+    d_decisions_correct,
+    gan_loss,
+)
 from symda.models.stargan import Discriminator, Generator, gradient_penalty
 
 __all__ = [
@@ -22,4 +28,8 @@ __all__ = [
     "Discriminator",
     "Generator",
     "gradient_penalty",
+    "MIN_DISCRIMINATOR_SIZE",
+    "OutputDiscriminator",
+    "d_decisions_correct",
+    "gan_loss",
 ]

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import os
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -35,7 +33,7 @@ from symda.data.cityscapes import IMAGE_SUFFIX, LABEL_SUFFIX
 from symda.data.dataset import SegmentationDataset
 from symda.data.labels import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, colorize, train_ids_to_label_ids
 from symda.evaluate import confusion_matrix, scores_from_confusion
-from symda.io import atomic_write_bytes, write_json
+from symda.io import atomic_write_bytes, link_or_copy, png_bytes, write_json
 from symda.pseudo.confidence import confidence_map
 from symda.pseudo.thresholds import StreamingClassHistogram, class_thresholds, global_thresholds, select
 
@@ -127,30 +125,6 @@ def compute_thresholds(
     return class_thresholds(hist, cfg.quantile, cfg.cap)
 
 
-def _png_bytes(array: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def _link_or_copy(src: Path, dst: Path) -> None:
-    """Hard-link `src` at `dst` (no extra space); copy where links are impossible. Atomic: a link or copy
-    is made under a temporary name and renamed over `dst`."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
-    os.close(fd)
-    os.unlink(tmp)  # os.link refuses an existing name; the unique name stays ours in practice
-    try:
-        try:
-            os.link(src, tmp)
-        except OSError:
-            atomic_write_bytes(Path(tmp), Path(src).read_bytes())
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _relative_name(image: Path, target_root: Path, split: str) -> str:
     """'city/city_seq_frame_leftImg8bit.png' of an image under target_root/leftImg8bit/split."""
     split_dir = Path(target_root) / "leftImg8bit" / split
@@ -232,11 +206,11 @@ def generate_pseudo_labels(
         name = _relative_name(dataset.samples[maps.index].image, target_root, split)
         stem = name[: -len(IMAGE_SUFFIX)]
         atomic_write_bytes(
-            out_root / "gtFine" / split / (stem + LABEL_SUFFIX), _png_bytes(train_ids_to_label_ids(pseudo))
+            out_root / "gtFine" / split / (stem + LABEL_SUFFIX), png_bytes(train_ids_to_label_ids(pseudo))
         )
         conf8 = (m_conf * 255).round().clamp(0, 255).to(torch.uint8).numpy()
-        atomic_write_bytes(out_root / "confidence" / split / (stem + CONF_SUFFIX), _png_bytes(conf8))
-        _link_or_copy(dataset.samples[maps.index].image, out_root / "leftImg8bit" / split / name)
+        atomic_write_bytes(out_root / "confidence" / split / (stem + CONF_SUFFIX), png_bytes(conf8))
+        link_or_copy(dataset.samples[maps.index].image, out_root / "leftImg8bit" / split / name)
 
         pixels += pred.size
         predicted += np.bincount(pred.reshape(-1), minlength=NUM_CLASSES)[:NUM_CLASSES]

@@ -32,7 +32,7 @@ from tqdm import tqdm
 from symda.config import TranslateConfig
 from symda.data.dataset import ResumableBatchSampler, SegmentationDataset
 from symda.data.transforms import CAFFE_BGR_MEAN, IMAGENET_MEAN, IMAGENET_STD
-from symda.io import atomic_torch_save, atomic_write_bytes
+from symda.io import atomic_torch_save, atomic_write_bytes, png_bytes
 from symda.models.stargan import Discriminator, Generator, gradient_penalty
 
 Report = Callable[..., None]
@@ -200,17 +200,6 @@ def _fixed_images(dataset: SegmentationDataset, seed: int, n: int) -> Tensor:
     return torch.stack([dataset[(int(i), seed)]["image"] for i in indices])
 
 
-def _png_bytes(image: Image.Image) -> bytes:
-    import io
-
-    buf = io.BytesIO()
-    image.save(buf, format="PNG")
-    return buf.getvalue()
-
-
-# ------------------------------------------------------------------------------------------ the loop
-
-
 def train_translator(
     cfg: TranslateConfig,
     source: SegmentationDataset,
@@ -311,7 +300,7 @@ def train_translator(
     def write_samples(step: int) -> None:
         if rank == 0:
             grid = sample_grid(G, *fixed)
-            atomic_write_bytes(out_dir / "samples" / f"step_{step:06d}.png", _png_bytes(grid))
+            atomic_write_bytes(out_dir / "samples" / f"step_{step:06d}.png", png_bytes(grid))
 
     sums = torch.zeros(len(METRIC_KEYS), dtype=torch.float64)
     d_count = g_count = 0

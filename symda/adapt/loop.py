@@ -1,0 +1,441 @@
+"""The one segmentation training loop of stages 2 and 4: source-only, adversarial and self-training.
+
+A plain function: config sections, model and data in, a checkpoint out. Its only tie to the outside
+is `report(metrics, checkpoint)`: tests pass a list's append, the CLI prints, Ray passes its report.
+Each step adds what its inputs switch on:
+
+- always: cross-entropy on a labelled source batch (main + 0.1 * aux logits);
+- `pseudo_set`: `adapt.pseudo_weight` * cross-entropy on target images with pseudo labels (self-training);
+- `adapt.lambda_adv > 0`: AdaptSegNet's output-space adversarial term, one discriminator on the main
+  output and one on the auxiliary output when the model has an aux head and `adapt.lambda_adv_aux > 0`.
+
+Which target images the adversarial term sees: `target_set`'s when it is given, otherwise
+`pseudo_set`'s (their pseudo labels are ignored for that term, and the pseudo-label forward pass is
+reused, so self-training with the adversarial term kept costs no third forward pass).
+
+Discriminators see the softmax of the logits upsampled (bilinear) to the input image size, as
+AdaptSegNet does: the feature-resolution output (1/8 of the input) is too small for five stride-2
+convs at the crop sizes used here, and upsampling keeps D's receptive field in image pixels.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from symda.config import AdaptConfig, TrainConfig
+from symda.data.dataset import ResumableBatchSampler, SegmentationDataset
+from symda.data.labels import IGNORE_INDEX, NUM_CLASSES
+from symda.evaluate import evaluate, segmenter_probabilities
+from symda.io import atomic_torch_save
+from symda.models import param_groups
+from symda.models.discriminator import OutputDiscriminator, d_decisions_correct, gan_loss
+
+Report = Callable[..., None]
+"""report(metrics: dict, checkpoint: Path | None = None)."""
+
+AUX_LOSS_WEIGHT = 0.1  # AdaptSegNet's weight of the auxiliary (layer3) segmentation loss
+
+# Sampler stream ids: each dataset draws its batches from its own seed, so adding a stream never
+# changes another's batches (and the source stream keeps the plain seed of the supervised loop).
+_TARGET_STREAM, _PSEUDO_STREAM, _DISCRIMINATOR_INIT = 1, 2, 3
+
+
+# ------------------------------------------------------------------------------ segmentation pieces
+
+
+def segmentation_loss(outputs: dict[str, torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the main (and auxiliary) logits, upsampled to the (N, H, W) labels."""
+    size = labels.shape[-2:]
+    loss = F.cross_entropy(
+        F.interpolate(outputs["main"], size=size, mode="bilinear", align_corners=False),
+        labels,
+        ignore_index=IGNORE_INDEX,
+    )
+    if "aux" in outputs:
+        aux = F.interpolate(outputs["aux"], size=size, mode="bilinear", align_corners=False)
+        loss = loss + AUX_LOSS_WEIGHT * F.cross_entropy(aux, labels, ignore_index=IGNORE_INDEX)
+    return loss
+
+
+def pseudo_label_loss(outputs: dict[str, torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
+    """`segmentation_loss` on (N, H, W) pseudo labels; 0 (with a graph) when every pixel is ignored.
+
+    Why: thresholded pseudo labels can leave a whole crop at 255, where cross-entropy's mean over zero
+    pixels is NaN; such a batch simply carries no pseudo-label signal.
+    """
+    if not bool((labels != IGNORE_INDEX).any()):
+        return outputs["main"].sum() * 0.0
+    return segmentation_loss(outputs, labels)
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """SGD (the paper's) or Adam over the backbone at lr and the classifier(s) at head_lr_mult * lr."""
+    groups = param_groups(model, cfg.lr, cfg.head_lr_mult)
+    for g in groups:
+        g["initial_lr"] = g["lr"]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def poly_lr(optimizer: torch.optim.Optimizer, step: int, total: int, power: float) -> float:
+    """Set every group to initial_lr * (1 - step/total)^power; return the backbone's lr."""
+    factor = (1 - step / total) ** power
+    for g in optimizer.param_groups:
+        g["lr"] = g["initial_lr"] * factor
+    return optimizer.param_groups[0]["lr"]
+
+
+def _check_finite(name: str, value: float, step: int) -> None:
+    if not math.isfinite(value):
+        raise FloatingPointError(f"non-finite training loss {value} at step {step} ({name})")
+
+
+# ------------------------------------------------------------------------------- adversarial pieces
+
+
+def adversarial_weights(model: torch.nn.Module, adapt: AdaptConfig | None) -> dict[str, float]:
+    """{output name: lambda} of the discriminators to build; empty when the adversarial term is off.
+
+    "main" when adapt.lambda_adv > 0; "aux" as well when the model has an aux head and lambda_adv_aux > 0.
+    """
+    if adapt is None or adapt.lambda_adv <= 0:
+        return {}
+    weights = {"main": adapt.lambda_adv}
+    if getattr(model, "aux_classifier", None) is not None and adapt.lambda_adv_aux > 0:
+        weights["aux"] = adapt.lambda_adv_aux
+    return weights
+
+
+def build_discriminators(
+    names: Iterable[str], num_classes: int, adapt: AdaptConfig, seed: int
+) -> tuple[dict[str, OutputDiscriminator], dict[str, torch.optim.Optimizer]]:
+    """One OutputDiscriminator and its Adam(d_lr, (d_beta1, d_beta2)) per output name.
+
+    Initialised from their own seed inside a forked RNG, so building them leaves the global torch RNG
+    (and hence everything else in the run) exactly as without them.
+    """
+    discs, opts = {}, {}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(_stream_seed(seed, _DISCRIMINATOR_INIT))
+        for name in names:
+            d = OutputDiscriminator(num_classes, adapt.d_channels)
+            opt = torch.optim.Adam(d.parameters(), lr=adapt.d_lr, betas=(adapt.d_beta1, adapt.d_beta2))
+            for g in opt.param_groups:
+                g["initial_lr"] = g["lr"]  # poly_lr decays from here, as for the segmenter
+            discs[name], opts[name] = d.train(), opt
+    return discs, opts
+
+
+def output_probabilities(outputs: dict[str, torch.Tensor], size: tuple[int, int]) -> dict[str, torch.Tensor]:
+    """{name: (N, C, h, w) logits} -> {name: (N, C, H, W) softmax of the logits upsampled to `size`}."""
+    return {
+        name: torch.softmax(F.interpolate(logits, size=size, mode="bilinear", align_corners=False), dim=1)
+        for name, logits in outputs.items()
+    }
+
+
+@contextmanager
+def frozen(modules: Iterable[torch.nn.Module]) -> Iterator[None]:
+    """Parameters of `modules` do not require grad inside the block (and are restored after it).
+
+    Autograd records requires_grad when an op runs, so a loss computed inside the block never puts
+    gradients into these parameters, even when it is backpropagated after the block has ended.
+    """
+    params = [p for m in modules for p in m.parameters()]
+    flags = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(params, flags, strict=True):
+            p.requires_grad_(flag)
+
+
+def generator_adversarial_loss(
+    discs: dict[str, OutputDiscriminator], target_probs: dict[str, torch.Tensor], kind: str
+) -> dict[str, torch.Tensor]:
+    """{name: GAN loss of D_name calling the (N, C, H, W) target probabilities "source"}, D frozen.
+
+    The losses carry gradients into the segmenter only; the discriminators' parameters get none.
+    """
+    with frozen(discs.values()):
+        return {name: gan_loss(d(target_probs[name]), is_source=True, kind=kind) for name, d in discs.items()}
+
+
+def discriminator_step(
+    discs: dict[str, OutputDiscriminator],
+    d_optimizers: dict[str, torch.optim.Optimizer],
+    source_probs: dict[str, torch.Tensor],
+    target_probs: dict[str, torch.Tensor],
+    kind: str,
+) -> dict[str, float]:
+    """One update of each discriminator on detached (N, C, H, W) probabilities: source -> 1, target -> 0.
+
+    Loss per discriminator = (loss on source + loss on target) / 2, as AdaptSegNet. Returns loss_d
+    (main), loss_d_aux (when present) and d_acc: the fraction of the main discriminator's patch
+    decisions that were right on this batch, both domains pooled (measured before its update).
+    """
+    metrics: dict[str, float] = {}
+    for name, d in discs.items():
+        out_s = d(source_probs[name].detach())
+        out_t = d(target_probs[name].detach())
+        loss = 0.5 * (gan_loss(out_s, True, kind) + gan_loss(out_t, False, kind))
+        d_optimizers[name].zero_grad(set_to_none=True)
+        loss.backward()
+        d_optimizers[name].step()
+        metrics["loss_d" if name == "main" else f"loss_d_{name}"] = loss.item()
+        if name == "main":
+            correct = torch.cat(
+                [
+                    d_decisions_correct(out_s, True, kind).flatten(),
+                    d_decisions_correct(out_t, False, kind).flatten(),
+                ]
+            )
+            metrics["d_acc"] = correct.float().mean().item()
+    return metrics
+
+
+def adversarial_step(
+    discs: dict[str, OutputDiscriminator],
+    d_optimizers: dict[str, torch.optim.Optimizer],
+    weights: dict[str, float],
+    source_out: dict[str, torch.Tensor],
+    target_out: dict[str, torch.Tensor],
+    source_size: tuple[int, int],
+    target_size: tuple[int, int],
+    kind: str,
+    target_loss: torch.Tensor | None = None,
+    step: int = 0,
+) -> dict[str, float]:
+    """AdaptSegNet's two adversarial updates; call between the segmenter's backward and its step.
+
+    G part: backpropagates sum_name weights[name] * (D_name calls the target output "source"), plus
+    `target_loss` (another loss on the same target forward pass, e.g. the pseudo-label term), into the
+    segmenter; the discriminators get no gradient from it. D part: one discriminator_step on the detached
+    outputs. source_out / target_out: {name: (N, C, h, w) logits}; sizes: (H, W) of the input images.
+    Returns loss_adv(_aux) (unweighted), loss_d(_aux), d_acc and adv_weighted (what the segmenter's
+    objective gained).
+    """
+    target_probs = output_probabilities({n: target_out[n] for n in discs}, target_size)
+    adv = generator_adversarial_loss(discs, target_probs, kind)
+    weighted = sum(weights[n] * adv[n] for n in discs)
+    metrics = {("loss_adv" if n == "main" else f"loss_adv_{n}"): v.item() for n, v in adv.items()}
+    for name, value in metrics.items():
+        _check_finite(name, value, step)
+    # Backward before the D update: D's optimiser changes its weights in place, which autograd (rightly)
+    # refuses once they were used by a graph that has not been backpropagated yet.
+    (weighted if target_loss is None else weighted + target_loss).backward()
+    with torch.no_grad():
+        source_probs = output_probabilities({n: source_out[n] for n in discs}, source_size)
+    d_metrics = discriminator_step(discs, d_optimizers, source_probs, target_probs, kind)
+    for name, value in d_metrics.items():
+        _check_finite(name, value, step)
+    return {**metrics, **d_metrics, "adv_weighted": float(weighted.item())}
+
+
+# ------------------------------------------------------------------------------------------ the step
+
+
+def train_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    source: dict[str, Any],
+    step: int,
+    pseudo: dict[str, Any] | None = None,
+    target: dict[str, Any] | None = None,
+    discs: dict[str, OutputDiscriminator] | None = None,
+    d_optimizers: dict[str, torch.optim.Optimizer] | None = None,
+    adapt: AdaptConfig | None = None,
+) -> dict[str, float]:
+    """One update of the segmenter (and of the discriminators when `discs`); returns float losses.
+
+    Batches are dicts with "image" (N, 3, H, W) and, for source and pseudo, "label" (N, H, W) int64.
+    Without discriminators `target` is unused; with them and no `target`, the pseudo batch's images are
+    the target images. Each loss is backpropagated as soon as its forward pass is done, so at most one
+    pass's graph is alive (AdaptSegNet's order), and is checked for NaN before it is.
+    """
+    discs = discs or {}
+    optimizer.zero_grad(set_to_none=True)
+    source_out = model(source["image"])
+    loss_seg = segmentation_loss(source_out, source["label"])
+    _check_finite("loss_seg", loss_seg.item(), step)
+    loss_seg.backward()
+    metrics = {"loss_seg": loss_seg.item()}
+    total = metrics["loss_seg"]
+
+    target_out, target_loss = None, None
+    if pseudo is not None:
+        pseudo_out = model(pseudo["image"])
+        loss_pseudo = pseudo_label_loss(pseudo_out, pseudo["label"])
+        _check_finite("loss_pseudo", loss_pseudo.item(), step)
+        metrics["loss_pseudo"] = loss_pseudo.item()
+        total += adapt.pseudo_weight * metrics["loss_pseudo"]
+        if discs and target is None:  # the adversarial term reuses this forward pass
+            target, target_out, target_loss = pseudo, pseudo_out, adapt.pseudo_weight * loss_pseudo
+        else:
+            (adapt.pseudo_weight * loss_pseudo).backward()
+
+    if discs:
+        if target_out is None:
+            target_out = model(target["image"])
+        adv = adversarial_step(
+            discs, d_optimizers, adversarial_weights(model, adapt), source_out, target_out,
+            tuple(source["image"].shape[-2:]), tuple(target["image"].shape[-2:]), adapt.gan_loss,
+            target_loss, step,
+        )  # fmt: skip
+        total += adv.pop("adv_weighted")
+        metrics.update(adv)
+    optimizer.step()
+    metrics["loss"] = total
+    return metrics
+
+
+# ------------------------------------------------------------------------------------------ the loop
+
+
+def _stream_seed(seed: int, stream: int) -> int:
+    """A seed for one data stream (or the discriminators' init), distinct from `seed` and every other."""
+    return int(np.random.SeedSequence([seed, stream]).generate_state(1)[0])
+
+
+def _loader(dataset: SegmentationDataset | None, cfg: TrainConfig, seed: int, start: int) -> Iterable[Any]:
+    """Batches of `dataset` from step `start`; an endless stream of None for an absent dataset."""
+    if dataset is None:
+        return itertools.repeat(None)  # zip stops with the source stream
+    sampler = ResumableBatchSampler(len(dataset), cfg.batch_size, seed, cfg.steps, start)
+    return torch.utils.data.DataLoader(
+        dataset, batch_sampler=sampler, num_workers=0, persistent_workers=False
+    )
+
+
+def train_segmenter(
+    cfg: TrainConfig,
+    model: torch.nn.Module,
+    train_set: SegmentationDataset,
+    val_set: SegmentationDataset | None,
+    out_dir: Path,
+    report: Report,
+    seed: int = 0,
+    resume: bool = False,
+    eval_protocol: int = 19,
+    progress: bool = False,
+    *,
+    target_set: SegmentationDataset | None = None,
+    adapt: AdaptConfig | None = None,
+    pseudo_set: SegmentationDataset | None = None,
+) -> dict[str, Any]:
+    """Train `model` on labelled `train_set` (plus what `adapt` switches on); checkpoint to
+    out_dir/checkpoint.pt; return final metrics.
+
+    Batches are (N, 3, h, w) images with (N, h, w) int64 labels (255 = ignore); `target_set` needs images
+    only, `pseudo_set` images and pseudo labels. Every dataset has its own resumable sampler (batch size
+    cfg.batch_size), so with resume training continues from the checkpoint's step with the same batches
+    (and discriminator states) it would have had uninterrupted.
+
+    Without target_set, pseudo_set and adapt this is the supervised loop: reports hold step, loss, lr,
+    images_per_s. With adaptation they add loss_seg, loss_pseudo (self-training), loss_adv and loss_d
+    (unweighted main-output GAN losses; _aux variants for the aux level), d_acc; "loss" is the segmenter's
+    whole objective (seg + pseudo_weight * pseudo + sum of lambda * adv) and images_per_s counts every
+    image the segmenter saw.
+    """
+    if (target_set is not None or pseudo_set is not None) and adapt is None:
+        raise ValueError("train_segmenter: target_set / pseudo_set need adapt=AdaptConfig(...) (its weights)")
+    out_dir = Path(out_dir)
+    ckpt_path = out_dir / "checkpoint.pt"
+    optimizer = make_optimizer(model, cfg)
+    weights = adversarial_weights(model, adapt)
+    if weights and target_set is None and pseudo_set is None:
+        raise ValueError(
+            "train_segmenter: adapt.lambda_adv > 0 needs target images (target_set or pseudo_set)"
+        )
+    num_classes = getattr(model, "num_classes", NUM_CLASSES)
+    discs, d_optimizers = build_discriminators(weights, num_classes, adapt, seed) if weights else ({}, {})
+    start = 0
+    if resume and ckpt_path.is_file():
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        if set(state.get("discriminators", {})) != set(discs):
+            raise ValueError(
+                f"{ckpt_path}: holds discriminators {sorted(state.get('discriminators', {}))} but this run "
+                f"has {sorted(discs)}; resume it with the config that wrote it"
+            )
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        for name in discs:
+            discs[name].load_state_dict(state["discriminators"][name])
+            d_optimizers[name].load_state_dict(state["d_optimizers"][name])
+        start = int(state["step"])
+    adapting = adapt is not None or target_set is not None or pseudo_set is not None
+    loaders = zip(
+        _loader(train_set, cfg, seed, start),
+        _loader(pseudo_set, cfg, _stream_seed(seed, _PSEUDO_STREAM), start),
+        # The target stream is read only when the adversarial term needs it (else: not even loaded).
+        _loader(target_set if weights else None, cfg, _stream_seed(seed, _TARGET_STREAM), start),
+        strict=False,  # an absent stream is an endless None; the source stream sets the length
+    )
+
+    def save(step: int) -> Path:
+        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step}
+        if discs:
+            state["discriminators"] = {n: d.state_dict() for n, d in discs.items()}
+            state["d_optimizers"] = {n: o.state_dict() for n, o in d_optimizers.items()}
+        return atomic_torch_save(state, ckpt_path)
+
+    def validate() -> dict[str, Any]:
+        model.eval()
+        scores = evaluate(segmenter_probabilities(model), val_set, eval_protocol, progress=progress)
+        model.train()
+        return {"val_miou": scores.miou, "val_per_class_iou": scores.per_class}
+
+    model.train()
+    sums: dict[str, float] = {}
+    last: dict[str, float] = {}
+    count, images, t0 = 0, 0, time.perf_counter()
+    bar = tqdm(total=cfg.steps, initial=start, desc="train", disable=not progress, dynamic_ncols=True)
+    step = start
+    for step, (source, pseudo, target) in enumerate(loaders, start=start + 1):
+        lr = poly_lr(optimizer, step - 1, cfg.steps, cfg.poly_power)
+        for opt in d_optimizers.values():
+            poly_lr(opt, step - 1, cfg.steps, cfg.poly_power)  # the same decay as the segmenter
+        last = train_step(model, optimizer, source, step, pseudo, target, discs, d_optimizers, adapt)
+        for key, value in last.items():
+            sums[key] = sums.get(key, 0.0) + value
+        count += 1
+        # Every image the segmenter saw; the target batch only when it is not the pseudo batch itself.
+        images += sum(len(b["image"]) for b in (source, pseudo, target) if b is not None)
+        bar.update(1)
+        bar.set_postfix(loss=f"{last['loss']:.3f}")
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            elapsed = time.perf_counter() - t0
+            metrics: dict[str, Any] = {"step": step, "loss": sums["loss"] / count}
+            if adapting:
+                metrics.update({k: v / count for k, v in sums.items() if k not in ("loss", "d_acc")})
+                if "d_acc" in last:
+                    metrics["d_acc"] = last["d_acc"]  # the last batch's, not an average: D moves fast
+            metrics.update(lr=lr, images_per_s=images / max(elapsed, 1e-9))
+            sums, count, images, t0 = {}, 0, 0, time.perf_counter()
+            if cfg.eval_every and step % cfg.eval_every == 0 and step != cfg.steps and val_set is not None:
+                metrics.update(validate())
+            checkpoint = save(step) if step % cfg.checkpoint_every == 0 else None
+            report(metrics, checkpoint=checkpoint)
+        elif step % cfg.checkpoint_every == 0:
+            save(step)
+    bar.close()
+    final: dict[str, Any] = {"step": max(step, start)}
+    checkpoint = save(final["step"])
+    if val_set is not None:
+        final.update(validate())
+    report(final, checkpoint=checkpoint)
+    return final
