@@ -1,1 +1,1 @@
-"""Segmentation training loops: supervised (source-only, oracle) now; adversarial and self-training next."""
+"""Segmentation training: one loop (loop.py) for source-only, adversarial adaptation and self-training."""
