@@ -1,4 +1,4 @@
-"""`symda` / `python -m symda`: synth, check-data, train, translate, evaluate.
+"""`symda` / `python -m symda`: synth, check-data, train, run, translate, evaluate.
 
 Every command that takes a config accepts `--set KEY=VALUE` (dotted keys, repeatable). Errors in
 the user's input (config, dataset) end the command with one clear message and exit status 2.
@@ -97,6 +97,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from symda.pipeline import run_experiment
+
+    cfg = load_config(args.config, args.overrides)
+    out_dir = _run_dir(cfg, args.out)
+    record = run_experiment(cfg, out_dir, _printing_report(out_dir / "log.jsonl"), progress=_progress())
+    print(f"target val mIoU single {record['miou']:.2f}, fused {record['miou_fused']:.2f}; "
+          f"record: {out_dir / 'result.json'}")  # fmt: skip
+    return 0
+
+
 def cmd_translate_train(args: argparse.Namespace) -> int:
     from symda.artifacts import ArtifactStore
     from symda.config import save_config
@@ -190,6 +201,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="run folder (default: out_dir/name)")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "run", help="the whole method: translate, adapt F_T/F_S, pseudo labels, self-train, evaluate"
+    )
+    _add_config_args(p)
+    p.add_argument("--out", type=Path, help="run folder (default: out_dir/name)")
+    p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("translate", help="stage 1: train the StarGAN translator, or translate a dataset")
     tsub = p.add_subparsers(dest="translate_command", required=True)

@@ -196,3 +196,277 @@ def run_supervised(
     metrics.update(artifacts=artifacts, seconds=seconds)
     write_json(out_dir / "metrics.json", metrics)
     return metrics
+
+
+# ------------------------------------------------------------------------------ the full method (run)
+
+
+@dataclasses.dataclass(frozen=True)
+class DomainRoots:
+    """Dataset roots of one experiment: originals, and their translations (= originals when translation is off)."""
+
+    source: Path  # S (labelled, GTA5/SYNTHIA layout)
+    target: Path  # T and V (Cityscapes layout)
+    source_translated: Path  # S' = G(S, target)
+    target_translated: Path  # T' = G(T, source) (train split)
+    val_translated: Path  # V' = G(V, source) (val split, labels copied)
+
+
+def with_roots(
+    cfg: ExperimentConfig, source_root: Path | None = None, target_root: Path | None = None
+) -> ExperimentConfig:
+    """A copy of cfg whose data roots point elsewhere (translated or pseudo-labelled data)."""
+    data = cfg.data
+    if source_root is not None:
+        data = dataclasses.replace(data, source_root=str(source_root))
+    if target_root is not None:
+        data = dataclasses.replace(data, target_root=str(target_root))
+    return dataclasses.replace(cfg, data=data)
+
+
+def translation_stage(
+    cfg: ExperimentConfig, store: ArtifactStore, report: Report, progress: bool = False
+) -> tuple[DomainRoots, dict[str, str]]:
+    """Stage 1 for the full method: the translator and S', T', V' (T' and V' only for the symmetric path)."""
+    source, target = resolve_roots(cfg.data, cfg.synth)
+    if not cfg.translate.enabled:
+        return DomainRoots(source, target, source, target, target), {}
+    translator = translator_stage(cfg, store, report, progress)
+    keys = {"translator": translator.key}
+    roots = {}
+    for which in ("source", "target", "val") if cfg.adapt.symmetric else ("source",):
+        art = translated_stage(cfg, store, translator, which, progress)
+        keys[f"translated_{which}"] = art.key
+        roots[which] = art.path / "data"
+    return DomainRoots(
+        source, target, roots["source"], roots.get("target", target), roots.get("val", target)
+    ), keys
+
+
+def segmenter_key_config(cfg: ExperimentConfig, path: str, round_: int) -> dict[str, Any]:
+    """A segmentation network depends on model, train, adapt, data, seed, its path and its round."""
+    return {"model": to_dict(cfg.model), "train": to_dict(cfg.train), "adapt": to_dict(cfg.adapt),
+            "data": data_key_config(cfg), "normalize": cfg.data.normalize, "sizes": [cfg.data.source_size,
+            cfg.data.target_size, cfg.data.crop_size], "flip": cfg.data.flip, "seed": cfg.seed,
+            "path": path, "round": round_}  # fmt: skip
+
+
+def segmenter_stage(
+    cfg: ExperimentConfig,
+    store: ArtifactStore,
+    path: str,
+    round_: int,
+    source_root: Path,
+    target_root: Path,
+    val_root: Path,
+    inputs: dict[str, str],
+    report: Report,
+    pseudo_root: Path | None = None,
+    init_from: Path | None = None,
+    progress: bool = False,
+) -> Artifact:
+    """Stages 2 and 4: one segmentation network (path "T" = F_T on S'/T, "S" = F_S on S/T').
+
+    Round 0 is adversarial adaptation (adversarial term off when adapt.lambda_adv = 0); a later
+    round self-trains on `pseudo_root` (target-style images + pseudo labels, Cityscapes layout) with
+    the adversarial term kept, starting from the previous round's weights (`init_from`).
+    """
+
+    def build(work: Path) -> None:
+        run_cfg = with_roots(cfg, source_root, target_root)
+        train_set = build_dataset(run_cfg.data, cfg.synth, "source")
+        val_set = build_dataset(with_roots(cfg, target_root=val_root).data, cfg.synth, "val")
+        target_set = build_dataset(run_cfg.data, cfg.synth, "target")
+        pseudo_set = None
+        if pseudo_root is not None:
+            pseudo_set = build_dataset(
+                with_roots(cfg, target_root=pseudo_root).data, cfg.synth, "target_labelled"
+            )
+        torch.manual_seed(cfg.seed)
+        model = build_segmenter(cfg.model, load_weights=init_from is None)
+        if init_from is not None:
+            model.load_state_dict(torch.load(init_from, map_location="cpu", weights_only=False)["model"])
+        metrics = train_segmenter(
+            cfg.train, model, train_set, val_set, work, tagged(report, f"adapt_{path}_r{round_}"), cfg.seed,
+            resume=True, eval_protocol=cfg.eval.protocol, progress=progress,
+            target_set=target_set if cfg.adapt.lambda_adv > 0 else None, adapt=cfg.adapt, pseudo_set=pseudo_set,
+        )  # fmt: skip
+        write_json(work / "metrics.json", metrics)
+
+    return store.get_or_build(f"segmenter_{path}", segmenter_key_config(cfg, path, round_), inputs, build)
+
+
+def load_segmenter(cfg: ExperimentConfig, artifact: Artifact) -> torch.nn.Module:
+    model = build_segmenter(cfg.model, load_weights=False)
+    model.load_state_dict(
+        torch.load(artifact.path / "checkpoint.pt", map_location="cpu", weights_only=False)["model"]
+    )
+    return model.eval()
+
+
+def pair_probabilities(f_t: torch.nn.Module, f_s: torch.nn.Module | None, translated):
+    """ProbabilityFn pair for pseudo labels: (softmax F_T(t), softmax F_S(t') or None).
+
+    `translated` is the dataset of the translated images in the same order as the one being labelled.
+    """
+
+    def fn(images: torch.Tensor, indices: list[int]):
+        p_t = torch.softmax(f_t(images)["main"], dim=1)
+        if f_s is None:
+            return p_t, None
+        x_s = torch.stack([translated[i]["image"] for i in indices])
+        return p_t, torch.softmax(f_s(x_s)["main"], dim=1)
+
+    return fn
+
+
+def fused_probabilities(f_t: torch.nn.Module, f_s: torch.nn.Module, translated, w: float):
+    """ProbabilityFn of fused inference: w * softmax F_T(v) + (1 - w) * softmax F_S(v')."""
+    pair = pair_probabilities(f_t, f_s, translated)
+
+    def fn(images: torch.Tensor, indices: list[int]) -> torch.Tensor:
+        p_t, p_s = pair(images, indices)
+        return w * p_t + (1 - w) * p_s
+
+    return fn
+
+
+def pseudo_stage(
+    cfg: ExperimentConfig,
+    store: ArtifactStore,
+    roots: DomainRoots,
+    f_t: Artifact,
+    f_s: Artifact | None,
+    round_: int,
+    progress: bool = False,
+) -> Artifact:
+    """Stage 3: pseudo labels of T from F_T(t) and F_S(t'). The artifact holds `data/` (T + labels) and,
+    for the symmetric path, `data_translated/` (T' + the same labels, hard links)."""
+    from symda.data.cityscapes import list_cityscapes
+    from symda.pseudo import generate_pseudo_labels
+
+    def build(work: Path) -> None:
+        target = build_dataset(cfg.data, cfg.synth, "target")
+        labelled = build_dataset(cfg.data, cfg.synth, "target_labelled")  # diagnostics only
+        translated = build_dataset(
+            with_roots(cfg, target_root=roots.target_translated).data, cfg.synth, "target"
+        )
+        model_t = load_segmenter(cfg, f_t)
+        model_s = load_segmenter(cfg, f_s) if f_s is not None else None
+        with torch.no_grad():
+            stats = generate_pseudo_labels(
+                pair_probabilities(model_t, model_s, translated), target, cfg.pseudo, work / "data", roots.target,
+                labelled_dataset=labelled, batch_size=cfg.eval.batch_size, progress=progress,
+            )  # fmt: skip
+        if f_s is not None:
+            from symda.data.cityscapes import label_path_for
+            from symda.io import link_or_copy
+
+            for s in list_cityscapes(roots.target_translated, "train", with_labels=False):
+                link_or_copy(s.image, work / "data_translated" / "leftImg8bit" / "train" / s.name)
+                link_or_copy(label_path_for(work / "data", "train", s.name),
+                             label_path_for(work / "data_translated", "train", s.name))  # fmt: skip
+        write_json(work / "stats.json", stats)
+
+    config = {"pseudo": {k: v for k, v in to_dict(cfg.pseudo).items() if k not in ("enabled", "rounds")},
+              "round": round_, "data": data_key_config(cfg)}  # fmt: skip
+    inputs = {"F_T": f_t.key, **({"F_S": f_s.key} if f_s is not None else {})}
+    return store.get_or_build("pseudo", config, inputs, build)
+
+
+def run_experiment(
+    cfg: ExperimentConfig, out_dir: Path, report: Report, progress: bool = False
+) -> dict[str, Any]:
+    """The whole method: translate -> adapt F_T (and F_S) -> rounds of pseudo labels + self-training
+    -> evaluate single and fused. Every stage comes from the store when it was built before.
+
+    Writes config.yaml, result.json (flat record), metrics.json and stage log lines into out_dir.
+    """
+    from symda.evaluate import evaluate, segmenter_probabilities
+    from symda.results import make_record, write_record
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out_dir / "config.yaml")
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    store = ArtifactStore(cfg.artifacts_dir)
+    seconds: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[name] = seconds.get(name, 0.0) + now - clock
+        clock = now
+
+    prepare_data(cfg, ("source", "val"), progress)
+    lap("data")
+    roots, keys = translation_stage(cfg, store, report, progress)
+    lap("translate")
+    inputs = dict(keys)
+    f_t = segmenter_stage(cfg, store, "T", 0, roots.source_translated, roots.target, roots.target, inputs,
+                          report, progress=progress)  # fmt: skip
+    f_s = None
+    if cfg.adapt.symmetric:
+        f_s = segmenter_stage(cfg, store, "S", 0, roots.source, roots.target_translated, roots.val_translated,
+                              inputs, report, progress=progress)  # fmt: skip
+    lap("adapt")
+    artifacts = {**keys, "F_T_r0": f_t.key, **({"F_S_r0": f_s.key} if f_s else {})}
+    pseudo_stats = []
+    for r in range(1, cfg.pseudo.rounds + 1) if cfg.pseudo.enabled else ():
+        pl = pseudo_stage(cfg, store, roots, f_t, f_s, r, progress)
+        pseudo_stats.append(store.record("pseudo", pl.key) | {"stats": _read_json(pl.path / "stats.json")})
+        artifacts[f"pseudo_r{r}"] = pl.key
+        lap("pseudo")
+        f_t = segmenter_stage(cfg, store, "T", r, roots.source_translated, roots.target, roots.target,
+                              {**inputs, "pseudo": pl.key, "init": f_t.key}, report, pl.path / "data",
+                              f_t.path / "checkpoint.pt", progress)  # fmt: skip
+        if f_s is not None:
+            f_s = segmenter_stage(cfg, store, "S", r, roots.source, roots.target_translated, roots.val_translated,
+                                  {**inputs, "pseudo": pl.key, "init": f_s.key}, report,
+                                  pl.path / "data_translated", f_s.path / "checkpoint.pt", progress)  # fmt: skip
+        artifacts[f"F_T_r{r}"] = f_t.key
+        if f_s is not None:
+            artifacts[f"F_S_r{r}"] = f_s.key
+        lap("self_train")
+
+    val = build_dataset(cfg.data, cfg.synth, "val")
+    model_t = load_segmenter(cfg, f_t)
+    with torch.no_grad():
+        single = evaluate(
+            segmenter_probabilities(model_t), val, cfg.eval.protocol, cfg.eval.batch_size, progress=progress
+        )
+        metrics: dict[str, Any] = {"miou": single.miou, "iou": single.per_class}
+        if f_s is not None:
+            val_t = build_dataset(with_roots(cfg, target_root=roots.val_translated).data, cfg.synth, "val")
+            fused = evaluate(fused_probabilities(model_t, load_segmenter(cfg, f_s), val_t, cfg.eval.fusion_weight),
+                             val, cfg.eval.protocol, cfg.eval.batch_size, progress=progress)  # fmt: skip
+            metrics.update(miou_fused=fused.miou, iou_fused=fused.per_class)
+        else:
+            metrics.update(miou_fused=single.miou, iou_fused=single.per_class)
+    lap("evaluate")
+    for i, s in enumerate(pseudo_stats, start=1):
+        st = s["stats"]
+        for k in (
+            "coverage",
+            "mean_conf",
+            "mean_consis",
+            "agreement",
+            "diag_pseudo_accuracy",
+            "diag_pred_miou",
+        ):
+            if k in st:
+                metrics[f"pseudo_r{i}.{k}"] = st[k]
+    metrics.update(artifacts=artifacts, seconds=seconds)
+    write_json(out_dir / "metrics.json", metrics)
+    record = make_record(cfg, metrics, run_id=out_dir.name)
+    write_record(out_dir, record)
+    report({"stage": "result", "miou": metrics["miou"], "miou_fused": metrics["miou_fused"]})
+    return record
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    import json
+
+    return json.loads(Path(path).read_text())

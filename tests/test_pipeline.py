@@ -1,0 +1,83 @@
+"""The whole method end to end on tiny data: translate -> adapt F_T, F_S -> pseudo labels -> self-train."""
+
+import json
+
+import pytest
+
+from symda.config import load_config
+from symda.pipeline import run_experiment
+
+TINY = {
+    "translate.g_conv_dim": 8, "translate.g_repeat_num": 1, "translate.d_conv_dim": 8, "translate.d_repeat_num": 2,
+    "translate.load_size": [32, 64], "translate.image_size": [16, 32], "translate.batch_size": 2,
+    "translate.steps": 2, "translate.n_critic": 1,
+    "data.source_size": [32, 64], "data.target_size": [32, 64],
+    "train.steps": 3, "train.batch_size": 2, "train.log_every": 3, "train.checkpoint_every": 3,
+    "adapt.d_channels": 8, "eval.batch_size": 4,
+}  # fmt: skip
+
+
+@pytest.fixture
+def cfg_for(tiny_data, tmp_path):
+    def make(**overrides):
+        base = {"data.source_root": str(tiny_data["source"]), "data.target_root": str(tiny_data["target"]),
+                "artifacts_dir": str(tmp_path / "store"), **TINY, **overrides}  # fmt: skip
+        return load_config(overrides=base)
+
+    return make
+
+
+def test_full_method_writes_a_flat_record_and_reuses_upstream(cfg_for, tmp_path, caplog):
+    records = []
+    result = run_experiment(cfg_for(), tmp_path / "run", lambda m, checkpoint=None: records.append(m))
+    assert 0 <= result["miou"] <= 100 and 0 <= result["miou_fused"] <= 100
+    assert len([k for k in result if k.startswith("iou.")]) == 19
+    assert result["pseudo.consistency"] == "soft" and result["train.steps"] == 3
+    assert {"pseudo_r1.coverage", "pseudo_r1.mean_consis", "seconds.translate", "seconds.self_train"} <= set(
+        result
+    )
+    assert set(json.loads((tmp_path / "run" / "result.json").read_text())) == set(result)
+    stages = {r["stage"] for r in records}
+    assert {"translate", "adapt_T_r0", "adapt_S_r0", "adapt_T_r1", "adapt_S_r1", "result"} <= stages
+    store = tmp_path / "store"
+    for stage in (
+        "translated_source",
+        "translated_target",
+        "translated_val",
+        "pseudo",
+        "segmenter_T",
+        "segmenter_S",
+    ):
+        assert [p for p in (store / stage).iterdir() if not p.name.startswith(".")], stage
+    pseudo_dir = next(p for p in (store / "pseudo").iterdir() if not p.name.startswith("."))
+    assert (pseudo_dir / "data" / "pseudo_labels.png").is_file()
+
+    # A downstream change (the threshold) reuses translator, translations and the round-0 networks.
+    caplog.set_level("INFO")
+    records.clear()
+    again = run_experiment(
+        cfg_for(**{"pseudo.cap": 0.5}), tmp_path / "run2", lambda m, checkpoint=None: records.append(m)
+    )
+    for stage in ("translator", "translated_source", "translated_target", "translated_val"):
+        assert f"reusing {stage} artifact" in caplog.text
+    assert again["artifacts.F_T_r0"] == result["artifacts.F_T_r0"]
+    assert again["artifacts.pseudo_r1"] != result["artifacts.pseudo_r1"]
+    assert not {"translate", "adapt_T_r0", "adapt_S_r0"} & {r["stage"] for r in records}
+
+
+def test_ablation_switches_change_the_graph(cfg_for, tmp_path):
+    single = run_experiment(
+        cfg_for(
+            **{
+                "translate.enabled": False,
+                "adapt.symmetric": False,
+                "pseudo.enabled": False,
+                "adapt.lambda_adv": 0.0,
+            }
+        ),
+        tmp_path / "so",
+        lambda *a, **k: None,
+    )
+    assert single["miou"] == single["miou_fused"]  # no F_S: fused is the single model
+    assert not any(k.startswith("artifacts.translat") for k in single)
+    assert "artifacts.F_S_r0" not in single and "artifacts.pseudo_r1" not in single
