@@ -244,8 +244,15 @@ def translation_stage(
 
 
 def segmenter_key_config(cfg: ExperimentConfig, path: str, round_: int) -> dict[str, Any]:
-    """A segmentation network depends on model, train, adapt, data, seed, its path and its round."""
-    return {"model": to_dict(cfg.model), "train": to_dict(cfg.train), "adapt": to_dict(cfg.adapt),
+    """A segmentation network depends on model, train, adapt, data, seed, its path and its round.
+
+    adapt.symmetric only decides whether F_S exists, not how a network trains, and pseudo_weight only
+    matters once there are pseudo labels: leaving them out lets ablation rows share networks.
+    """
+    adapt = {
+        k: v for k, v in to_dict(cfg.adapt).items() if k != "symmetric" and (round_ or k != "pseudo_weight")
+    }
+    return {"model": to_dict(cfg.model), "train": to_dict(cfg.train), "adapt": adapt,
             "data": data_key_config(cfg), "normalize": cfg.data.normalize, "sizes": [cfg.data.source_size,
             cfg.data.target_size, cfg.data.crop_size], "flip": cfg.data.flip, "seed": cfg.seed,
             "path": path, "round": round_}  # fmt: skip
