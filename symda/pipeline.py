@@ -252,7 +252,9 @@ def segmenter_key_config(cfg: ExperimentConfig, path: str, round_: int) -> dict[
     adapt = {
         k: v for k, v in to_dict(cfg.adapt).items() if k != "symmetric" and (round_ or k != "pseudo_weight")
     }
-    return {"model": to_dict(cfg.model), "train": to_dict(cfg.train), "adapt": adapt,
+    cadence = ("log_every", "eval_every", "checkpoint_every", "threads")
+    train = {k: v for k, v in to_dict(cfg.train).items() if k not in cadence}
+    return {"model": to_dict(cfg.model), "train": train, "adapt": adapt,
             "data": data_key_config(cfg), "normalize": cfg.data.normalize, "sizes": [cfg.data.source_size,
             cfg.data.target_size, cfg.data.crop_size], "flip": cfg.data.flip, "seed": cfg.seed,
             "path": path, "round": round_}  # fmt: skip
