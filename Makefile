@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup sweep test lint format bench baselines clean
+.PHONY: setup sweep test lint format bench baselines ladder clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -44,6 +44,15 @@ baselines: $(STAMP)
 	  $(BIN)/symda train --config configs/synthcity/$$e.yaml --set seed=$$s --set synth.seed=$$s \
 	    --set synth.root=data/synthcity-s$$s --out runs/baselines/$$e-s$$s || exit 1; done; done
 	$(BIN)/python analysis/summarize_runs.py runs/baselines/* --out docs/results/baselines.md
+
+# The method's ablation ladder with `symda run` (one config per row; rows share upstream artifacts).
+ROWS ?= adversarial_only translation_adversarial bdl_like symmetric_prob_pseudo full
+ladder: $(STAMP)
+	for s in $(SEEDS); do for e in $(ROWS); do \
+	  test -f runs/ladder/$$e-s$$s/result.json || \
+	  $(BIN)/symda run --config configs/synthcity/$$e.yaml --set seed=$$s --set synth.seed=$$s \
+	    --set synth.root=data/synthcity-s$$s --out runs/ladder/$$e-s$$s || exit 1; done; done
+	$(BIN)/python analysis/summarize_runs.py runs/baselines/* runs/ladder/* --out docs/results/ladder.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -16,28 +16,36 @@ import yaml
 
 
 def load_runs(run_dirs: list[Path]) -> pd.DataFrame:
-    """One row per run folder that holds metrics.json: name, seeds, val mIoU."""
+    """One row per run folder: name, seeds, val mIoU (single and, for `symda run`, fused).
+
+    Reads result.json (`symda run`) or metrics.json + config.yaml (`symda train`).
+    """
     rows = []
     for d in run_dirs:
-        metrics_file, config_file = d / "metrics.json", d / "config.yaml"
-        if not metrics_file.is_file() or not config_file.is_file():
-            print(f"skipping {d}: no metrics.json / config.yaml")
-            continue
-        cfg = yaml.safe_load(config_file.read_text())
-        metrics = json.loads(metrics_file.read_text())
-        rows.append({"name": cfg["name"], "seed": cfg["seed"], "synth.seed": cfg["synth"]["seed"],
-                     "miou": metrics.get("val_miou"), "run": str(d)})  # fmt: skip
+        if (d / "result.json").is_file():
+            r = json.loads((d / "result.json").read_text())
+            rows.append({"name": r["name"], "seed": r["seed"], "synth.seed": r["synth.seed"], "miou": r["miou"],
+                         "miou_fused": r["miou_fused"], "run": str(d)})  # fmt: skip
+        elif (d / "metrics.json").is_file() and (d / "config.yaml").is_file():
+            cfg = yaml.safe_load((d / "config.yaml").read_text())
+            metrics = json.loads((d / "metrics.json").read_text())
+            rows.append({"name": cfg["name"], "seed": cfg["seed"], "synth.seed": cfg["synth"]["seed"],
+                         "miou": metrics.get("val_miou"), "miou_fused": None, "run": str(d)})  # fmt: skip
+        else:
+            print(f"skipping {d}: no result.json, nor metrics.json + config.yaml")
     return pd.DataFrame(rows)
 
 
 def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """name | mIoU mean | std | seeds | per-seed values, in first-seen order of names."""
-    grouped = runs.groupby("name", sort=False)["miou"]
+    """name | mIoU mean, std, per seed | fused mean, std | seeds, in first-seen order of names."""
+    g = runs.groupby("name", sort=False)
     return pd.DataFrame({
-        "mIoU": grouped.mean().round(1),
-        "std": grouped.std(ddof=0).round(1),
-        "seeds": grouped.count(),
-        "per seed": grouped.apply(lambda s: ", ".join(f"{v:.1f}" for v in s)),
+        "mIoU": g["miou"].mean(),
+        "std": g["miou"].std(ddof=0),
+        "fused": g["miou_fused"].mean(),
+        "fused std": g["miou_fused"].std(ddof=0),
+        "seeds": g["miou"].count(),
+        "per seed": g["miou"].apply(lambda s: ", ".join(f"{v:.1f}" for v in s)),
     })  # fmt: skip
 
 
@@ -48,9 +56,15 @@ def main() -> None:
     args = p.parse_args()
     runs = load_runs(args.runs)
     table = summary_table(runs)
-    text = "| experiment | mIoU (mean) | std | seeds | per seed |\n| --- | --- | --- | --- | --- |\n" + "\n".join(
-        f"| {name} | {r['mIoU']:.1f} | {r['std']:.1f} | {r['seeds']} | {r['per seed']} |" for name, r in table.iterrows()
-    )
+    lines = ["| experiment | mIoU (mean) | std | fused mIoU | fused std | seeds | per seed |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    for name, r in table.iterrows():
+        fused = "" if pd.isna(r["fused"]) else f"{r['fused']:.1f}"
+        fused_std = "" if pd.isna(r["fused"]) else f"{r['fused std']:.1f}"
+        lines.append(
+            f"| {name} | {r['mIoU']:.1f} | {r['std']:.1f} | {fused} | {fused_std} | {r['seeds']} | {r['per seed']} |"
+        )
+    text = "\n".join(lines)
     print(text)
     if args.out:
         args.out.write_text(text + "\n")
