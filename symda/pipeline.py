@@ -161,6 +161,15 @@ def source_training_config(
     }
 
 
+def start_run(cfg: ExperimentConfig, out_dir: Path) -> ArtifactStore:
+    """Create the run folder, write the resolved config there, set threads; return the artifact store."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out_dir / "config.yaml")
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    return ArtifactStore(cfg.artifacts_dir)
+
+
 def run_supervised(
     cfg: ExperimentConfig,
     out_dir: Path,
@@ -174,11 +183,7 @@ def run_supervised(
     include the artifact keys it used and the seconds each stage took.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out_dir / "config.yaml")
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
-    store = ArtifactStore(cfg.artifacts_dir)
+    store = start_run(cfg, out_dir)
     t0 = time.perf_counter()
     train_cfg, artifacts = source_training_config(cfg, store, report, progress)
     seconds = {"translate": time.perf_counter() - t0} if artifacts else {}
@@ -395,11 +400,7 @@ def run_experiment(
     from symda.results import make_record, write_record
 
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out_dir / "config.yaml")
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
-    store = ArtifactStore(cfg.artifacts_dir)
+    store = start_run(cfg, out_dir)
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
 

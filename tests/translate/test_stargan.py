@@ -8,16 +8,6 @@ from symda.models import Discriminator, Generator, gradient_penalty
 from symda.translate.train import d_step, from_tanh_space, g_step, lr_factor, to_tanh_space
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny convs gain nothing from threads, and on a shared 2-core machine OpenMP threads that wait on
-    each other make these tests 10x slower; restore the setting for the other test modules."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize("size", [(16, 32), (32, 16), (20, 20), (17, 33), (30, 50), (5, 7)])
 def test_generator_keeps_any_size(size):
     torch.manual_seed(0)

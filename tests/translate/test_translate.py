@@ -23,16 +23,6 @@ from tests.conftest import write_gta5
 SIZE = (16, 32)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny convs gain nothing from threads, and on a shared 2-core machine OpenMP threads that wait on
-    each other make these tests 10x slower; restore the setting for the other test modules."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny_cfg(**overrides) -> TranslateConfig:
     base = dict(
         g_conv_dim=8, g_repeat_num=1, d_conv_dim=8, d_repeat_num=3, image_size=SIZE, batch_size=4,
