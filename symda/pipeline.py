@@ -290,7 +290,8 @@ def segmenter_stage(
         run_cfg = with_roots(cfg, source_root, target_root)
         train_set = build_dataset(run_cfg.data, cfg.synth, "source")
         val_set = build_dataset(with_roots(cfg, target_root=val_root).data, cfg.synth, "val")
-        target_set = build_dataset(run_cfg.data, cfg.synth, "target")
+        adversarial = cfg.adapt.lambda_adv > 0
+        target_set = build_dataset(run_cfg.data, cfg.synth, "target") if adversarial else None
         pseudo_set = None
         if pseudo_root is not None:
             pseudo_set = build_dataset(
@@ -303,7 +304,7 @@ def segmenter_stage(
         metrics = train_segmenter(
             cfg.train, model, train_set, val_set, work, tagged(report, f"adapt_{path}_r{round_}"), cfg.seed,
             resume=True, eval_protocol=cfg.eval.protocol, progress=progress,
-            target_set=target_set if cfg.adapt.lambda_adv > 0 else None, adapt=cfg.adapt, pseudo_set=pseudo_set,
+            target_set=target_set, adapt=cfg.adapt, pseudo_set=pseudo_set,
         )  # fmt: skip
         write_json(work / "metrics.json", metrics)
 
