@@ -415,13 +415,16 @@ def run_experiment(
     lap("data")
     roots, keys = translation_stage(cfg, store, report, progress)
     lap("translate")
-    inputs = dict(keys)
-    f_t = segmenter_stage(cfg, store, "T", 0, roots.source_translated, roots.target, roots.target, inputs,
+    # Each path's inputs are only the data it trains on, so F_T of a single-path row and of a
+    # symmetric row are one artifact.
+    inputs_t = {k: v for k, v in keys.items() if k in ("translator", "translated_source")}
+    inputs_s = {k: v for k, v in keys.items() if k in ("translator", "translated_target", "translated_val")}
+    f_t = segmenter_stage(cfg, store, "T", 0, roots.source_translated, roots.target, roots.target, inputs_t,
                           report, progress=progress)  # fmt: skip
     f_s = None
     if cfg.adapt.symmetric:
         f_s = segmenter_stage(cfg, store, "S", 0, roots.source, roots.target_translated, roots.val_translated,
-                              inputs, report, progress=progress)  # fmt: skip
+                              inputs_s, report, progress=progress)  # fmt: skip
     lap("adapt")
     artifacts = {**keys, "F_T_r0": f_t.key, **({"F_S_r0": f_s.key} if f_s else {})}
     pseudo_stats = []
@@ -431,11 +434,11 @@ def run_experiment(
         artifacts[f"pseudo_r{r}"] = pl.key
         lap("pseudo")
         f_t = segmenter_stage(cfg, store, "T", r, roots.source_translated, roots.target, roots.target,
-                              {**inputs, "pseudo": pl.key, "init": f_t.key}, report, pl.path / "data",
+                              {**inputs_t, "pseudo": pl.key, "init": f_t.key}, report, pl.path / "data",
                               f_t.path / "checkpoint.pt", progress)  # fmt: skip
         if f_s is not None:
             f_s = segmenter_stage(cfg, store, "S", r, roots.source, roots.target_translated, roots.val_translated,
-                                  {**inputs, "pseudo": pl.key, "init": f_s.key}, report,
+                                  {**inputs_s, "pseudo": pl.key, "init": f_s.key}, report,
                                   pl.path / "data_translated", f_s.path / "checkpoint.pt", progress)  # fmt: skip
         artifacts[f"F_T_r{r}"] = f_t.key
         if f_s is not None:

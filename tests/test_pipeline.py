@@ -81,3 +81,12 @@ def test_ablation_switches_change_the_graph(cfg_for, tmp_path):
     assert single["miou"] == single["miou_fused"]  # no F_S: fused is the single model
     assert not any(k.startswith("artifacts.translat") for k in single)
     assert "artifacts.F_S_r0" not in single and "artifacts.pseudo_r1" not in single
+
+
+def test_single_path_and_symmetric_rows_share_f_t(cfg_for, tmp_path):
+    """F_T depends on what it trains on, not on whether F_S exists: ablation rows share it."""
+    single = run_experiment(cfg_for(**{"adapt.symmetric": False, "pseudo.enabled": False}), tmp_path / "a",
+                            lambda *a, **k: None)  # fmt: skip
+    symmetric = run_experiment(cfg_for(**{"pseudo.enabled": False}), tmp_path / "b", lambda *a, **k: None)
+    assert single["artifacts.F_T_r0"] == symmetric["artifacts.F_T_r0"]
+    assert "artifacts.F_S_r0" in symmetric
