@@ -137,22 +137,18 @@ def cmd_translate_apply(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    import torch
 
     from symda.data import build_dataset, ensure_synthcity
     from symda.evaluate import evaluate, segmenter_probabilities
     from symda.io import write_json
-    from symda.models.build import build_segmenter
+    from symda.models.build import load_segmenter
 
     cfg = load_config(args.config, args.overrides)
     if not args.checkpoint.is_file():
         raise DatasetError(f"{args.checkpoint}: checkpoint not found")
     cfg.data.val_split = args.split
     ensure_synthcity(cfg.data, cfg.synth, progress=_progress())
-    model = build_segmenter(cfg.model, load_weights=False)
-    state = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
-    model.load_state_dict(state.get("model", state))
-    model.eval()
+    model = load_segmenter(cfg.model, args.checkpoint)
     dataset = build_dataset(cfg.data, cfg.synth, "val")
     scores = evaluate(
         segmenter_probabilities(model),

@@ -23,7 +23,7 @@ from symda.config import ExperimentConfig, save_config, to_dict
 from symda.data import build_dataset, check_role, ensure_synthcity, resolve_roots
 from symda.data.dataset import DatasetError
 from symda.io import write_json
-from symda.models.build import build_segmenter
+from symda.models.build import build_segmenter, load_segmenter
 
 log = logging.getLogger(__name__)
 
@@ -298,9 +298,7 @@ def segmenter_stage(
                 with_roots(cfg, target_root=pseudo_root).data, cfg.synth, "target_labelled"
             )
         torch.manual_seed(cfg.seed)
-        model = build_segmenter(cfg.model, load_weights=init_from is None)
-        if init_from is not None:
-            model.load_state_dict(torch.load(init_from, map_location="cpu", weights_only=False)["model"])
+        model = build_segmenter(cfg.model) if init_from is None else load_segmenter(cfg.model, init_from)
         metrics = train_segmenter(
             cfg.train, model, train_set, val_set, work, tagged(report, f"adapt_{path}_r{round_}"), cfg.seed,
             resume=True, eval_protocol=cfg.eval.protocol, progress=progress,
@@ -309,14 +307,6 @@ def segmenter_stage(
         write_json(work / "metrics.json", metrics)
 
     return store.get_or_build(f"segmenter_{path}", segmenter_key_config(cfg, path, round_), inputs, build)
-
-
-def load_segmenter(cfg: ExperimentConfig, artifact: Artifact) -> torch.nn.Module:
-    model = build_segmenter(cfg.model, load_weights=False)
-    model.load_state_dict(
-        torch.load(artifact.path / "checkpoint.pt", map_location="cpu", weights_only=False)["model"]
-    )
-    return model.eval()
 
 
 def pair_probabilities(f_t: torch.nn.Module, f_s: torch.nn.Module | None, translated):
@@ -366,8 +356,8 @@ def pseudo_stage(
         translated = build_dataset(
             with_roots(cfg, target_root=roots.target_translated).data, cfg.synth, "target"
         )
-        model_t = load_segmenter(cfg, f_t)
-        model_s = load_segmenter(cfg, f_s) if f_s is not None else None
+        model_t = load_segmenter(cfg.model, f_t.path / "checkpoint.pt")
+        model_s = load_segmenter(cfg.model, f_s.path / "checkpoint.pt") if f_s is not None else None
         with torch.no_grad():
             stats = generate_pseudo_labels(
                 pair_probabilities(model_t, model_s, translated), target, cfg.pseudo, work / "data", roots.target,
@@ -446,7 +436,7 @@ def run_experiment(
         lap("self_train")
 
     val = build_dataset(cfg.data, cfg.synth, "val")
-    model_t = load_segmenter(cfg, f_t)
+    model_t = load_segmenter(cfg.model, f_t.path / "checkpoint.pt")
     with torch.no_grad():
         single = evaluate(
             segmenter_probabilities(model_t), val, cfg.eval.protocol, cfg.eval.batch_size, progress=progress
@@ -454,7 +444,7 @@ def run_experiment(
         metrics: dict[str, Any] = {"miou": single.miou, "iou": single.per_class}
         if f_s is not None:
             val_t = build_dataset(with_roots(cfg, target_root=roots.val_translated).data, cfg.synth, "val")
-            fused = evaluate(fused_probabilities(model_t, load_segmenter(cfg, f_s), val_t, cfg.eval.fusion_weight),
+            fused = evaluate(fused_probabilities(model_t, load_segmenter(cfg.model, f_s.path / "checkpoint.pt"), val_t, cfg.eval.fusion_weight),
                              val, cfg.eval.protocol, cfg.eval.batch_size, progress=progress)  # fmt: skip
             metrics.update(miou_fused=fused.miou, iou_fused=fused.per_class)
         else:

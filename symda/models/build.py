@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+
+import torch
 
 from symda.config import ModelConfig
 from symda.data.labels import NUM_CLASSES
@@ -26,3 +29,12 @@ def build_segmenter(cfg: ModelConfig, num_classes: int = NUM_CLASSES, load_weigh
     if load_weights:
         log.info("backbone weights: %s", load_backbone_weights(model, cfg.weights, cfg.allow_random_init))
     return model
+
+
+def load_segmenter(cfg: ModelConfig, checkpoint: Path, num_classes: int = NUM_CLASSES) -> DeepLabV2:
+    """The configured network with the weights of a checkpoint ({"model": state} or a bare state dict),
+    in eval mode."""
+    model = build_segmenter(cfg, num_classes, load_weights=False)
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    model.load_state_dict(state.get("model", state))
+    return model.eval()
