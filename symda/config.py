@@ -176,6 +176,11 @@ class PseudoConfig:
     quantile: float = 0.5  # BDL: the per-class median...
     cap: float = 0.9  # ...capped at 0.9
     bins: int = 1000  # resolution of the streaming per-class histograms of M_conf in [0, 1]
+    # Self-training (stage 4) of each round: its length (0 = train.steps, the adaptation's length) and
+    # which networks it retrains: "both" (the method: F_T and F_S), or "T" (F_T only, F_S stays at its
+    # round-0 weights: half the cost, used by the quick sweep configs).
+    self_train_steps: int = 0
+    self_train_paths: str = "both"  # both | T
 
 
 @dataclass
@@ -185,6 +190,24 @@ class EvalConfig:
     protocol: int = 19  # 19 classes; 16 or 13 for SYNTHIA
     batch_size: int = 8
     fusion_weight: float = 0.5  # w in w * softmax F_T(v) + (1 - w) * softmax F_S(G(v, S)) (DPL: 0.55)
+
+
+@dataclass
+class ScaleConfig:
+    """How the stage loops run (symda.distributed). Never part of an artifact's key, except precision.
+
+    num_workers 0 runs a loop in this process (the CPU default); N > 0 runs it as a Ray Train worker
+    group of N (one per GPU with use_gpu, NCCL; gloo on CPU) that averages gradients every step and
+    shards each global batch of train.batch_size across the workers (it must divide evenly).
+    """
+
+    num_workers: int = 0
+    use_gpu: bool = False
+    cpus_per_worker: int = 1
+    gpus_per_worker: float = 1.0
+    precision: str = "fp32"  # fp32 | bf16 (autocast on GPU; results differ, so it is part of the keys)
+    channels_last: bool = False  # NHWC memory format for conv nets on GPU
+    max_failures: int = 0  # restarts of a crashed worker group, from the last checkpoint Ray saw
 
 
 @dataclass
@@ -203,6 +226,7 @@ class ExperimentConfig:
     adapt: AdaptConfig = field(default_factory=AdaptConfig)
     pseudo: PseudoConfig = field(default_factory=PseudoConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    scale: ScaleConfig = field(default_factory=ScaleConfig)
 
 
 # ---------------------------------------------------------------------------------------------- checks
@@ -220,6 +244,8 @@ _CHOICES: dict[str, tuple[Any, ...]] = {
     "adapt.gan_loss": ("bce", "lsgan"),
     "pseudo.consistency": ("soft", "hard", "none"),
     "pseudo.threshold": ("global", "class_quantile"),
+    "pseudo.self_train_paths": ("both", "T"),
+    "scale.precision": ("fp32", "bf16"),
 }
 _POSITIVE = (
     "synth.height", "synth.width", "synth.n_source", "synth.n_target", "synth.n_val",
@@ -227,12 +253,13 @@ _POSITIVE = (
     "translate.g_conv_dim", "translate.g_repeat_num", "translate.d_conv_dim", "translate.d_repeat_num",
     "translate.batch_size", "translate.steps", "translate.n_critic", "translate.g_lr", "translate.d_lr",
     "translate.log_every", "translate.sample_every", "translate.checkpoint_every", "translate.apply_batch_size",
-    "adapt.d_lr", "adapt.d_channels", "pseudo.bins",
+    "adapt.d_lr", "adapt.d_channels", "pseudo.bins", "scale.cpus_per_worker",
 )  # fmt: skip
 _NON_NEGATIVE = (
     "train.head_lr_mult", "train.momentum", "train.weight_decay", "train.poly_power", "train.eval_every",
     "train.threads", "data.num_workers", "translate.lambda_cls", "translate.lambda_rec", "translate.lambda_gp",
     "translate.decay_start", "adapt.lambda_adv", "adapt.lambda_adv_aux", "adapt.pseudo_weight", "pseudo.rounds",
+    "pseudo.self_train_steps", "scale.num_workers", "scale.gpus_per_worker", "scale.max_failures",
 )  # fmt: skip
 
 
@@ -269,6 +296,10 @@ def validate(cfg: ExperimentConfig) -> None:
     ):
         if not 0.0 <= flat[key] <= 1.0:
             raise ConfigError(f"{key}: must be in [0, 1], got {flat[key]!r}")
+    workers = max(cfg.scale.num_workers, 1)
+    for key in ("train.batch_size", "translate.batch_size"):
+        if flat[key] % workers:
+            raise ConfigError(f"{key}: {flat[key]} does not split evenly over scale.num_workers={workers}")
     if not cfg.model.aspp_dilations or min(cfg.model.aspp_dilations) <= 0:
         raise ConfigError(f"model.aspp_dilations: expected positive ints, got {cfg.model.aspp_dilations!r}")
 

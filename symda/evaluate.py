@@ -7,6 +7,7 @@ ground truth and prediction is left out of the mean: the official cityscapesscri
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,11 +87,18 @@ ProbabilityFn = Callable[[torch.Tensor, list[int]], torch.Tensor]
 """(images (N, 3, h, w), dataset indices) -> class probabilities (N, C, h', w') at any resolution."""
 
 
+def model_device(model: torch.nn.Module) -> torch.device:
+    """The device of a model's parameters (inputs are moved there)."""
+    return next(model.parameters()).device
+
+
 def segmenter_probabilities(model: torch.nn.Module) -> ProbabilityFn:
     """Softmax of a segmentation network's main output, as a ProbabilityFn."""
 
+    device = model_device(model)
+
     def fn(images: torch.Tensor, indices: list[int]) -> torch.Tensor:
-        return torch.softmax(model(images)["main"], dim=1)
+        return torch.softmax(model(images.to(device))["main"].float(), dim=1)
 
     return fn
 
@@ -114,7 +122,7 @@ def predict_dataset(
         probs = probabilities(torch.stack([it["image"] for it in items]), indices)
         for k, item in enumerate(items):
             full = upsample_logits(probs[k : k + 1], item["full_size"])
-            pred = full.argmax(dim=1)[0].numpy().astype(np.uint8)
+            pred = full.argmax(dim=1)[0].cpu().numpy().astype(np.uint8)
             yield item["index"], pred, item.get("full_label")
 
 
@@ -147,3 +155,42 @@ def write_prediction(out_dir: Path, name: str, pred: np.ndarray, color: bool = F
     if color:
         atomic_write_bytes(path.with_name(path.stem + "_color.png"), png_bytes(colorize(pred)))
     return path
+
+
+PairFn = Callable[[torch.Tensor, list[int]], tuple[torch.Tensor, torch.Tensor | None]]
+"""(images (N, 3, h, w), dataset indices) -> (P_T (N, C, h', w'), P_S of the translated images or None)."""
+
+
+@torch.no_grad()
+def unsupervised_scores(pair: PairFn, dataset: SegmentationDataset, batch_size: int = 8) -> dict[str, float]:
+    """Model-selection scores from target images alone (labels are never read); higher is better.
+
+    - proxy_agreement: fraction of pixels where argmax P_T(v) = argmax P_S(v'), the two paths' networks
+      on the image and its translation (NaN without F_S). Why this one: the paths see different inputs
+      and were trained from different sources (S' vs S), the nearest this method has to two views, and
+      for two views with independent errors, disagreement bounds error (co-training, Dasgupta et al.
+      2001). A network cannot raise it by growing confident alone; it must agree with the other.
+    - proxy_entropy: minus the mean per-pixel entropy of P_T, normalised by ln C (in [-1, 0]): the
+      common "confident on the target" criterion, kept for comparison; overconfidence games it.
+    Both at the networks' output resolution.
+    """
+    agree, entropy, pixels = 0.0, 0.0, 0
+    n = len(dataset)
+    p_s = None
+    for start in range(0, n, batch_size):
+        indices = list(range(start, min(start + batch_size, n)))
+        images = torch.stack([dataset[i]["image"] for i in indices])
+        p_t, p_s = pair(images, indices)
+        c = p_t.shape[1]
+        ent = -(p_t * torch.log(p_t.clamp_min(1e-12))).sum(dim=1) / math.log(c)  # (N, h', w')
+        entropy += float(ent.sum())
+        pixels += ent.numel()
+        if p_s is not None:
+            if p_s.shape[-2:] != p_t.shape[-2:]:
+                p_s = F.interpolate(p_s, size=p_t.shape[-2:], mode="bilinear", align_corners=False)
+            agree += float((p_t.argmax(1) == p_s.argmax(1)).sum())
+    has_pair = p_s is not None
+    return {
+        "proxy_agreement": agree / max(pixels, 1) if has_pair else float("nan"),
+        "proxy_entropy": -entropy / max(pixels, 1),
+    }

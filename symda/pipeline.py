@@ -10,8 +10,10 @@ functions, so it is plain which config change rebuilds what.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +21,10 @@ import torch
 
 from symda.adapt.supervised import Report, train_segmenter
 from symda.artifacts import Artifact, ArtifactStore
-from symda.config import ExperimentConfig, save_config, to_dict
+from symda.config import ExperimentConfig, TrainConfig, save_config, to_dict
 from symda.data import build_dataset, check_role, ensure_synthcity, resolve_roots
 from symda.data.dataset import DatasetError
+from symda.distributed import Runtime, run_stage
 from symda.io import write_json
 from symda.models.build import build_segmenter, load_segmenter
 
@@ -109,10 +112,14 @@ def translator_stage(
         view = dataclasses.replace(
             cfg.data, source_size=t.load_size, target_size=t.load_size, crop_size=t.image_size
         )
-        source = build_dataset(view, cfg.synth, "source", skips["source"], with_labels=False)
-        target = build_dataset(view, cfg.synth, "target")
-        train_translator(t, source, target, work, tagged(report, "translate"), seed=cfg.seed, resume=True, progress=progress,
-                         num_workers=cfg.data.num_workers)  # fmt: skip
+
+        def loop(runtime: Runtime, report_: Report) -> None:
+            source = build_dataset(view, cfg.synth, "source", skips["source"], with_labels=False)
+            target = build_dataset(view, cfg.synth, "target")
+            train_translator(t, source, target, work, report_, seed=cfg.seed, resume=True, progress=progress,
+                             num_workers=cfg.data.num_workers, runtime=runtime)  # fmt: skip
+
+        run_stage(loop, cfg.scale, work, tagged(report, "translate"), ray_train_storage(store))
 
     ensure_synthcity(cfg.data, cfg.synth, progress=progress)
     return store.get_or_build("translator", translator_key_config(cfg), None, build)
@@ -159,6 +166,11 @@ def source_training_config(
         "translator": translator.key,
         "translated_source": translated.key,
     }
+
+
+def ray_train_storage(store: ArtifactStore) -> Path:
+    """Where Ray Train keeps its runs of the stage loops (checkpoints it can restart a group from)."""
+    return store.root / "_ray_train"
 
 
 def start_run(cfg: ExperimentConfig, out_dir: Path) -> ArtifactStore:
@@ -248,6 +260,13 @@ def translation_stage(
     ), keys
 
 
+def stage_train_config(cfg: ExperimentConfig, round_: int) -> TrainConfig:
+    """cfg.train for round 0 (adaptation); with pseudo.self_train_steps in place of steps for later rounds."""
+    if round_ and cfg.pseudo.self_train_steps:
+        return dataclasses.replace(cfg.train, steps=cfg.pseudo.self_train_steps)
+    return cfg.train
+
+
 def segmenter_key_config(cfg: ExperimentConfig, path: str, round_: int) -> dict[str, Any]:
     """A segmentation network depends on model, train, adapt, data, seed, its path and its round.
 
@@ -259,7 +278,9 @@ def segmenter_key_config(cfg: ExperimentConfig, path: str, round_: int) -> dict[
     }
     cadence = ("log_every", "eval_every", "checkpoint_every", "threads")
     train = {k: v for k, v in to_dict(cfg.train).items() if k not in cadence}
-    return {"model": to_dict(cfg.model), "train": train, "adapt": adapt,
+    train["steps"] = stage_train_config(cfg, round_).steps
+    extra = {"precision": cfg.scale.precision} if cfg.scale.precision != "fp32" else {}
+    return {**extra, "model": to_dict(cfg.model), "train": train, "adapt": adapt,
             "data": data_key_config(cfg), "normalize": cfg.data.normalize, "sizes": [cfg.data.source_size,
             cfg.data.target_size, cfg.data.crop_size], "flip": cfg.data.flip, "seed": cfg.seed,
             "path": path, "round": round_}  # fmt: skip
@@ -278,15 +299,17 @@ def segmenter_stage(
     pseudo_root: Path | None = None,
     init_from: Path | None = None,
     progress: bool = False,
+    scorer: Callable[[torch.nn.Module], dict[str, float]] | None = None,
 ) -> Artifact:
     """Stages 2 and 4: one segmentation network (path "T" = F_T on S'/T, "S" = F_S on S/T').
 
     Round 0 is adversarial adaptation (adversarial term off when adapt.lambda_adv = 0); a later
     round self-trains on `pseudo_root` (target-style images + pseudo labels, Cityscapes layout) with
     the adversarial term kept, starting from the previous round's weights (`init_from`).
+    `scorer(model)` adds unsupervised scores to the loop's evaluations (see `partner_scorer`).
     """
 
-    def build(work: Path) -> None:
+    def loop(work: Path, runtime: Runtime, report_: Report) -> None:
         run_cfg = with_roots(cfg, source_root, target_root)
         train_set = build_dataset(run_cfg.data, cfg.synth, "source")
         val_set = build_dataset(with_roots(cfg, target_root=val_root).data, cfg.synth, "val")
@@ -300,11 +323,17 @@ def segmenter_stage(
         torch.manual_seed(cfg.seed)
         model = build_segmenter(cfg.model) if init_from is None else load_segmenter(cfg.model, init_from)
         metrics = train_segmenter(
-            cfg.train, model, train_set, val_set, work, tagged(report, f"adapt_{path}_r{round_}"), cfg.seed,
-            resume=True, eval_protocol=cfg.eval.protocol, progress=progress,
-            target_set=target_set, adapt=cfg.adapt, pseudo_set=pseudo_set,
+            stage_train_config(cfg, round_), model, train_set, val_set, work, report_, cfg.seed, resume=True,
+            eval_protocol=cfg.eval.protocol, progress=progress, target_set=target_set, adapt=cfg.adapt,
+            pseudo_set=pseudo_set, scorer=scorer if runtime.is_main else None, runtime=runtime,
+            num_workers=cfg.data.num_workers,
         )  # fmt: skip
-        write_json(work / "metrics.json", metrics)
+        if runtime.is_main:
+            write_json(work / "metrics.json", metrics)
+
+    def build(work: Path) -> None:
+        run_stage(functools.partial(loop, work), cfg.scale, work, tagged(report, f"adapt_{path}_r{round_}"),
+                  ray_train_storage(store))  # fmt: skip
 
     return store.get_or_build(f"segmenter_{path}", segmenter_key_config(cfg, path, round_), inputs, build)
 
@@ -315,14 +344,35 @@ def pair_probabilities(f_t: torch.nn.Module, f_s: torch.nn.Module | None, transl
     `translated` is the dataset of the translated images in the same order as the one being labelled.
     """
 
+    from symda.evaluate import model_device
+
     def fn(images: torch.Tensor, indices: list[int]):
-        p_t = torch.softmax(f_t(images)["main"], dim=1)
+        p_t = torch.softmax(f_t(images.to(model_device(f_t)))["main"].float(), dim=1)
         if f_s is None:
             return p_t, None
-        x_s = torch.stack([translated[i]["image"] for i in indices])
-        return p_t, torch.softmax(f_s(x_s)["main"], dim=1)
+        x_s = torch.stack([translated[i]["image"] for i in indices]).to(model_device(f_s))
+        return p_t, torch.softmax(f_s(x_s)["main"].float(), dim=1).to(p_t.device)
 
     return fn
+
+
+def partner_scorer(cfg: ExperimentConfig, roots: DomainRoots, partner: Artifact | None):
+    """scorer(F_T) for F_T's self-training: unsupervised scores on target val images against F_S
+    (`partner`, fixed while F_T trains); None without F_S. Labels are never read."""
+    from symda.evaluate import unsupervised_scores
+
+    if partner is None:
+        return None
+    val = build_dataset(cfg.data, cfg.synth, "val", with_labels=False)
+    val_t = build_dataset(
+        with_roots(cfg, target_root=roots.val_translated).data, cfg.synth, "val", with_labels=False
+    )
+    f_s = load_segmenter(cfg.model, partner.path / "checkpoint.pt")
+
+    def scorer(model: torch.nn.Module) -> dict[str, float]:
+        return unsupervised_scores(pair_probabilities(model, f_s, val_t), val, cfg.eval.batch_size)
+
+    return scorer
 
 
 def fused_probabilities(f_t: torch.nn.Module, f_s: torch.nn.Module, translated, w: float):
@@ -379,6 +429,62 @@ def pseudo_stage(
     return store.get_or_build("pseudo", config, inputs, build)
 
 
+@dataclasses.dataclass(frozen=True)
+class Adapted:
+    """The upstream of every self-training round: data roots, the round-0 networks, their keys."""
+
+    roots: DomainRoots
+    keys: dict[str, str]  # {stage name: artifact key} of the translator and translations
+    inputs_t: dict[str, str]  # F_T's inputs: only the data it trains on
+    inputs_s: dict[str, str]
+    f_t: Artifact
+    f_s: Artifact | None
+
+
+def adapted_networks(
+    cfg: ExperimentConfig,
+    store: ArtifactStore,
+    roots: DomainRoots,
+    keys: dict[str, str],
+    report: Report,
+    progress: bool = False,
+) -> Adapted:
+    """Stage 2: adversarial adaptation of F_T (and F_S when adapt.symmetric) on translation_stage's output."""
+    # Each path's inputs are only the data it trains on, so F_T of a single-path row and of a
+    # symmetric row are one artifact.
+    inputs_t = {k: v for k, v in keys.items() if k in ("translator", "translated_source")}
+    inputs_s = {k: v for k, v in keys.items() if k in ("translator", "translated_target", "translated_val")}
+    f_t = segmenter_stage(cfg, store, "T", 0, roots.source_translated, roots.target, roots.target, inputs_t,
+                          report, progress=progress)  # fmt: skip
+    f_s = None
+    if cfg.adapt.symmetric:
+        f_s = segmenter_stage(cfg, store, "S", 0, roots.source, roots.target_translated, roots.val_translated,
+                              inputs_s, report, progress=progress)  # fmt: skip
+    return Adapted(roots, keys, inputs_t, inputs_s, f_t, f_s)
+
+
+UPSTREAM_STAGES = ("data", "translate", "adapt")
+
+
+def build_upstream(
+    cfg: ExperimentConfig, until: str, report: Report, progress: bool = False
+) -> dict[str, str]:
+    """Build (or find) the stages up to and including `until` (one of UPSTREAM_STAGES); return their keys.
+
+    A sweep calls this once before its trials, so trials that share an upstream never race to build it.
+    """
+    if until not in UPSTREAM_STAGES:
+        raise ValueError(f"until: {until!r} is not one of {list(UPSTREAM_STAGES)}")
+    store = ArtifactStore(cfg.artifacts_dir)
+    prepare_data(cfg, ("source", "val"), progress)
+    if until == "data":
+        return {}
+    if until == "translate":
+        return translation_stage(cfg, store, report, progress)[1]
+    up = adapted_networks(cfg, store, *translation_stage(cfg, store, report, progress), report, progress)
+    return {**up.keys, "F_T_r0": up.f_t.key, **({"F_S_r0": up.f_s.key} if up.f_s else {})}
+
+
 def run_experiment(
     cfg: ExperimentConfig, out_dir: Path, report: Report, progress: bool = False
 ) -> dict[str, Any]:
@@ -386,8 +492,11 @@ def run_experiment(
     -> evaluate single and fused. Every stage comes from the store when it was built before.
 
     Writes config.yaml, result.json (flat record), metrics.json and stage log lines into out_dir.
+    Self-training of F_T evaluates every train.eval_every steps (val_miou and, with F_S, the
+    unsupervised proxies) and reports it under stage "adapt_T_r<round>"; the last report has stage
+    "result" and the final miou, miou_fused, proxy_agreement and proxy_entropy.
     """
-    from symda.evaluate import evaluate, segmenter_probabilities
+    from symda.evaluate import evaluate, segmenter_probabilities, unsupervised_scores
     from symda.results import make_record, write_record
 
     out_dir = Path(out_dir)
@@ -405,18 +514,11 @@ def run_experiment(
     lap("data")
     roots, keys = translation_stage(cfg, store, report, progress)
     lap("translate")
-    # Each path's inputs are only the data it trains on, so F_T of a single-path row and of a
-    # symmetric row are one artifact.
-    inputs_t = {k: v for k, v in keys.items() if k in ("translator", "translated_source")}
-    inputs_s = {k: v for k, v in keys.items() if k in ("translator", "translated_target", "translated_val")}
-    f_t = segmenter_stage(cfg, store, "T", 0, roots.source_translated, roots.target, roots.target, inputs_t,
-                          report, progress=progress)  # fmt: skip
-    f_s = None
-    if cfg.adapt.symmetric:
-        f_s = segmenter_stage(cfg, store, "S", 0, roots.source, roots.target_translated, roots.val_translated,
-                              inputs_s, report, progress=progress)  # fmt: skip
+    up = adapted_networks(cfg, store, roots, keys, report, progress)
+    f_t, f_s = up.f_t, up.f_s
     lap("adapt")
-    artifacts = {**keys, "F_T_r0": f_t.key, **({"F_S_r0": f_s.key} if f_s else {})}
+    artifacts = {**up.keys, "F_T_r0": f_t.key, **({"F_S_r0": f_s.key} if f_s else {})}
+    retrain_s = cfg.pseudo.self_train_paths == "both"
     pseudo_stats = []
     for r in range(1, cfg.pseudo.rounds + 1) if cfg.pseudo.enabled else ():
         pl = pseudo_stage(cfg, store, roots, f_t, f_s, r, progress)
@@ -424,11 +526,11 @@ def run_experiment(
         artifacts[f"pseudo_r{r}"] = pl.key
         lap("pseudo")
         f_t = segmenter_stage(cfg, store, "T", r, roots.source_translated, roots.target, roots.target,
-                              {**inputs_t, "pseudo": pl.key, "init": f_t.key}, report, pl.path / "data",
-                              f_t.path / "checkpoint.pt", progress)  # fmt: skip
-        if f_s is not None:
+                              {**up.inputs_t, "pseudo": pl.key, "init": f_t.key}, report, pl.path / "data",
+                              f_t.path / "checkpoint.pt", progress, partner_scorer(cfg, roots, f_s))  # fmt: skip
+        if f_s is not None and retrain_s:
             f_s = segmenter_stage(cfg, store, "S", r, roots.source, roots.target_translated, roots.val_translated,
-                                  {**inputs_s, "pseudo": pl.key, "init": f_s.key}, report,
+                                  {**up.inputs_s, "pseudo": pl.key, "init": f_s.key}, report,
                                   pl.path / "data_translated", f_s.path / "checkpoint.pt", progress)  # fmt: skip
         artifacts[f"F_T_r{r}"] = f_t.key
         if f_s is not None:
@@ -437,21 +539,26 @@ def run_experiment(
 
     val = build_dataset(cfg.data, cfg.synth, "val")
     model_t = load_segmenter(cfg.model, f_t.path / "checkpoint.pt")
+    model_s = load_segmenter(cfg.model, f_s.path / "checkpoint.pt") if f_s is not None else None
+    val_t = None
+    if f_s is not None:
+        val_t = build_dataset(with_roots(cfg, target_root=roots.val_translated).data, cfg.synth, "val")
     with torch.no_grad():
         single = evaluate(
             segmenter_probabilities(model_t), val, cfg.eval.protocol, cfg.eval.batch_size, progress=progress
         )
         metrics: dict[str, Any] = {"miou": single.miou, "iou": single.per_class}
-        if f_s is not None:
-            val_t = build_dataset(with_roots(cfg, target_root=roots.val_translated).data, cfg.synth, "val")
-            fused = evaluate(fused_probabilities(model_t, load_segmenter(cfg.model, f_s.path / "checkpoint.pt"), val_t, cfg.eval.fusion_weight),
+        if model_s is not None:
+            fused = evaluate(fused_probabilities(model_t, model_s, val_t, cfg.eval.fusion_weight),
                              val, cfg.eval.protocol, cfg.eval.batch_size, progress=progress)  # fmt: skip
             metrics.update(miou_fused=fused.miou, iou_fused=fused.per_class)
         else:
             metrics.update(miou_fused=single.miou, iou_fused=single.per_class)
+        metrics.update(
+            unsupervised_scores(pair_probabilities(model_t, model_s, val_t), val, cfg.eval.batch_size)
+        )
     lap("evaluate")
     for i, s in enumerate(pseudo_stats, start=1):
-        st = s["stats"]
         for k in (
             "coverage",
             "mean_conf",
@@ -460,13 +567,14 @@ def run_experiment(
             "diag_pseudo_accuracy",
             "diag_pred_miou",
         ):
-            if k in st:
-                metrics[f"pseudo_r{i}.{k}"] = st[k]
+            if k in s["stats"]:
+                metrics[f"pseudo_r{i}.{k}"] = s["stats"][k]
     metrics.update(artifacts=artifacts, seconds=seconds)
     write_json(out_dir / "metrics.json", metrics)
     record = make_record(cfg, metrics, run_id=out_dir.name)
     write_record(out_dir, record)
-    report({"stage": "result", "miou": metrics["miou"], "miou_fused": metrics["miou_fused"]})
+    final = ("miou", "miou_fused", "proxy_agreement", "proxy_entropy")
+    report({"stage": "result", **{k: metrics[k] for k in final}})
     return record
 
 

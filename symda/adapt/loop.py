@@ -36,6 +36,7 @@ from tqdm import tqdm
 from symda.config import AdaptConfig, TrainConfig
 from symda.data.dataset import ResumableBatchSampler, SegmentationDataset
 from symda.data.labels import IGNORE_INDEX, NUM_CLASSES
+from symda.distributed import Runtime
 from symda.evaluate import evaluate, segmenter_probabilities
 from symda.io import atomic_torch_save
 from symda.models import param_groups
@@ -58,12 +59,12 @@ def segmentation_loss(outputs: dict[str, torch.Tensor], labels: torch.Tensor) ->
     """Cross-entropy of the main (and auxiliary) logits, upsampled to the (N, H, W) labels."""
     size = labels.shape[-2:]
     loss = F.cross_entropy(
-        F.interpolate(outputs["main"], size=size, mode="bilinear", align_corners=False),
+        F.interpolate(outputs["main"].float(), size=size, mode="bilinear", align_corners=False),
         labels,
         ignore_index=IGNORE_INDEX,
     )
     if "aux" in outputs:
-        aux = F.interpolate(outputs["aux"], size=size, mode="bilinear", align_corners=False)
+        aux = F.interpolate(outputs["aux"].float(), size=size, mode="bilinear", align_corners=False)
         loss = loss + AUX_LOSS_WEIGHT * F.cross_entropy(aux, labels, ignore_index=IGNORE_INDEX)
     return loss
 
@@ -181,6 +182,7 @@ def discriminator_step(
     source_probs: dict[str, torch.Tensor],
     target_probs: dict[str, torch.Tensor],
     kind: str,
+    runtime: Runtime | None = None,
 ) -> dict[str, float]:
     """One update of each discriminator on detached (N, C, H, W) probabilities: source -> 1, target -> 0.
 
@@ -189,12 +191,15 @@ def discriminator_step(
     decisions that were right on this batch, both domains pooled (measured before its update).
     """
     metrics: dict[str, float] = {}
+    runtime = runtime or Runtime()
     for name, d in discs.items():
-        out_s = d(source_probs[name].detach())
-        out_t = d(target_probs[name].detach())
-        loss = 0.5 * (gan_loss(out_s, True, kind) + gan_loss(out_t, False, kind))
+        with runtime.autocast():
+            out_s = d(source_probs[name].detach())
+            out_t = d(target_probs[name].detach())
+        loss = 0.5 * (gan_loss(out_s.float(), True, kind) + gan_loss(out_t.float(), False, kind))
         d_optimizers[name].zero_grad(set_to_none=True)
         loss.backward()
+        runtime.average_gradients(d)
         d_optimizers[name].step()
         metrics["loss_d" if name == "main" else f"loss_d_{name}"] = loss.item()
         if name == "main":
@@ -219,6 +224,7 @@ def adversarial_step(
     kind: str,
     target_loss: torch.Tensor | None = None,
     step: int = 0,
+    runtime: Runtime | None = None,
 ) -> dict[str, float]:
     """AdaptSegNet's two adversarial updates; call between the segmenter's backward and its step.
 
@@ -229,8 +235,11 @@ def adversarial_step(
     Returns loss_adv(_aux) (unweighted), loss_d(_aux), d_acc and adv_weighted (what the segmenter's
     objective gained).
     """
-    target_probs = output_probabilities({n: target_out[n] for n in discs}, target_size)
-    adv = generator_adversarial_loss(discs, target_probs, kind)
+    runtime = runtime or Runtime()
+    target_probs = output_probabilities({n: target_out[n].float() for n in discs}, target_size)
+    with runtime.autocast():
+        adv = generator_adversarial_loss(discs, target_probs, kind)
+    adv = {n: v.float() for n, v in adv.items()}
     weighted = sum(weights[n] * adv[n] for n in discs)
     metrics = {("loss_adv" if n == "main" else f"loss_adv_{n}"): v.item() for n, v in adv.items()}
     for name, value in metrics.items():
@@ -239,8 +248,8 @@ def adversarial_step(
     # refuses once they were used by a graph that has not been backpropagated yet.
     (weighted if target_loss is None else weighted + target_loss).backward()
     with torch.no_grad():
-        source_probs = output_probabilities({n: source_out[n] for n in discs}, source_size)
-    d_metrics = discriminator_step(discs, d_optimizers, source_probs, target_probs, kind)
+        source_probs = output_probabilities({n: source_out[n].float() for n in discs}, source_size)
+    d_metrics = discriminator_step(discs, d_optimizers, source_probs, target_probs, kind, runtime)
     for name, value in d_metrics.items():
         _check_finite(name, value, step)
     return {**metrics, **d_metrics, "adv_weighted": float(weighted.item())}
@@ -259,17 +268,22 @@ def train_step(
     discs: dict[str, OutputDiscriminator] | None = None,
     d_optimizers: dict[str, torch.optim.Optimizer] | None = None,
     adapt: AdaptConfig | None = None,
+    runtime: Runtime | None = None,
 ) -> dict[str, float]:
     """One update of the segmenter (and of the discriminators when `discs`); returns float losses.
 
     Batches are dicts with "image" (N, 3, H, W) and, for source and pseudo, "label" (N, H, W) int64.
     Without discriminators `target` is unused; with them and no `target`, the pseudo batch's images are
     the target images. Each loss is backpropagated as soon as its forward pass is done, so at most one
-    pass's graph is alive (AdaptSegNet's order), and is checked for NaN before it is.
+    pass's graph is alive (AdaptSegNet's order), and is checked for NaN before it is. `runtime` puts the
+    batches on its device, runs the forward passes under its autocast and averages gradients over ranks.
     """
+    runtime = runtime or Runtime()
     discs = discs or {}
     optimizer.zero_grad(set_to_none=True)
-    source_out = model(source["image"])
+    source = {"image": runtime.images(source["image"]), "label": runtime.to(source["label"])}
+    with runtime.autocast():
+        source_out = model(source["image"])
     loss_seg = segmentation_loss(source_out, source["label"])
     _check_finite("loss_seg", loss_seg.item(), step)
     loss_seg.backward()
@@ -278,7 +292,9 @@ def train_step(
 
     target_out, target_loss = None, None
     if pseudo is not None:
-        pseudo_out = model(pseudo["image"])
+        pseudo = {"image": runtime.images(pseudo["image"]), "label": runtime.to(pseudo["label"])}
+        with runtime.autocast():
+            pseudo_out = model(pseudo["image"])
         loss_pseudo = pseudo_label_loss(pseudo_out, pseudo["label"])
         _check_finite("loss_pseudo", loss_pseudo.item(), step)
         metrics["loss_pseudo"] = loss_pseudo.item()
@@ -290,14 +306,17 @@ def train_step(
 
     if discs:
         if target_out is None:
-            target_out = model(target["image"])
+            target = {"image": runtime.images(target["image"])}
+            with runtime.autocast():
+                target_out = model(target["image"])
         adv = adversarial_step(
             discs, d_optimizers, adversarial_weights(model, adapt), source_out, target_out,
             tuple(source["image"].shape[-2:]), tuple(target["image"].shape[-2:]), adapt.gan_loss,
-            target_loss, step,
+            target_loss, step, runtime,
         )  # fmt: skip
         total += adv.pop("adv_weighted")
         metrics.update(adv)
+    runtime.average_gradients(model)
     optimizer.step()
     metrics["loss"] = total
     return metrics
@@ -311,13 +330,27 @@ def _stream_seed(seed: int, stream: int) -> int:
     return int(np.random.SeedSequence([seed, stream]).generate_state(1)[0])
 
 
-def _loader(dataset: SegmentationDataset | None, cfg: TrainConfig, seed: int, start: int) -> Iterable[Any]:
-    """Batches of `dataset` from step `start`; an endless stream of None for an absent dataset."""
+def _loader(
+    dataset: SegmentationDataset | None,
+    cfg: TrainConfig,
+    seed: int,
+    start: int,
+    runtime: Runtime,
+    workers: int,
+) -> Iterable[Any]:
+    """This rank's share of the global batches of `dataset` from step `start`; an endless stream of
+    None for an absent dataset."""
     if dataset is None:
         return itertools.repeat(None)  # zip stops with the source stream
-    sampler = ResumableBatchSampler(len(dataset), cfg.batch_size, seed, cfg.steps, start)
+    sampler = ResumableBatchSampler(
+        len(dataset), cfg.batch_size, seed, cfg.steps, start, runtime.rank, runtime.world_size
+    )
     return torch.utils.data.DataLoader(
-        dataset, batch_sampler=sampler, num_workers=0, persistent_workers=False
+        dataset,
+        batch_sampler=sampler,
+        num_workers=workers,
+        pin_memory=runtime.device.type == "cuda",
+        persistent_workers=False,
     )
 
 
@@ -336,6 +369,9 @@ def train_segmenter(
     target_set: SegmentationDataset | None = None,
     adapt: AdaptConfig | None = None,
     pseudo_set: SegmentationDataset | None = None,
+    scorer: Callable[[torch.nn.Module], dict[str, float]] | None = None,
+    runtime: Runtime | None = None,
+    num_workers: int = 0,
 ) -> dict[str, Any]:
     """Train `model` on labelled `train_set` (plus what `adapt` switches on); checkpoint to
     out_dir/checkpoint.pt; return final metrics.
@@ -349,12 +385,20 @@ def train_segmenter(
     images_per_s. With adaptation they add loss_seg, loss_pseudo (self-training), loss_adv and loss_d
     (unweighted main-output GAN losses; _aux variants for the aux level), d_acc; "loss" is the segmenter's
     whole objective (seg + pseudo_weight * pseudo + sum of lambda * adv) and images_per_s counts every
-    image the segmenter saw.
+    image the segmenter saw. `scorer(model)` (eval mode, no grad) adds its scores to every evaluation,
+    e.g. the unsupervised model-selection scores that sweeps select by.
+
+    `runtime` (default: one CPU process) says where this runs: each of its world_size ranks trains on
+    its share of every global batch of cfg.batch_size and gradients are averaged, so N ranks see the
+    batches of one; only rank 0 writes the checkpoint and evaluates; every rank calls `report`.
+    num_workers: DataLoader processes per dataset stream (0 = load in this process).
     """
     if (target_set is not None or pseudo_set is not None) and adapt is None:
         raise ValueError("train_segmenter: target_set / pseudo_set need adapt=AdaptConfig(...) (its weights)")
     out_dir = Path(out_dir)
     ckpt_path = out_dir / "checkpoint.pt"
+    runtime = runtime or Runtime()
+    model = runtime.module(model)
     optimizer = make_optimizer(model, cfg)
     weights = adversarial_weights(model, adapt)
     if weights and target_set is None and pseudo_set is None:
@@ -363,9 +407,10 @@ def train_segmenter(
         )
     num_classes = getattr(model, "num_classes", NUM_CLASSES)
     discs, d_optimizers = build_discriminators(weights, num_classes, adapt, seed) if weights else ({}, {})
+    discs = {name: runtime.module(d) for name, d in discs.items()}
     start = 0
     if resume and ckpt_path.is_file():
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        state = torch.load(ckpt_path, map_location=runtime.device, weights_only=False)
         if set(state.get("discriminators", {})) != set(discs):
             raise ValueError(
                 f"{ckpt_path}: holds discriminators {sorted(state.get('discriminators', {}))} but this run "
@@ -379,14 +424,23 @@ def train_segmenter(
         start = int(state["step"])
     adapting = adapt is not None or target_set is not None or pseudo_set is not None
     loaders = zip(
-        _loader(train_set, cfg, seed, start),
-        _loader(pseudo_set, cfg, _stream_seed(seed, _PSEUDO_STREAM), start),
+        _loader(train_set, cfg, seed, start, runtime, num_workers),
+        _loader(pseudo_set, cfg, _stream_seed(seed, _PSEUDO_STREAM), start, runtime, num_workers),
         # The target stream is read only when the adversarial term needs it (else: not even loaded).
-        _loader(target_set if weights else None, cfg, _stream_seed(seed, _TARGET_STREAM), start),
+        _loader(
+            target_set if weights else None,
+            cfg,
+            _stream_seed(seed, _TARGET_STREAM),
+            start,
+            runtime,
+            num_workers,
+        ),
         strict=False,  # an absent stream is an endless None; the source stream sets the length
     )
 
-    def save(step: int) -> Path:
+    def save(step: int) -> Path | None:
+        if not runtime.is_main:
+            return None
         state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step}
         if discs:
             state["discriminators"] = {n: d.state_dict() for n, d in discs.items()}
@@ -394,27 +448,34 @@ def train_segmenter(
         return atomic_torch_save(state, ckpt_path)
 
     def validate() -> dict[str, Any]:
+        if not runtime.is_main:
+            return {}
         model.eval()
         scores = evaluate(segmenter_probabilities(model), val_set, eval_protocol, progress=progress)
+        out = {"val_miou": scores.miou, "val_per_class_iou": scores.per_class}
+        if scorer is not None:
+            with torch.no_grad():
+                out.update(scorer(model))
         model.train()
-        return {"val_miou": scores.miou, "val_per_class_iou": scores.per_class}
+        return out
 
     model.train()
     sums: dict[str, float] = {}
     last: dict[str, float] = {}
     count, images, t0 = 0, 0, time.perf_counter()
-    bar = tqdm(total=cfg.steps, initial=start, desc="train", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=cfg.steps, initial=start, desc="train", disable=not progress or not runtime.is_main,
+               dynamic_ncols=True)  # fmt: skip
     step = start
     for step, (source, pseudo, target) in enumerate(loaders, start=start + 1):
         lr = poly_lr(optimizer, step - 1, cfg.steps, cfg.poly_power)
         for opt in d_optimizers.values():
             poly_lr(opt, step - 1, cfg.steps, cfg.poly_power)  # the same decay as the segmenter
-        last = train_step(model, optimizer, source, step, pseudo, target, discs, d_optimizers, adapt)
+        last = train_step(model, optimizer, source, step, pseudo, target, discs, d_optimizers, adapt, runtime)
         for key, value in last.items():
             sums[key] = sums.get(key, 0.0) + value
         count += 1
         # Every image the segmenter saw; the target batch only when it is not the pseudo batch itself.
-        images += sum(len(b["image"]) for b in (source, pseudo, target) if b is not None)
+        images += runtime.world_size * sum(len(b["image"]) for b in (source, pseudo, target) if b is not None)
         bar.update(1)
         bar.set_postfix(loss=f"{last['loss']:.3f}")
         if step % cfg.log_every == 0 or step == cfg.steps:

@@ -104,15 +104,21 @@ class SegmentationDataset(torch.utils.data.Dataset):
 
 
 class ResumableBatchSampler(torch.utils.data.Sampler):
-    """Yields `steps` batches of (index, augmentation seed) pairs, starting at `start_step`.
+    """Yields `steps` batches of (index, augmentation seed) pairs, starting at `start_step` (this
+    rank's share of each global batch of `batch_size` when world_size > 1).
 
     The order is a fresh permutation per epoch drawn from (seed, epoch), so batch k is the same
     whether a run went straight through or was resumed at step k: resuming needs no sampler state.
     """
 
-    def __init__(self, n: int, batch_size: int, seed: int, steps: int, start_step: int = 0) -> None:
+    def __init__(
+        self, n: int, batch_size: int, seed: int, steps: int, start_step: int = 0, rank: int = 0, world_size: int = 1
+    ) -> None:
         self.n, self.batch_size, self.seed = n, batch_size, seed
         self.steps, self.start_step = steps, start_step
+        # Distributed: rank r takes items r, r + world_size, ... of each global batch, so the ranks
+        # together see exactly the batches of a single process.
+        self.rank, self.world_size = rank, world_size
 
     def __len__(self) -> int:
         return max(0, self.steps - self.start_step)
@@ -134,4 +140,4 @@ class ResumableBatchSampler(torch.utils.data.Sampler):
 
     def __iter__(self):
         for step in range(self.start_step, self.steps):
-            yield self.batch(step)
+            yield self.batch(step)[self.rank :: self.world_size]

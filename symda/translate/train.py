@@ -32,6 +32,7 @@ from tqdm import tqdm
 from symda.config import TranslateConfig
 from symda.data.dataset import ResumableBatchSampler, SegmentationDataset
 from symda.data.transforms import CAFFE_BGR_MEAN, IMAGENET_MEAN, IMAGENET_STD
+from symda.distributed import Runtime
 from symda.io import atomic_torch_save, atomic_write_bytes, png_bytes
 from symda.models.stargan import Discriminator, Generator, gradient_penalty
 
@@ -113,11 +114,6 @@ def lr_factor(step: int, steps: int, decay_start: float) -> float:
     return max(0.0, (steps - step) / (steps - start))
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
-    """The module inside a DistributedDataParallel (or similar) wrapper, for state dicts."""
-    return getattr(model, "module", model)
-
-
 def _domain_seed(seed: int, rank: int, domain: int) -> int:
     """Sampler seed of one domain on one rank: distinct streams, and rank 0 of any job = a 1-rank job."""
     return int(np.random.SeedSequence([seed, rank, domain]).generate_state(1)[0])
@@ -132,19 +128,30 @@ def _check_batch(x: Tensor, cfg: TranslateConfig, which: str) -> None:
 
 
 def d_step(
-    G: nn.Module, D: nn.Module, x: Tensor, c: Tensor, cfg: TranslateConfig, alpha: Tensor
+    G: nn.Module,
+    D: nn.Module,
+    x: Tensor,
+    c: Tensor,
+    cfg: TranslateConfig,
+    alpha: Tensor,
+    runtime: Runtime | None = None,
 ) -> tuple[Tensor, Tensor]:
     """The critic loss of one batch: (d_loss, (7,) detached [d_loss, real, fake, cls, gp, acc_real, acc_fake]).
 
     x (N, 3, H, W) in [-1, 1], c (N,) domain ids, alpha (N, 1, 1, 1) in [0, 1] (the GP interpolation).
+    Forward passes run under the runtime's autocast, except the gradient penalty's: its double backward
+    wants fp32.
     """
+    autocast = (runtime or Runtime()).autocast
     c_trg = 1 - c
-    out_src, out_cls = D(x)
+    with autocast():
+        out_src, out_cls = D(x)
+        with torch.no_grad():
+            x_fake = G(x, c_trg).float()
+        fake_src, fake_cls = D(x_fake)
+    out_src, out_cls, fake_src, fake_cls = (t.float() for t in (out_src, out_cls, fake_src, fake_cls))
     loss_real = -out_src.mean()
     loss_cls = F.cross_entropy(out_cls, c)
-    with torch.no_grad():
-        x_fake = G(x, c_trg)
-    fake_src, fake_cls = D(x_fake)
     loss_fake = fake_src.mean()
     x_hat = (alpha * x + (1 - alpha) * x_fake).requires_grad_(True)
     loss_gp = gradient_penalty(D(x_hat)[0], x_hat)
@@ -155,14 +162,18 @@ def d_step(
     return loss, parts
 
 
-def g_step(G: nn.Module, D: nn.Module, x: Tensor, c: Tensor, cfg: TranslateConfig) -> tuple[Tensor, Tensor]:
+def g_step(
+    G: nn.Module, D: nn.Module, x: Tensor, c: Tensor, cfg: TranslateConfig, runtime: Runtime | None = None
+) -> tuple[Tensor, Tensor]:
     """The generator loss of one batch: (g_loss, (4,) detached [g_loss, fake, cls, rec])."""
     c_trg = 1 - c
-    x_fake = G(x, c_trg)
-    out_src, out_cls = D(x_fake)
-    loss_fake = -out_src.mean()
-    loss_cls = F.cross_entropy(out_cls, c_trg)
-    loss_rec = (x - G(x_fake, c)).abs().mean()
+    with (runtime or Runtime()).autocast():
+        x_fake = G(x, c_trg)
+        out_src, out_cls = D(x_fake)
+        x_rec = G(x_fake, c)
+    loss_fake = -out_src.float().mean()
+    loss_cls = F.cross_entropy(out_cls.float(), c_trg)
+    loss_rec = (x - x_rec.float()).abs().mean()
     loss = loss_fake + cfg.lambda_cls * loss_cls + cfg.lambda_rec * loss_rec
     return loss, torch.stack([loss, loss_fake, loss_cls, loss_rec]).detach()
 
@@ -209,11 +220,8 @@ def train_translator(
     seed: int = 0,
     resume: bool = False,
     progress: bool = False,
-    rank: int = 0,
-    world_size: int = 1,
-    device: str | torch.device = "cpu",
-    wrap: Callable[[nn.Module], nn.Module] | None = None,
     num_workers: int = 0,
+    runtime: Runtime | None = None,
 ) -> Path:
     """Train G and D on crops of `source` (domain 0) and `target` (domain 1); return out_dir/translator.pt.
 
@@ -221,13 +229,17 @@ def train_translator(
     with (h, w) = cfg.image_size (build them with crop_size=cfg.image_size); labels, if any, are ignored.
     Reports every cfg.log_every G steps the window means of METRIC_KEYS plus step, lr and images_per_s.
 
-    Distributed use: every rank calls this with its rank and world_size; `wrap` (e.g. a DDP constructor)
-    is applied to G and D after they are built and restored. Each rank draws its own batches; only rank 0
-    writes files, and every rank calls `report` (checkpoint=None on the others), as Ray Train expects.
+    `runtime` (default: one CPU process) says where this runs. With several ranks each draws its own
+    batch_size / world_size images (from its own streams) and gradients are averaged; only rank 0 writes
+    files, and every rank calls `report` (checkpoint=None on the others), as Ray Train expects.
     """
-    if cfg.batch_size < 2:
+    runtime = runtime or Runtime()
+    rank, world_size, device = runtime.rank, runtime.world_size, runtime.device
+    per_rank = cfg.batch_size // world_size
+    if per_rank < 2:
         raise ValueError(
-            f"translate.batch_size: every batch holds both domains, so it must be >= 2, got {cfg.batch_size}"
+            f"translate.batch_size: every rank's batch holds both domains, so batch_size / workers must be "
+            f">= 2, got {cfg.batch_size} / {world_size}"
         )
     if source.normalize != target.normalize:
         raise ValueError(
@@ -235,17 +247,17 @@ def train_translator(
         )
     out_dir = Path(out_dir)
     ckpt_path = out_dir / CHECKPOINT_NAME
-    device = torch.device(device)
     mode = source.normalize
 
-    torch.manual_seed(seed)  # same initial weights on every rank (DDP also broadcasts them)
+    torch.manual_seed(seed)  # same initial weights on every rank (runtime.module also broadcasts them)
     G, D = build_translator(cfg)
+    G, D = runtime.module(G).train(), runtime.module(D).train()
     g_opt = torch.optim.Adam(G.parameters(), lr=cfg.g_lr, betas=(cfg.beta1, cfg.beta2))
     d_opt = torch.optim.Adam(D.parameters(), lr=cfg.d_lr, betas=(cfg.beta1, cfg.beta2))
     gp_rng = torch.Generator().manual_seed(_domain_seed(seed, rank, 2))
     start = 0
     if resume and ckpt_path.is_file():
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        state = torch.load(ckpt_path, map_location=device, weights_only=False)
         G.load_state_dict(state["G"])
         D.load_state_dict(state["D"])
         g_opt.load_state_dict(state["g_opt"])
@@ -253,17 +265,8 @@ def train_translator(
         start = int(state["step"])
         if state.get("gp_rng") is not None and world_size == 1:
             gp_rng.set_state(state["gp_rng"])
-    G.to(device).train()
-    D.to(device).train()
-    for opt in (g_opt, d_opt):  # Adam's state was loaded on the CPU
-        for s in opt.state.values():
-            for k, v in s.items():
-                if torch.is_tensor(v) and k != "step":
-                    s[k] = v.to(device)
-    Gw, Dw = (wrap(G), wrap(D)) if wrap is not None else (G, D)
-
-    n_src = cfg.batch_size // 2
-    n_tgt = cfg.batch_size - n_src
+    n_src = per_rank // 2
+    n_tgt = per_rank - n_src
     loaders = [
         torch.utils.data.DataLoader(
             ds,
@@ -287,8 +290,8 @@ def train_translator(
         if rank != 0:
             return None
         state = {
-            "G": _unwrap(G).state_dict(),
-            "D": _unwrap(D).state_dict(),
+            "G": G.state_dict(),
+            "D": D.state_dict(),
             "g_opt": g_opt.state_dict(),
             "d_opt": d_opt.state_dict(),
             "step": step,
@@ -322,14 +325,13 @@ def train_translator(
                     group["lr"] = base * lr_scale
         _check_batch(src_batch["image"], cfg, "source")
         _check_batch(tgt_batch["image"], cfg, "target")
-        x = to_tanh_space(
-            torch.cat([src_batch["image"], tgt_batch["image"]]).to(device, non_blocking=True), mode
-        )
+        x = to_tanh_space(runtime.images(torch.cat([src_batch["image"], tgt_batch["image"]])), mode)
 
         alpha = torch.rand(x.shape[0], 1, 1, 1, generator=gp_rng).to(device)
-        d_loss, d_parts = d_step(Gw, Dw, x, labels, cfg, alpha)
+        d_loss, d_parts = d_step(G, D, x, labels, cfg, alpha, runtime)
         d_opt.zero_grad(set_to_none=True)
         d_loss.backward()
+        runtime.average_gradients(D)
         d_opt.step()
         parts = d_parts.cpu().double()
         if not math.isfinite(parts[0].item()):
@@ -339,9 +341,10 @@ def train_translator(
         if it % cfg.n_critic:
             continue
 
-        g_loss, g_parts = g_step(Gw, Dw, x, labels, cfg)
+        g_loss, g_parts = g_step(G, D, x, labels, cfg, runtime)
         g_opt.zero_grad(set_to_none=True)
         g_loss.backward()
+        runtime.average_gradients(G)
         g_opt.step()
         d_opt.zero_grad(
             set_to_none=True
@@ -368,7 +371,7 @@ def train_translator(
             )
             metrics: dict[str, Any] = {"step": step, **dict(zip(METRIC_KEYS, means.tolist(), strict=True))}
             metrics["lr"] = cfg.g_lr * lr_scale
-            metrics["images_per_s"] = d_count * cfg.batch_size * world_size / max(elapsed, 1e-9)
+            metrics["images_per_s"] = d_count * per_rank * world_size / max(elapsed, 1e-9)
             report(metrics, checkpoint=checkpoint)
             sums.zero_()
             d_count = g_count = 0

@@ -1,0 +1,288 @@
+"""Where a stage loop runs: in this process, or as a Ray Train worker group.
+
+A stage loop is a function `loop(runtime, report)`. `Runtime` tells it where it runs (device, rank,
+world size, precision, memory format); `run_stage` decides how, from the config's `scale` section:
+
+- scale.num_workers == 0: a plain call in this process (the CPU default; what Ray Train's in-process
+  mode would do, without its start-up, and the only form Ray allows inside a Tune trial);
+- N > 0: inside a `TorchTrainer` worker group of N (one GPU each with NCCL when scale.use_gpu, gloo on
+  CPU), whose checkpoints go through `ray.train.report`, so `scale.max_failures` restarts a crashed
+  group from its last checkpoint.
+
+Whatever runs the loop, the caller's `report` is called in the caller's process with rank 0's metrics:
+reports travel from the controller back to the caller through a queue. So a Tune trial that runs a
+stage on 8 GPUs still just gets report() calls, and `report` stays the loops' only tie to Ray.
+
+Why the loops average gradients themselves (Runtime.average_gradients) instead of using DDP: the
+adaptation step backpropagates up to three losses through the segmenter per step and freezes the
+discriminators through requires_grad, and the translator's gradient penalty needs a double backward;
+DDP's reducer supports neither without find_unused_parameters and no_sync contortions. One all-reduce
+of one flat buffer per network per step is what DDP's buckets cost, minus the overlap with backward.
+
+This module imports Ray only inside run_stage, so the library never needs Ray to load.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from symda.config import ConfigError, ScaleConfig
+
+log = logging.getLogger(__name__)
+
+Report = Callable[..., None]
+"""report(metrics: dict, checkpoint: Path | None = None)."""
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where a loop runs. The default is a single CPU process in fp32."""
+
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    rank: int = 0
+    world_size: int = 1
+    precision: str = "fp32"  # fp32 | bf16 (autocast)
+    channels_last: bool = False
+
+    @property
+    def is_main(self) -> bool:
+        """Only the main rank writes files (checkpoints, samples, artifacts)."""
+        return self.rank == 0
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """bf16 autocast of the forward passes when precision == "bf16"; a no-op otherwise."""
+        if self.precision != "bf16":
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+
+    def module(self, model: nn.Module) -> nn.Module:
+        """`model` moved to the device (channels-last when asked) and, with several ranks, made equal
+        to rank 0's parameters and buffers."""
+        model = model.to(self.device)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            for t in [*model.parameters(), *model.buffers()]:
+                dist.broadcast(t.data, src=0)
+        return model
+
+    def images(self, x: torch.Tensor) -> torch.Tensor:
+        """An (N, C, H, W) batch on the device, channels-last when asked."""
+        x = x.to(self.device, non_blocking=True)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def to(self, x: torch.Tensor) -> torch.Tensor:
+        return x.to(self.device, non_blocking=True)
+
+    def average_gradients(self, *models: nn.Module) -> None:
+        """Average the gradients of `models` over the ranks (one all-reduce of a flat buffer each)."""
+        if self.world_size == 1:
+            return
+        import torch.distributed as dist
+
+        for model in models:
+            grads = [p.grad for p in model.parameters() if p.grad is not None]
+            if not grads:
+                continue
+            flat = torch.cat([g.reshape(-1) for g in grads])
+            dist.all_reduce(flat)
+            flat /= self.world_size
+            offset = 0
+            for g in grads:
+                g.copy_(flat[offset : offset + g.numel()].view_as(g))
+                offset += g.numel()
+
+    def all_mean(self, value: float) -> float:
+        """The mean of a float over the ranks (for a NaN check that every rank agrees on)."""
+        if self.world_size == 1:
+            return value
+        import torch.distributed as dist
+
+        t = torch.tensor([value], dtype=torch.float64, device=self.device)
+        dist.all_reduce(t)
+        return float(t.item()) / self.world_size
+
+
+def local_runtime(scale: ScaleConfig) -> Runtime:
+    """The runtime of a loop (or an inference pass) in this process: the GPU when asked for and present."""
+    use_gpu = scale.use_gpu and torch.cuda.is_available()
+    if scale.use_gpu and not use_gpu:
+        log.warning("scale.use_gpu is set but this process sees no GPU: running on the CPU")
+    return Runtime(
+        device=torch.device("cuda" if use_gpu else "cpu"),
+        precision=scale.precision,
+        channels_last=scale.channels_last,
+    )
+
+
+def check_resources(scale: ScaleConfig, available: dict[str, float], what: str = "this run") -> None:
+    """Refuse, before anything starts, a worker group the cluster cannot place (instead of waiting forever).
+
+    `available` is ray.cluster_resources() (or any {"CPU": n, "GPU": n} dict).
+    """
+    workers = max(scale.num_workers, 1)
+    if scale.use_gpu:
+        need = workers * scale.gpus_per_worker
+        have = available.get("GPU", 0.0)
+        if need > have:
+            raise ConfigError(
+                f"scale: {what} asks for {need:g} GPUs (scale.num_workers={scale.num_workers} x "
+                f"scale.gpus_per_worker={scale.gpus_per_worker:g}) but the Ray cluster has {have:g}"
+            )
+    need_cpu = scale.num_workers * scale.cpus_per_worker
+    if need_cpu > available.get("CPU", 0.0):
+        raise ConfigError(
+            f"scale: {what} asks for {need_cpu} CPUs (scale.num_workers={scale.num_workers} x "
+            f"scale.cpus_per_worker={scale.cpus_per_worker}) but the Ray cluster has {available.get('CPU', 0):g}"
+        )
+
+
+def run_stage(
+    loop: Callable[[Runtime, Report], Any],
+    scale: ScaleConfig,
+    work_dir: Path,
+    report: Report,
+    storage: Path,
+) -> None:
+    """Run `loop(runtime, report)` where `scale` says (see the module docstring).
+
+    work_dir: the stage's output folder (an artifact being built); the loop resumes from what it finds
+    there. storage: Ray Train's storage folder. The Train run is named after work_dir plus an id kept
+    in work_dir, so a restarted build of the same artifact resumes its own Train run, while a rebuild
+    after the artifact was deleted starts a fresh one (Train returns a finished run's old result).
+    """
+    work_dir = Path(work_dir)
+    if scale.num_workers == 0:
+        # In process, also under Ray: TorchTrainer(num_workers=0) would run the loop in this process
+        # too, but inside a Tune trial Ray refuses ray.train calls from such a local-mode worker.
+        loop(local_runtime(scale), report)
+        return
+    _run_in_trainer(loop, scale, work_dir, report, Path(storage))
+
+
+def _train_run_name(work_dir: Path) -> str:
+    id_file = work_dir / "ray_train_run"
+    if not id_file.is_file():
+        work_dir.mkdir(parents=True, exist_ok=True)
+        id_file.write_text(f"{work_dir.name.strip('.')}-{uuid.uuid4().hex[:8]}")
+    return id_file.read_text().strip()
+
+
+def _scalars(metrics: dict[str, Any]) -> dict[str, Any]:
+    """What Ray Train stores: the scalar metrics (per-class lists stay in our own logs)."""
+    return {k: v for k, v in metrics.items() if isinstance(v, int | float | str | bool)}
+
+
+def _run_in_trainer(
+    loop: Callable[[Runtime, Report], Any], scale: ScaleConfig, work_dir: Path, report: Report, storage: Path
+) -> None:
+    import ray
+    import ray.train
+    from ray.train.torch import TorchConfig, TorchTrainer
+    from ray.util.queue import Queue
+
+    check_resources(scale, ray.cluster_resources(), f"the stage in {work_dir}")
+    queue = Queue(actor_options={"num_cpus": 0})
+    precision, channels_last, use_gpu = scale.precision, scale.channels_last, scale.use_gpu
+    threads = scale.cpus_per_worker
+
+    def worker(_: dict) -> None:
+        import shutil
+        import tempfile
+
+        import ray.train
+
+        ctx = ray.train.get_context()
+        rank, world = ctx.get_world_rank(), ctx.get_world_size()
+        if scale.num_workers > 0:  # Ray sets OMP threads to the task's CPUs; torch's own pool too
+            torch.set_num_threads(threads)
+        device = ray.train.torch.get_device() if use_gpu else torch.device("cpu")
+        restored = ray.train.get_checkpoint()
+        if restored is not None and rank == 0:
+            # A restarted group on another node: bring the last checkpoint Ray saw into the work dir.
+            with restored.as_directory() as d:
+                for f in Path(d).iterdir():
+                    if not (work_dir / f.name).exists():
+                        shutil.copy2(f, work_dir / f.name)
+
+        def worker_report(metrics: dict[str, Any], checkpoint: Path | None = None) -> None:
+            if rank == 0:
+                queue.put((metrics, str(checkpoint) if checkpoint else None))
+            if checkpoint is None:
+                ray.train.report(_scalars(metrics))
+                return
+            with tempfile.TemporaryDirectory() as tmp:
+                os.link(checkpoint, Path(tmp) / Path(checkpoint).name)
+                ray.train.report(_scalars(metrics), checkpoint=ray.train.Checkpoint.from_directory(tmp))
+
+        loop(Runtime(device, rank, world, precision, channels_last), worker_report)
+
+    resources = {"CPU": scale.cpus_per_worker, **({"GPU": scale.gpus_per_worker} if use_gpu else {})}
+    trainer = TorchTrainer(
+        worker,
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=scale.num_workers, use_gpu=use_gpu, resources_per_worker=resources
+        ),
+        torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
+        run_config=ray.train.RunConfig(
+            name=_train_run_name(work_dir),
+            storage_path=str(storage.resolve()),
+            failure_config=ray.train.FailureConfig(max_failures=scale.max_failures),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
+        ),
+    )
+    outcome: dict[str, Any] = {}
+
+    def fit() -> None:
+        try:
+            outcome["result"] = trainer.fit()
+        except BaseException as err:  # re-raised in the caller's thread below
+            outcome["error"] = err
+
+    thread = threading.Thread(target=fit, name="ray-train-fit", daemon=True)
+    thread.start()
+    for metrics, checkpoint in _drain(queue, thread):
+        report(metrics, checkpoint=Path(checkpoint) if checkpoint else None)
+    queue.shutdown()
+    if "error" in outcome:
+        raise _unwrap_train_error(outcome["error"])
+
+
+def _drain(queue: Any, thread: threading.Thread) -> Iterator[tuple[dict[str, Any], str | None]]:
+    """Items of the queue until the thread has ended and the queue is empty."""
+    from ray.util.queue import Empty
+
+    while True:
+        try:
+            yield queue.get(timeout=0.2)
+        except Empty:
+            if not thread.is_alive():
+                while not queue.empty():
+                    yield queue.get_nowait()
+                return
+
+
+def _unwrap_train_error(err: BaseException) -> BaseException:
+    """Ray Train wraps a worker's exception (TrainingFailedError); surface the worker's own error
+    (e.g. FloatingPointError for a NaN loss) so callers and Tune record what really happened."""
+    for attr in ("worker_failures", "_worker_failures"):
+        failures = getattr(err, attr, None)
+        if isinstance(failures, dict) and failures:
+            inner = next(iter(failures.values()))
+            if isinstance(inner, BaseException):
+                return inner
+    cause = err.__cause__
+    return cause if isinstance(cause, Exception) and not isinstance(cause, KeyboardInterrupt) else err
