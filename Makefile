@@ -13,10 +13,11 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# The main job. Until the threshold sweep (tune/sweep_threshold.py) lands, it runs the source-only
-# demo on SynthCity (generated on first use).
+# The main job: the pseudo-label threshold sweep on SynthCity (generated on first use), Ray Tune +
+# Optuna on a local cluster whose dashboard is http://127.0.0.1:8265. ARGS passes flags, e.g.
+# `make sweep ARGS=--resume`.
 sweep: $(STAMP)
-	$(BIN)/symda train --config configs/synthcity/source_only.yaml
+	$(BIN)/python tune/sweep_threshold.py $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest tests

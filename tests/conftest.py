@@ -73,3 +73,49 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray cluster for the whole test session (a start costs 5-8 s; tests that need Ray ask
+    for this fixture, the others never start it). 2 CPUs, 256 MiB of object store, the custom
+    resource "train_driver" that Ray Train driver trials hold (symda.sweep.trial_resources), the
+    dashboard on a free loopback port, token auth off (loopback-only test cluster), usage stats off,
+    and a short temp dir: Ray's socket paths must stay under 108 characters. Yields ray.init's context
+    (dashboard_url, address_info["gcs_address"] for subprocesses that join it)."""
+    import os
+    import shutil
+    import tempfile
+
+    import ray
+
+    env = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # before init: the cluster's processes inherit it
+    temp = tempfile.mkdtemp(prefix="symda-ray-", dir="/tmp")
+    ctx = ray.init(
+        num_cpus=2,
+        object_store_memory=256 * 2**20,
+        _temp_dir=temp,
+        resources={"train_driver": 2},
+        include_dashboard=True,
+        dashboard_host="127.0.0.1",
+        dashboard_port=_free_port(),
+        logging_level="WARNING",
+    )
+    yield ctx
+    ray.shutdown()
+    shutil.rmtree(temp, ignore_errors=True)
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v

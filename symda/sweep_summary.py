@@ -1,0 +1,153 @@
+"""The end of a sweep: one table of every trial, proxy-vs-truth rank correlations, the best config.
+
+Reads only the experiment folder (Tune's ExperimentAnalysis needs no running cluster), so a finished
+or interrupted sweep can be summarised again at any time.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from symda.config import load_config, save_config
+
+RESULT_KEYS = ("miou", "miou_fused", "proxy", "proxy_entropy")
+
+
+@dataclass
+class SweepSummary:
+    """What a sweep leaves behind."""
+
+    exp_dir: Path
+    table: Any  # pandas.DataFrame, one row per trial: finished (by select_by), stopped by ASHA, errored
+    select_by: str
+    correlations: dict[str, float]  # Spearman rank correlation with miou over the finished trials
+    n_finished: int
+    best_config: Path | None
+    optuna_db: Path
+    dashboard: str
+
+
+def error_line(trial_dir: Path, error_file: str | None) -> str:
+    """The exception line ("FloatingPointError: non-finite training loss ...") of a trial's error.txt."""
+    for path in (trial_dir / "error.txt", Path(error_file) if error_file else None):
+        if path is not None and path.is_file():
+            lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+            return lines[-1] if lines else "unknown error"
+    return "unknown error"
+
+
+def spearman(a: Any, b: Any) -> float:
+    """Spearman's rank correlation of two pandas Series (Pearson of average ranks: no scipy needed);
+    NaN with fewer than 3 pairs."""
+    ok = a.notna() & b.notna()
+    if ok.sum() < 3:
+        return float("nan")
+    return float(a[ok].rank().corr(b[ok].rank()))
+
+
+def trials_table(exp_dir: Path, keys: list[str], select_by: str) -> Any:
+    """One row per trial: id, Tune status, swept params (dotted keys; None = inactive), the last
+    reported miou, miou_fused, proxy, proxy_entropy, progress, whether it finished, its error."""
+    import pandas as pd
+    from ray.tune import ExperimentAnalysis
+
+    rows = []
+    for t in ExperimentAnalysis(str(exp_dir)).trials:
+        last = t.last_result or {}
+        row: dict[str, Any] = {"trial_id": t.trial_id, "status": t.status}
+        row.update({k: t.config.get(k) for k in keys})
+        row.update({k: last.get(k, math.nan) for k in RESULT_KEYS})
+        row["progress"] = last.get("progress", 0)
+        row["finished"] = bool(last.get("finished", False))
+        row["error"] = error_line(Path(t.path), t.error_file) if t.status == "ERROR" else ""
+        rows.append(row)
+    columns = ["trial_id", "status", *keys, *RESULT_KEYS, "progress", "finished", "error"]
+    table = pd.DataFrame(rows, columns=columns)
+    # Finished trials first (their values are comparable), then those ASHA stopped (early values),
+    # then errored ones; by the selected metric within each group.
+    group = (~table["finished"]).astype(int) + 2 * (table["status"] == "ERROR").astype(int)
+    order = table.assign(_group=group).sort_values(
+        ["_group", select_by], ascending=[True, False], na_position="last"
+    )
+    return table.loc[order.index].reset_index(drop=True)
+
+
+def write_best_config(
+    path: Path, base_config: str, overrides: dict[str, Any], params: dict[str, Any], name: str
+) -> Path:
+    """The best trial's whole config as YAML: base config + the user's fixed overrides (paths as the
+    user gave them, so `symda run --config <it>` reproduces the trial from where the sweep ran) +
+    the trial's params."""
+    params = {k: v.item() if hasattr(v, "item") else v for k, v in params.items()}  # numpy -> python
+    return save_config(load_config(base_config, {**overrides, **params, "name": name}), path)
+
+
+def summarize(
+    exp_dir: Path,
+    keys: list[str],
+    select_by: str,
+    base_config: str,
+    overrides: dict[str, Any],
+    dashboard: str = "",
+) -> SweepSummary:
+    """Table of every trial of exp_dir (also written as trials.csv), rank correlations of the proxies
+    with miou over finished trials, and the best finished trial's config (best_config.yaml)."""
+    table = trials_table(exp_dir, keys, select_by)
+    done = table[table["finished"]]
+    correlations = {k: spearman(done[k], done["miou"]) for k in ("proxy", "proxy_entropy", "miou_fused")}
+    best_config = None
+    if len(done):
+        best = done.iloc[0]
+        params = {k: best[k] for k in keys if _is_set(best[k])}
+        best_config = write_best_config(exp_dir / "best_config.yaml", base_config, overrides, params,
+                                        name=f"{exp_dir.name}-best-{best['trial_id']}")  # fmt: skip
+    table.to_csv(exp_dir / "trials.csv", index=False)
+    return SweepSummary(exp_dir, table, select_by, correlations, len(done), best_config,
+                        exp_dir / "optuna.db", dashboard)  # fmt: skip
+
+
+def _is_set(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def http(url: str) -> str:
+    """Ray gives the dashboard as host:port; print it as a URL."""
+    return url if not url or url.startswith("http") else f"http://{url}"
+
+
+def print_summary(s: SweepSummary) -> None:
+    """Print the table, errors, rank correlations, the best config and where everything is."""
+    import pandas as pd
+
+    table = s.table if (s.table["error"] != "").any() else s.table.drop(columns=["error"])
+    with pd.option_context("display.max_columns", None, "display.width", 250, "display.max_colwidth", 70,
+                           "display.float_format", "{:.4g}".format):  # fmt: skip
+        print(f"\n== {len(table)} trials by {s.select_by}: finished, then stopped by ASHA, then errored ==")
+        print(table.to_string(index=False))
+    for _, row in s.table[s.table["status"] == "ERROR"].iterrows():
+        print(f"errored {row['trial_id']}: {row['error']}")
+    print(f"\nSpearman rank correlation with miou over the {s.n_finished} finished trials "
+          "(would it pick well without target labels?):")  # fmt: skip
+    for key, rho in s.correlations.items():
+        print(
+            f"  {key:14s} "
+            + ("n/a (needs 3 finished trials with distinct values)" if math.isnan(rho) else f"{rho:+.3f}")
+        )
+    unfinished = s.table[~s.table["status"].isin(["TERMINATED", "ERROR"])]
+    if len(unfinished):
+        print(
+            f"\n{len(unfinished)} trials did not end (interrupted): finish the sweep with --resume --name {s.exp_dir.name}"
+        )
+    if s.best_config:
+        print(
+            f"\nbest config by {s.select_by}: {s.best_config}\n  rerun it: symda run --config {s.best_config}"
+        )
+    else:
+        print("\nno trial finished: no best config")
+    print(f"\nwritten to {s.exp_dir}/: trials.csv, best_config.yaml, sweep.json, runs/<trial id>/ (config.yaml,"
+          f" result.json), Tune's trial folders\noptuna-dashboard sqlite:///{s.optuna_db}")  # fmt: skip
+    if s.dashboard:
+        print(f"Ray dashboard: {http(s.dashboard)}")

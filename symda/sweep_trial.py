@@ -1,0 +1,114 @@
+"""The trial of every sweep: one whole-method run, its evaluations relayed to Ray Tune.
+
+`run_trial` is the Tune function trainable (it must live in the package: Ray workers import it by
+name). It builds the trial's ExperimentConfig (base config + fixed overrides + sampled params) and
+calls `symda.pipeline.run_experiment`, whose stages come from the artifact store when the sweep's
+driver built them before. `tune_result` turns the run's reports into Tune results: this is the only
+place that knows both.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from symda.config import ExperimentConfig, load_config
+
+
+@dataclass(frozen=True)
+class TrialSetup:
+    """What every trial of a sweep shares; passed to `run_trial` through tune.with_parameters."""
+
+    base_config: str  # absolute path of the base experiment YAML
+    overrides: dict[str, Any]  # fixed --set values, with every path made absolute
+    max_t: int  # ASHA's max_t: the "progress" of a trial's final result
+    threads: int  # torch threads = the CPUs each trial holds
+    runs_dir: str  # each trial's run folder is runs_dir/<trial id>
+
+
+def trial_config(setup: TrialSetup, params: dict[str, Any], name: str) -> ExperimentConfig:
+    """The trial's experiment: base YAML + fixed overrides + sampled params (validated by load_config)."""
+    return load_config(setup.base_config, {**setup.overrides, **params, "name": name})
+
+
+def self_train_steps(cfg: ExperimentConfig) -> int:
+    """Steps of one self-training round (pipeline.stage_train_config without importing torch)."""
+    return cfg.pseudo.self_train_steps or cfg.train.steps
+
+
+def total_progress(cfg: ExperimentConfig) -> int:
+    """Self-training steps of the whole run: what "progress" reaches at the end."""
+    return cfg.pseudo.rounds * self_train_steps(cfg) if cfg.pseudo.enabled else 0
+
+
+def tune_result(metrics: dict[str, Any], cfg: ExperimentConfig, max_t: int) -> dict[str, Any] | None:
+    """The Tune result for one run_experiment report, or None for reports Tune does not need.
+
+    Relayed: F_T's evaluations during self-training (stage "adapt_T_r<round>", round >= 1, with
+    "val_miou") and the final record (stage "result"). The metrics are the *current* values, not a
+    best-so-far. Optuna is told a trial's last value: for a finished trial that is its final network,
+    which is what its config delivers when rerun (no best checkpoint is kept); for a trial ASHA
+    stopped it is its value at the rung where it lost, already judged against its peers at the same
+    progress, so TPE rightly files it among the worse. A best-so-far would credit a config with a
+    transient peak of a noisy 100-image evaluation that its final network does not keep.
+    """
+    stage = str(metrics.get("stage", ""))
+    if stage == "result":
+        return {
+            "progress": max_t,
+            "miou": metrics["miou"],
+            "miou_fused": metrics["miou_fused"],
+            "proxy": metrics["proxy_agreement"],
+            "proxy_entropy": metrics["proxy_entropy"],
+            "finished": True,
+        }
+    match = re.fullmatch(r"adapt_T_r(\d+)", stage)
+    if not match or int(match[1]) == 0 or "val_miou" not in metrics:
+        return None
+    round_ = int(match[1])
+    progress = (round_ - 1) * self_train_steps(cfg) + int(metrics["step"])
+    if progress >= max_t:
+        # The last evaluation of the run: the "result" record follows with the same F_T and the fused
+        # score, and ASHA would stop the trial here at max_t, before it.
+        return None
+    nan = float("nan")
+    return {
+        "progress": progress,
+        "round": round_,
+        "miou": metrics["val_miou"],
+        "proxy": metrics.get("proxy_agreement", nan),  # NaN without F_S (adapt.symmetric false)
+        "proxy_entropy": metrics.get("proxy_entropy", nan),
+        "finished": False,
+    }
+
+
+def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
+    """The Tune function trainable: one whole-method run with the sampled `config` ({dotted key: value}).
+
+    Raises whatever the run raises (FloatingPointError for a non-finite loss), so Tune records the
+    trial as ERRORED with that message and the sweep goes on. Target labels are read only by the
+    run's own val evaluation.
+    """
+    import torch
+    from ray import tune
+
+    from symda.pipeline import run_experiment
+
+    # Ray sets OMP_NUM_THREADS to the task's CPUs; torch's pool is sized here, on purpose, to the CPUs
+    # this trial holds, so that concurrent trials do not oversubscribe the cores.
+    torch.set_num_threads(setup.threads)
+    trial_id = tune.get_context().get_trial_id()
+    params = {k: v for k, v in config.items() if v is not None}  # None: an inactive conditional parameter
+    cfg = trial_config(setup, params, name=trial_id)
+    out_dir = Path(setup.runs_dir) / trial_id
+
+    def report(metrics: dict[str, Any], checkpoint: Path | None = None) -> None:
+        result = tune_result(metrics, cfg, setup.max_t)
+        if result is not None:
+            if result["finished"]:
+                result["result_json"] = str(out_dir / "result.json")
+            tune.report(result)
+
+    run_experiment(cfg, out_dir, report)

@@ -1,0 +1,273 @@
+"""Sweeps: space files, the trial's reports, and real Tune + OptunaSearch + ASHA sweeps on tiny data.
+
+The sweeps share one Ray session (conftest.ray_session) and one artifact store, so the upstream
+(translator, S'/T'/V', F_T, F_S) is built once for the module; a tiny trial takes a few seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from symda.config import ConfigError, apply_overrides, load_config
+from symda.sweep import (
+    SweepError,
+    SweepOptions,
+    check_cluster,
+    default_concurrency,
+    load_space,
+    main,
+    run_sweep,
+    trial_resources,
+    tune_result,
+)
+from symda.sweep_space import REPO_ROOT, DefineByRun, check_space
+from tests.conftest import write_cityscapes, write_gta5
+
+TINY = {
+    "translate.g_conv_dim": 8, "translate.g_repeat_num": 1, "translate.d_conv_dim": 8, "translate.d_repeat_num": 2,
+    "translate.load_size": [32, 64], "translate.image_size": [16, 32], "translate.batch_size": 2,
+    "translate.steps": 2, "translate.n_critic": 1, "data.source_size": [32, 64], "data.target_size": [32, 64],
+    "train.steps": 3, "train.batch_size": 2, "train.log_every": 2, "train.eval_every": 2, "train.checkpoint_every": 2,
+    "adapt.d_channels": 8, "eval.batch_size": 4, "pseudo.self_train_steps": 4, "pseudo.self_train_paths": "T",
+}  # fmt: skip
+THRESHOLD_SPACE = {
+    "pseudo.threshold": {"choice": ["global", "class_quantile"]},
+    "pseudo.tau": {"uniform": [0.3, 0.9], "when": {"pseudo.threshold": "global"}},
+    "pseudo.quantile": {"uniform": [0.2, 0.8], "when": {"pseudo.threshold": "class_quantile"}},
+    "pseudo.conf_weight": {"uniform": [0.0, 1.0]},
+}
+
+
+@pytest.fixture(scope="module")
+def base_config(tmp_path_factory) -> Path:
+    """A tiny experiment (tiny GTA5/Cityscapes layouts, 4 self-training steps, evaluation every 2) with
+    one artifact store for the whole module."""
+    root = tmp_path_factory.mktemp("sweep_data")
+    paths = {"data.source_root": str(write_gta5(root / "gta5", 12)),
+             "data.target_root": str(write_cityscapes(root / "cityscapes", 8, 4)),
+             "artifacts_dir": str(root / "store")}  # fmt: skip
+    path = root / "base.yaml"
+    path.write_text(yaml.safe_dump(apply_overrides({}, {**TINY, **paths})))
+    return path
+
+
+def write_space(path: Path, base: Path, space: dict, **top) -> Path:
+    """A space file: 3 random trials (n_startup_trials = num_samples keeps the sampled values a
+    function of the seed alone, whatever order trials finish in), ASHA over 4 self-training steps."""
+    data = {"config": str(base), "upstream": "adapt", "num_samples": 3, "n_startup_trials": 3, "max_t": 4,
+            "grace_period": 2, "space": space, **top}  # fmt: skip
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+# ------------------------------------------------------------------------------ spaces (no Ray needed)
+
+
+def test_space_loading_and_conditional_parameters(base_config, tmp_path):
+    import optuna
+
+    space = load_space(write_space(tmp_path / "s.yaml", base_config, THRESHOLD_SPACE))
+    assert space.keys == list(THRESHOLD_SPACE) and space.max_t == 4 and space.upstream == "adapt"
+    check_space(space, base_config, {})
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    fn = DefineByRun(space.params)
+    seen = set()
+    for _ in range(12):
+        trial = study.ask()
+        inactive = fn(trial)
+        threshold = trial.params["pseudo.threshold"]
+        seen.add(threshold)
+        assert ("pseudo.tau" in trial.params) == (threshold == "global")
+        assert ("pseudo.quantile" in trial.params) == (threshold == "class_quantile")
+        assert set(inactive) == set(THRESHOLD_SPACE) - set(trial.params)  # the rest, as None
+        study.tell(trial, 0.0)
+    assert seen == {"global", "class_quantile"}
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ({"pseudo.tua": {"uniform": [0.5, 0.9]}}, "space.pseudo.tua: unknown config key"),
+        ({"pseudo.tau": {"gaussian": [0.5, 0.9]}}, "space.pseudo.tau: unknown distribution 'gaussian'"),
+        ({"pseudo.tau": {"uniform": [0.9, 0.5]}}, "space.pseudo.tau: uniform: expected finite low < high"),
+        ({"pseudo.bins": {"int": [10, 20.5]}}, "space.pseudo.bins: int: expected [low, high] integers"),
+        (
+            {"pseudo.tau": {"uniform": [0.5, 0.9], "when": {"pseudo.cap": 0.9}}},
+            "'pseudo.cap' is not a parameter",
+        ),
+        ({"scale.num_workers": {"int": [1, 2]}}, "scale.* decides each trial's resources"),
+    ],
+)
+def test_bad_space_entries_name_the_key_and_file(base_config, tmp_path, entry, expected):
+    path = write_space(tmp_path / "bad.yaml", base_config, entry)
+    with pytest.raises(ConfigError) as err:
+        load_space(path)
+    assert str(path) in str(err.value) and expected in str(err.value)
+
+
+def test_the_command_line_refuses_bad_input_before_starting_anything(base_config, tmp_path, capsys):
+    bad = write_space(tmp_path / "bad.yaml", base_config, {"pseudo.tua": {"uniform": [0.5, 0.9]}})
+    assert main(["--space", str(bad), "--storage", str(tmp_path)]) == 2
+    assert f"{bad}: space.pseudo.tua: unknown config key" in capsys.readouterr().err
+    assert main(["--resume", "--seed", "1", "--storage", str(tmp_path)]) == 2
+    assert "drop --seed" in capsys.readouterr().err
+    good = write_space(tmp_path / "good.yaml", base_config, THRESHOLD_SPACE)
+    assert main(["--space", str(good), "--set", "pseudo.cap=2", "--storage", str(tmp_path)]) == 2
+    assert "pseudo.cap: must be in [0, 1], got 2" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*-*/"))  # no sweep folder: nothing was started
+
+
+def test_sampled_values_must_pass_the_config_validation(base_config, tmp_path):
+    path = write_space(tmp_path / "s.yaml", base_config, {"pseudo.tau": {"uniform": [0.5, 1.5]}})
+    with pytest.raises(ConfigError, match=r"s\.yaml: space\.pseudo\.tau: uniform value 1\.5 .*\[0, 1\]"):
+        check_space(load_space(path), base_config, {})
+
+
+def test_tune_result_relays_self_training_evaluations():
+    cfg = load_config(overrides={"pseudo.self_train_steps": 4, "pseudo.rounds": 2})
+    assert tune_result({"stage": "adapt_T_r0", "step": 2, "val_miou": 5.0}, cfg, 8) is None  # adaptation
+    assert tune_result({"stage": "adapt_T_r1", "step": 2, "loss": 1.0}, cfg, 8) is None  # no evaluation
+    r = tune_result({"stage": "adapt_T_r2", "step": 2, "val_miou": 5.0, "proxy_agreement": 0.7}, cfg, 8)
+    assert r["progress"] == 6 and r["miou"] == 5.0 and r["proxy"] == 0.7 and not r["finished"]
+    assert math.isnan(tune_result({"stage": "adapt_T_r1", "step": 2, "val_miou": 1.0}, cfg, 8)["proxy"])
+    assert tune_result({"stage": "adapt_T_r2", "step": 4, "val_miou": 5.0}, cfg, 8) is None  # = the result
+    final = {"stage": "result", "miou": 6.0, "miou_fused": 7.0, "proxy_agreement": 0.8, "proxy_entropy": -0.5}
+    assert tune_result(final, cfg, 8) == {"progress": 8, "miou": 6.0, "miou_fused": 7.0, "proxy": 0.8,
+                                          "proxy_entropy": -0.5, "finished": True}  # fmt: skip
+
+
+def test_resources_per_trial_and_a_gpu_sweep_on_a_cpu_cluster():
+    cpu = load_config()
+    assert trial_resources(cpu) == ({"CPU": 1.0}, {"CPU": 1.0})
+    assert default_concurrency({"CPU": 1.0}, {"CPU": 2.0}) == 2
+    train = load_config(overrides={"scale.num_workers": 2, "scale.use_gpu": True})
+    request, need = trial_resources(train)
+    assert request == {"CPU": 0.0, "train_driver": 1.0} and need == {"CPU": 2.0, "GPU": 2.0}
+    with pytest.raises(SweepError, match=r"needs 2 GPU .*scale.use_gpu=True.* has 0 GPU"):
+        check_cluster(need, {"CPU": 16.0, "train_driver": 2.0}, train)
+
+
+# ------------------------------------------------------------------------------- sweeps through Ray
+
+
+def test_three_trial_sweep(ray_session, base_config, tmp_path, capsys):
+    space = write_space(tmp_path / "threshold.yaml", base_config, THRESHOLD_SPACE)
+    summary = run_sweep(SweepOptions(space=str(space), storage=str(tmp_path / "sweeps"), name="three"))
+    table = summary.table
+    assert len(table) == 3 and set(table["status"]) == {"TERMINATED"}
+    assert {"trial_id", *THRESHOLD_SPACE, "miou", "miou_fused", "proxy", "proxy_entropy"} <= set(
+        table.columns
+    )
+    finished = table[table["finished"]]
+    assert (
+        len(finished) >= 1
+        and finished["miou"].between(0, 100).all()
+        and finished["proxy"].between(0, 1).all()
+    )
+    assert finished["miou"].is_monotonic_decreasing  # sorted by the selected metric
+    best = load_config(summary.best_config)  # a ready-to-use config
+    row = finished.iloc[0]
+    assert (
+        best.pseudo.threshold == row["pseudo.threshold"]
+        and best.pseudo.conf_weight == row["pseudo.conf_weight"]
+    )
+    assert best.train.steps == 3 and best.data.source_size == (32, 64)
+    # The upstream was built once, before the trials: every trial used the same round-0 networks.
+    records = [
+        json.loads((summary.exp_dir / "runs" / t / "result.json").read_text()) for t in finished["trial_id"]
+    ]
+    assert len({r["artifacts.F_T_r0"] for r in records}) == 1
+    import optuna
+
+    study = optuna.load_study(study_name="three", storage=f"sqlite:///{summary.optuna_db}")
+    assert len(study.trials) == 3 and "pseudo.threshold" in study.trials[0].params
+    out = capsys.readouterr().out
+    assert "optuna-dashboard sqlite:///" in out and "Trial name" in out  # the progress table
+
+
+def test_failing_trial_is_recorded_and_the_sweep_goes_on(ray_session, base_config, tmp_path):
+    # pseudo_weight 1e300 makes self-training's loss infinite, then the weights NaN: FloatingPointError.
+    # Seed 0 samples [1e300, 1.0, 1e300] (n_startup_trials = 3: random, in ask order).
+    space = write_space(
+        tmp_path / "nan.yaml", base_config, {"adapt.pseudo_weight": {"choice": [1.0, 1.0e300]}}
+    )
+    summary = run_sweep(SweepOptions(space=str(space), storage=str(tmp_path / "sweeps"), name="nan"))
+    table = summary.table
+    assert len(table) == 3
+    bad = table["adapt.pseudo_weight"] > 1
+    assert bad.any() and (~bad).any(), "seed 0 no longer samples both values: pick another --seed"
+    assert set(table[bad]["status"]) == {"ERROR"} and set(table[~bad]["status"]) == {"TERMINATED"}
+    assert table[bad]["error"].str.contains("FloatingPointError: non-finite training loss").all()
+    assert table.iloc[-1]["status"] == "ERROR"  # errored trials are listed last
+    assert summary.best_config is not None
+
+
+def test_killed_sweep_resumes_without_rerunning_finished_trials(ray_session, base_config, tmp_path):
+    """SIGKILL the driver (a subprocess joined to the session's cluster) after 2 of 3 trials finished;
+    --resume finishes the sweep without running them again. The dashboard answers meanwhile."""
+    space = write_space(tmp_path / "threshold.yaml", base_config, THRESHOLD_SPACE)
+    storage, name = tmp_path / "sweeps", "killed"
+    cmd = [sys.executable, "tune/sweep_threshold.py", "--space", str(space), "--storage", str(storage),
+           "--name", name, "--max-concurrent", "1", "--address", ray_session.address_info["gcs_address"]]  # fmt: skip
+    driver = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    exp_dir = storage / name
+    dashboard = f"http://{ray_session.dashboard_url}"
+    version = None
+    try:
+        deadline = time.monotonic() + 300
+        while len(finished_trials(exp_dir) or {}) < 2:
+            assert driver.poll() is None, "the sweep ended before it could be killed"
+            assert time.monotonic() < deadline, "2 trials did not finish within 300 s"
+            if version is None and finished_trials(exp_dir) is not None:
+                with urllib.request.urlopen(f"{dashboard}/api/version", timeout=5) as r:
+                    version = json.loads(r.read())
+            time.sleep(0.3)
+        time.sleep(2.5)  # > TUNE_GLOBAL_CHECKPOINT_S=1: the experiment state knows both are done
+    finally:
+        os.kill(driver.pid, signal.SIGKILL)
+        driver.wait()
+    assert version is not None and version["ray_version"]
+    done = finished_trials(exp_dir)
+    stamps = {t: (exp_dir / "runs" / t / "result.json").stat().st_mtime_ns for t in done}
+
+    summary = run_sweep(SweepOptions(space=str(space), storage=str(storage), name=name, resume=True))
+    table = summary.table
+    assert len(table) == 3 and set(table["status"]) == {"TERMINATED"}
+    assert set(done) <= set(table["trial_id"])
+    for t in done:  # not run again: their run records are untouched, their Tune results not repeated
+        assert (exp_dir / "runs" / t / "result.json").stat().st_mtime_ns == stamps[t]
+        assert finished_trials(exp_dir)[t] == 1
+
+
+def finished_trials(exp_dir: Path) -> dict[str, int] | None:
+    """{trial id: number of final results} from Tune's per-trial result.json (None before any trial)."""
+    files = list(exp_dir.glob("run_trial_*/result.json"))
+    if not files:
+        return None
+    out = {}
+    for f in files:
+        lines = [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+        finals = [r for r in lines if r.get("finished")]
+        if finals:
+            out[finals[0]["trial_id"]] = len(finals)
+    return out
+
+
+def test_a_gpu_sweep_on_a_cpu_cluster_fails_before_starting(ray_session, base_config, tmp_path):
+    space = write_space(tmp_path / "threshold.yaml", base_config, THRESHOLD_SPACE)
+    opts = SweepOptions(space=str(space), storage=str(tmp_path / "sweeps"), name="gpu",
+                        overrides=["scale.use_gpu=true"])  # fmt: skip
+    with pytest.raises(SweepError, match="GPU"):
+        run_sweep(opts)
+    assert not (tmp_path / "sweeps" / "gpu").exists()
