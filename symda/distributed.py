@@ -194,6 +194,9 @@ def _run_in_trainer(
     from ray.train.torch import TorchConfig, TorchTrainer
     from ray.util.queue import Queue
 
+    if not ray.is_initialized():  # `symda run` with scale.num_workers > 0: a local cluster, or RAY_ADDRESS's
+        os.environ.setdefault("RAY_TRAIN_ENABLE_STATE_TRACKING", "1")  # Train runs in the dashboard
+        ray.init(include_dashboard=True, dashboard_host="127.0.0.1", logging_level="WARNING")
     check_resources(scale, ray.cluster_resources(), f"the stage in {work_dir}")
     queue = Queue(actor_options={"num_cpus": 0})
     precision, channels_last, use_gpu = scale.precision, scale.channels_last, scale.use_gpu

@@ -121,6 +121,8 @@ def connect(address: str | None) -> str:
         from ray._private.worker import get_dashboard_url  # no public getter for a running session
 
         return get_dashboard_url() or ""
+    # Stage loops with scale.num_workers > 0 run as Ray Train runs: list them in the dashboard.
+    os.environ.setdefault("RAY_TRAIN_ENABLE_STATE_TRACKING", "1")
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
         return ray.init(address=address, log_to_driver=False, logging_level="WARNING").dashboard_url or ""
