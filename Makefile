@@ -44,7 +44,7 @@ baselines: $(STAMP)
 	  test -f runs/baselines/$$e-s$$s/metrics.json || \
 	  $(BIN)/symda train --config configs/synthcity/$$e.yaml --set seed=$$s --set synth.seed=$$s \
 	    --set synth.root=data/synthcity-s$$s --out runs/baselines/$$e-s$$s || exit 1; done; done
-	$(BIN)/python analysis/summarize_runs.py runs/baselines/* --out docs/results/baselines.md
+	$(BIN)/python analysis/ablation_table.py runs/baselines --out docs/results/baselines.md
 
 # The method's ablation ladder with `symda run` (one config per row; rows share upstream artifacts).
 ROWS ?= adversarial_only translation_adversarial bdl_like symmetric_prob_pseudo full
@@ -53,7 +53,7 @@ ladder: $(STAMP)
 	  test -f runs/ladder/$$e-s$$s/result.json || \
 	  $(BIN)/symda run --config configs/synthcity/$$e.yaml --set seed=$$s --set synth.seed=$$s \
 	    --set synth.root=data/synthcity-s$$s --out runs/ladder/$$e-s$$s || exit 1; done; done
-	$(BIN)/python analysis/summarize_runs.py runs/baselines/* runs/ladder/* --out docs/results/ladder.md
+	$(BIN)/python analysis/ablation_table.py runs/baselines runs/ladder --out docs/results/ladder.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,145 @@
+"""analysis/ablation_table.py and analysis/sweep_report.py on the fixture folders of
+tests/result_fixtures.py: the numbers in the tables, and one end-to-end run of each script."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from symda.results import CLASS_NAMES, load_results
+from symda.sweep_space import REPO_ROOT
+from tests.result_fixtures import ERROR_LINE, EXPECTED, per_class, write_ladder, write_run_record, write_sweep
+
+
+def script(name: str):
+    """An analysis/ script as a module (analysis/ is a folder of scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "analysis" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+ablation_table = script("ablation_table")
+sweep_report = script("sweep_report")
+
+
+@pytest.fixture
+def ladder(tmp_path):
+    return write_ladder(tmp_path / "runs")
+
+
+def test_ladder_means_stds_seeds_and_gains(ladder):
+    summary = ablation_table.summary_table(ablation_table.ladder_runs(load_results(ladder)))
+    assert list(summary.index) == [e[0] for e in EXPECTED]  # ladder order; the unfinished run left out
+    for setting, mean, std, n, gain in EXPECTED:
+        row = summary.loc[setting]
+        assert row["mean"] == pytest.approx(mean) and row["n"] == n, setting
+        assert math.isnan(row["std"]) if std is None else row["std"] == pytest.approx(std), setting
+        assert math.isnan(row["gain"]) if gain is None else row["gain"] == pytest.approx(gain), setting
+    # fused column only where F_S exists; "ours fusion" is its own row
+    assert summary.loc["ours single", "fused_mean"] == pytest.approx(37.0)
+    assert math.isnan(summary.loc["BDL-like", "fused_mean"]) and math.isnan(
+        summary.loc["ours fusion", "fused_mean"]
+    )
+    assert summary.loc["source only", "per_seed"] == (10.0, 12.0, 14.0)
+
+
+def test_per_class_table_in_the_fields_order(ladder):
+    table = ablation_table.per_class_table(ablation_table.ladder_runs(load_results(ladder)))
+    assert list(table.columns) == ["road", "sidewalk", "building", "wall", "fence", "pole", "light", "sign",
+                                   "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus",
+                                   "train", "motorcycle", "bicycle", "mIoU"]  # fmt: skip
+    assert table.loc["source only", "road"] == pytest.approx(per_class(12.0)["road"])  # mean over 3 seeds
+    assert table.loc["ours single", "road"] == pytest.approx(per_class(35.0)["road"])
+    assert table.loc["ours fusion", "road"] == pytest.approx(per_class(37.0, 1.0)["road"])  # fused IoUs
+    assert table.loc["oracle", "mIoU"] == pytest.approx(45.0)
+    assert table.loc["BDL-like", CLASS_NAMES[5]] == pytest.approx(per_class(34.0)["pole"])
+
+
+def test_runs_that_differ_in_a_relevant_key_are_not_averaged(ladder):
+    write_run_record(ladder / "bdl_like-long-s0", {"adapt.symmetric": False, "pseudo.consistency": "none",
+                     "train.steps": 2400}, 40.0, None, 0)  # fmt: skip
+    summary = ablation_table.summary_table(ablation_table.ladder_runs(load_results(ladder)))
+    assert summary.loc["BDL-like (train.steps=1200)", "mean"] == pytest.approx(34.0)
+    assert summary.loc["BDL-like (train.steps=2400)", "n"] == 1
+    assert "BDL-like" not in summary.index and summary.loc["source only", "n"] == 3  # seeds still pooled
+    write_run_record(ladder / "full-global-s0", {"pseudo.threshold": "global"}, 30.0, 31.0, 0)
+    summary = ablation_table.summary_table(ablation_table.ladder_runs(load_results(ladder)))
+    assert summary.loc["ours single (pseudo.threshold=class_quantile)", "mean"] == pytest.approx(35.0)
+    assert summary.loc["ours fusion (pseudo.threshold=global)", "mean"] == pytest.approx(31.0)
+
+
+def test_ablation_table_script_writes_markdown_and_the_chart(ladder, tmp_path, capsys):
+    out = tmp_path / "docs" / "ladder.md"
+    assert ablation_table.main([str(ladder), "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "| source only |  |  |  |  | 12.0 ± 2.0 | 3 |  |  | 10.0, 12.0, 14.0 |" in text
+    assert "| AdaptSegNet-like |  | ✓ |  |  | 15.0 | 1 | +3.0 |" in text
+    assert (
+        "| ours fusion | ✓ | ✓ | ✓ | consistency soft, class_quantile q=0.5 cap=0.9 | 37.0 ± 2.8 | 2 | +2.0 |"
+        in text
+    )
+    assert "Left out (no final mIoU): full-s2 (unfinished)." in text
+    assert "![ablation ladder: mean ± std over seeds](ladder.png)" in text
+    assert (out.with_suffix(".png")).stat().st_size > 1000
+    assert ablation_table.main([str(ladder), "--format", "csv", "--out", str(tmp_path / "t.csv")]) == 0
+    csv = pd.read_csv(tmp_path / "t.csv", index_col="setting")
+    assert csv.loc["CyCADA-like", "mean"] == pytest.approx(32.0) and csv.loc[
+        "oracle", "gain"
+    ] == pytest.approx(8.0)
+    assert pd.read_csv(tmp_path / "t_per_class.csv", index_col="setting").loc["oracle", "mIoU"] == 45.0
+    assert ablation_table.main([str(ladder), "--format", "latex"]) == 0
+    latex = capsys.readouterr().out
+    assert "\\begin{tabular}" in latex and "12.0 $\\pm$ 2.0" in latex and "ours fusion" in latex
+    assert ablation_table.main([str(tmp_path / "docs")]) == 2  # nothing finished there
+
+
+def test_sweep_report_end_to_end(tmp_path):
+    sweep = write_sweep(tmp_path / "sweeps")
+    out = tmp_path / "report"
+    assert sweep_report.main([str(sweep), "--out", str(out)]) == 0
+    text = (out / "report.md").read_text()
+    assert "6 trials (4 TERMINATED, 1 ERROR, 1 PENDING); 3 finished with miou" in text
+    assert f"- errored aaaa0002: {ERROR_LINE}" in text
+    assert "| `pseudo.conf_weight` | 1.000 |" in text  # the only parameter has all the importance
+    assert "Best by miou: trial aaaa0003 (miou 25.00; `pseudo.conf_weight`=0.5)" in text
+    # aaaa0003 has the base config's value: it is the base config's rerun, which is also the best
+    assert "Baseline: trial aaaa0003, whose swept values equal the base config's" in text
+    assert "`proxy_agreement` with miou over 3 finished trials: +1.000" in text
+    assert "`proxy_entropy` with miou over 3 finished trials: -1.000" in text
+    for png in ("params.png", "importance.png", "proxy.png"):
+        assert f"({png})" in text and (out / png).stat().st_size > 1000
+
+
+def test_sweep_report_baseline_is_the_median_trial_or_the_given_run(tmp_path):
+    sweep = write_sweep(tmp_path / "sweeps")
+    (tmp_path / "sweeps" / "base.yaml").unlink()  # no base config: no way to find its rerun
+    assert sweep_report.main([str(sweep), "--out", str(tmp_path / "a")]) == 0
+    text = (tmp_path / "a" / "report.md").read_text()
+    assert "Baseline: the median finished trial by miou, aaaa0006" in text
+    assert "mIoU 25.00 against 22.00 (+3.00)" in text and (tmp_path / "a" / "per_class.png").is_file()
+    run = write_run_record(tmp_path / "base-run", {}, 21.0, None, 0)
+    assert sweep_report.main([str(sweep), "--out", str(tmp_path / "b"), "--baseline", str(run)]) == 0
+    assert "mIoU 25.00 against 21.00 (+4.00)" in (tmp_path / "b" / "report.md").read_text()
+
+
+def test_sweep_report_refuses_a_folder_that_is_no_sweep(tmp_path, capsys):
+    assert sweep_report.main([str(tmp_path)]) == 2
+    assert "not a sweep folder" in capsys.readouterr().err
+
+
+def test_summarize_runs_and_the_scripts_import_no_torch(ladder):
+    code = ("import runpy, sys; sys.argv = ['x', '--help']\n"
+            "for s in ('ablation_table', 'sweep_report', 'summarize_runs'):\n"
+            "    try: runpy.run_path(f'analysis/{s}.py', run_name='__main__')\n"
+            "    except SystemExit: pass\n"
+            "assert 'torch' not in sys.modules, 'torch imported'")  # fmt: skip
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO_ROOT, capture_output=True)
+    done = subprocess.run([sys.executable, "analysis/summarize_runs.py", str(ladder)], cwd=REPO_ROOT,
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    assert "| bdl_like | 34.0 | 1.4 |  |  | 2 | 33.0, 35.0 |" in done.stdout
