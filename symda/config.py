@@ -229,6 +229,13 @@ class ExperimentConfig:
     scale: ScaleConfig = field(default_factory=ScaleConfig)
 
 
+def stage_train_config(cfg: ExperimentConfig, round_: int) -> TrainConfig:
+    """cfg.train for round 0 (adaptation); with pseudo.self_train_steps in place of steps for later rounds."""
+    if round_ and cfg.pseudo.self_train_steps:
+        return dataclasses.replace(cfg.train, steps=cfg.pseudo.self_train_steps)
+    return cfg.train
+
+
 # ---------------------------------------------------------------------------------------------- checks
 
 _CHOICES: dict[str, tuple[Any, ...]] = {
@@ -400,11 +407,11 @@ def flatten(cfg: Any) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------ loading, overrides
 
 
-class _Loader(yaml.SafeLoader):
+class YamlLoader(yaml.SafeLoader):
     """SafeLoader that reads 1e-3 as a float: YAML 1.1 demands a dot ('1.0e-3') and would give a string."""
 
 
-_Loader.add_implicit_resolver(
+YamlLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$"),
     list("-+0123456789."),
@@ -417,7 +424,7 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise ConfigError(f"override {text!r}: expected KEY=VALUE, e.g. train.lr=1e-3")
     key, raw = text.split("=", 1)
     try:
-        value = yaml.load(raw, Loader=_Loader) if raw.strip() else ""
+        value = yaml.load(raw, Loader=YamlLoader) if raw.strip() else ""
     except yaml.YAMLError as err:
         raise ConfigError(f"override {text!r}: value is not valid YAML ({err})") from err
     return key.strip(), value
@@ -455,7 +462,7 @@ def load_config(
         if not p.is_file():
             raise ConfigError(f"{p}: config file not found")
         try:
-            loaded = yaml.load(p.read_text(), Loader=_Loader)
+            loaded = yaml.load(p.read_text(), Loader=YamlLoader)
         except yaml.YAMLError as err:
             raise ConfigError(f"{p}: not valid YAML ({err})") from err
         if loaded is not None and not isinstance(loaded, dict):

@@ -21,7 +21,7 @@ import torch
 
 from symda.adapt.supervised import Report, train_segmenter
 from symda.artifacts import Artifact, ArtifactStore
-from symda.config import ExperimentConfig, TrainConfig, save_config, to_dict
+from symda.config import ExperimentConfig, save_config, stage_train_config, to_dict
 from symda.data import build_dataset, check_role, ensure_synthcity, resolve_roots
 from symda.data.dataset import DatasetError
 from symda.distributed import Runtime, run_stage
@@ -258,13 +258,6 @@ def translation_stage(
     return DomainRoots(
         source, target, roots["source"], roots.get("target", target), roots.get("val", target)
     ), keys
-
-
-def stage_train_config(cfg: ExperimentConfig, round_: int) -> TrainConfig:
-    """cfg.train for round 0 (adaptation); with pseudo.self_train_steps in place of steps for later rounds."""
-    if round_ and cfg.pseudo.self_train_steps:
-        return dataclasses.replace(cfg.train, steps=cfg.pseudo.self_train_steps)
-    return cfg.train
 
 
 def segmenter_key_config(cfg: ExperimentConfig, path: str, round_: int) -> dict[str, Any]:

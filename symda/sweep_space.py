@@ -31,7 +31,7 @@ from typing import Any
 import yaml
 
 from symda.config import ConfigError, ExperimentConfig, flatten, load_config
-from symda.config import _Loader as ConfigYamlLoader  # reads 1e-3 as a float, like config files
+from symda.config import YamlLoader as ConfigYamlLoader  # reads 1e-3 as a float, like config files
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 UPSTREAM = ("data", "translate", "adapt")  # = symda.pipeline.UPSTREAM_STAGES (not imported: no torch here)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from symda.config import ExperimentConfig, load_config
+from symda.config import ExperimentConfig, load_config, stage_train_config
 
 
 @dataclass(frozen=True)
@@ -34,8 +34,8 @@ def trial_config(setup: TrialSetup, params: dict[str, Any], name: str) -> Experi
 
 
 def self_train_steps(cfg: ExperimentConfig) -> int:
-    """Steps of one self-training round (pipeline.stage_train_config without importing torch)."""
-    return cfg.pseudo.self_train_steps or cfg.train.steps
+    """Steps of one self-training round."""
+    return stage_train_config(cfg, 1).steps
 
 
 def total_progress(cfg: ExperimentConfig) -> int:
