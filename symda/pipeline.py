@@ -351,19 +351,26 @@ def pair_probabilities(f_t: torch.nn.Module, f_s: torch.nn.Module | None, transl
 
 def partner_scorer(cfg: ExperimentConfig, roots: DomainRoots, partner: Artifact | None):
     """scorer(F_T) for F_T's self-training: unsupervised scores on target val images against F_S
-    (`partner`, fixed while F_T trains); None without F_S. Labels are never read."""
+    (`partner`, fixed while F_T trains); None without F_S. Labels are never read.
+
+    F_S and the val datasets are loaded at the first evaluation, so a self-trained F_T that comes
+    from the store costs nothing here.
+    """
     from symda.evaluate import unsupervised_scores
 
     if partner is None:
         return None
-    val = build_dataset(cfg.data, cfg.synth, "val", with_labels=False)
-    val_t = build_dataset(
-        with_roots(cfg, target_root=roots.val_translated).data, cfg.synth, "val", with_labels=False
-    )
-    f_s = load_segmenter(cfg.model, partner.path / "checkpoint.pt")
+    loaded: dict[str, Any] = {}
 
     def scorer(model: torch.nn.Module) -> dict[str, float]:
-        return unsupervised_scores(pair_probabilities(model, f_s, val_t), val, cfg.eval.batch_size)
+        if not loaded:
+            loaded["val"] = build_dataset(cfg.data, cfg.synth, "val", with_labels=False)
+            loaded["val_t"] = build_dataset(
+                with_roots(cfg, target_root=roots.val_translated).data, cfg.synth, "val", with_labels=False
+            )
+            loaded["f_s"] = load_segmenter(cfg.model, partner.path / "checkpoint.pt")
+        pair = pair_probabilities(model, loaded["f_s"], loaded["val_t"])
+        return unsupervised_scores(pair, loaded["val"], cfg.eval.batch_size)
 
     return scorer
 
