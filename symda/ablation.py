@@ -143,6 +143,7 @@ def run_ablation(
     address: str | None = None,
     config_dir: Path = REPO_ROOT / "configs" / "synthcity",
     synth_root: str = "data/synthcity-s{seed}",
+    cpus_per_trial: int | None = None,
 ) -> list[str]:
     """Run the grid (finished cells only report their stored values); return the errors of failed
     cells as "<row>-s<seed>: <exception line>" (empty when every cell finished)."""
@@ -156,6 +157,11 @@ def run_ablation(
     from ray import tune
 
     request, need = trial_resources(configs[rows[0], seeds[0]])
+    if configs[rows[0], seeds[0]].scale.num_workers == 0:
+        # In-process cells: give each its share of the cluster's CPUs (torch threads = CPUs held), so
+        # one cell at a time on 2 cores runs 2 threads, as `make baselines` / `make ladder` do.
+        cpus = cpus_per_trial or max(1, int(ray.cluster_resources().get("CPU", 1)) // max_concurrent)
+        request = need = {**request, "CPU": float(cpus)}
     check_cluster(need, ray.cluster_resources(), configs[rows[0], seeds[0]])
     setup = dataclasses.replace(setup, threads=max(1, int(request.get("CPU", 1))))
     if max_concurrent > 1:  # concurrent cells of one seed would race to generate its SynthCity
@@ -204,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-concurrent", type=int, default=1,
                    help="cells at once (default 1: two 2-thread torch runs on 2 cores are >5x slower)")  # fmt: skip
     p.add_argument("--address", help="join this running Ray cluster (default: start a local one)")
+    p.add_argument("--cpus-per-trial", type=int,
+                   help="CPUs (= torch threads) of each cell (default: the cluster's CPUs / --max-concurrent)")  # fmt: skip
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override of every row's config, e.g. --set train.steps=600 (repeatable)")  # fmt: skip
     p.add_argument("--config-dir", type=Path, default=REPO_ROOT / "configs" / "synthcity")
@@ -215,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         overrides = dict(parse_override(o) for o in args.overrides)
         errors = run_ablation(args.rows, args.seeds, args.out, overrides, args.max_concurrent, args.address,
-                              args.config_dir, args.synth_root)  # fmt: skip
+                              args.config_dir, args.synth_root, args.cpus_per_trial)  # fmt: skip
     except (ConfigError, SweepError, DatasetError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
