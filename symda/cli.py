@@ -136,37 +136,76 @@ def cmd_translate_apply(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_networks(run_dir: Path, cfg) -> tuple[Path, Path | None, Path | None]:
+    """(F_T checkpoint, F_S checkpoint or None, V' root or None) of a finished `symda run` folder: the
+    last round's networks, found in the artifact store through the keys in its metrics.json."""
+    metrics_file = run_dir / "metrics.json"
+    if not metrics_file.is_file():
+        raise DatasetError(f"{metrics_file}: not found (is {run_dir} a finished `symda run` folder?)")
+    keys = json.loads(metrics_file.read_text()).get("artifacts", {})
+    last = max((int(k.rsplit("_r", 1)[1]) for k in keys if k.startswith("F_T_r")), default=None)
+    if last is None:
+        raise DatasetError(f"{metrics_file}: no F_T_r<round> under 'artifacts' (a `symda train` folder?)")
+    store = Path(cfg.artifacts_dir)
+    f_t = store / "segmenter_T" / keys[f"F_T_r{last}"] / "checkpoint.pt"
+    f_s = store / "segmenter_S" / keys[f"F_S_r{last}"] / "checkpoint.pt" if f"F_S_r{last}" in keys else None
+    val_t = store / "translated_val" / keys["translated_val"] / "data" if "translated_val" in keys else None
+    return f_t, f_s, val_t
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
-
-    from symda.data import build_dataset, ensure_synthcity
-    from symda.evaluate import evaluate, segmenter_probabilities
+    from symda.data import ensure_synthcity
     from symda.io import write_json
-    from symda.models.build import load_segmenter
+    from symda.pipeline import evaluate_method
 
-    cfg = load_config(args.config, args.overrides)
-    if not args.checkpoint.is_file():
-        raise DatasetError(f"{args.checkpoint}: checkpoint not found")
+    if args.run is not None:
+        cfg = load_config(args.config or args.run / "config.yaml", args.overrides)
+        checkpoint, partner, partner_data = _run_networks(args.run, cfg)
+        partner = args.partner or partner
+        partner_data = args.partner_data or partner_data
+    elif args.checkpoint is not None:
+        cfg = load_config(args.config, args.overrides)
+        checkpoint, partner, partner_data = args.checkpoint, args.partner, args.partner_data
+    else:
+        raise DatasetError(
+            "symda evaluate: give --checkpoint F_T.pt (and --partner, --partner-data) or --run DIR"
+        )
+    for path, what in ((checkpoint, "checkpoint"), (partner, "partner checkpoint")):
+        if path is not None and not path.is_file():
+            raise DatasetError(f"{path}: {what} not found")
+    if partner is not None:
+        if partner_data is None:
+            raise DatasetError("--partner needs --partner-data: V' = G(V, source) of the split, Cityscapes "
+                               "layout (symda translate apply --kind cityscapes --to source --split ...)")  # fmt: skip
+        if args.run is not None and args.partner_data is None and args.split != "val":
+            raise DatasetError(f"{args.run}: the run translated the val split only; for --split {args.split} "
+                               "pass --partner-data (symda translate apply --to source)")  # fmt: skip
+        if not Path(partner_data).is_dir():
+            raise DatasetError(f"{partner_data}: partner data (V') not found")
     cfg.data.val_split = args.split
     ensure_synthcity(cfg.data, cfg.synth, progress=_progress())
-    model = load_segmenter(cfg.model, args.checkpoint)
-    dataset = build_dataset(cfg.data, cfg.synth, "val")
-    scores = evaluate(
-        segmenter_probabilities(model),
-        dataset,
-        cfg.eval.protocol,
-        cfg.eval.batch_size,
-        save_predictions=args.save_predictions,
-        save_color=args.color,
-        progress=_progress(),
+    metrics = evaluate_method(
+        cfg, checkpoint, partner, partner_data, args.save_predictions, args.color, _progress()
     )
-    print(scores.table())
-    out = Path(args.out) if args.out else args.checkpoint.parent / f"eval_{args.split}"
-    path = write_json(
-        out / "metrics.json", {"checkpoint": str(args.checkpoint), "split": args.split, **scores.as_dict()}
+    width = max(map(len, metrics["iou"]))
+    print(f"{'class':>{width}s} {'F_T':>6s}" + (f" {'fused':>6s}" if partner else ""))
+    for name, iou in metrics["iou"].items():
+        print(f"{name:>{width}s} {iou:6.2f}" + (f" {metrics['iou_fused'][name]:6.2f}" if partner else ""))
+    print(
+        f"{'mIoU':>{width}s} {metrics['miou']:6.2f}" + (f" {metrics['miou_fused']:6.2f}" if partner else "")
     )
-    print(f"metrics: {path}")
+    if partner:
+        print(f"proxies (no labels read): agreement {metrics['proxy_agreement']:.4f}, "
+              f"entropy {metrics['proxy_entropy']:.4f}")  # fmt: skip
+    default_out = (args.run if args.run is not None else checkpoint.parent) / f"eval_{args.split}"
+    out = Path(args.out) if args.out else default_out
+    inputs = {"checkpoint": str(checkpoint), "partner": str(partner) if partner else None,
+              "partner_data": str(partner_data) if partner else None, "split": args.split,
+              "fusion_weight": cfg.eval.fusion_weight if partner else None}  # fmt: skip
+    print(f"metrics: {write_json(out / 'metrics.json', {**inputs, **metrics})}")
     if args.save_predictions:
-        print(f"predictions (Cityscapes labelIds): {args.save_predictions}")
+        kind = "fused" if partner else "F_T"
+        print(f"predictions ({kind}, Cityscapes labelIds): {args.save_predictions}")
     return 0
 
 
@@ -224,9 +263,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", type=Path, required=True)
     t.set_defaults(func=cmd_translate_apply)
 
-    p = sub.add_parser("evaluate", help="score a checkpoint on the target val split")
+    p = sub.add_parser("evaluate", help="score F_T, and fused F_T + F_S, on the target val split")
     _add_config_args(p)
-    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("--checkpoint", type=Path, help="F_T (or any segmenter) checkpoint.pt")
+    p.add_argument(
+        "--partner", type=Path, help="F_S checkpoint.pt: also score fused inference and the proxies"
+    )
+    p.add_argument("--partner-data", type=Path, metavar="DIR",
+                   help="V' = G(V, source) in Cityscapes layout, F_S's input (symda translate apply --to source)")  # fmt: skip
+    p.add_argument("--run", type=Path, metavar="DIR",
+                   help="a finished `symda run` folder: its config and its last round's F_T, F_S and V'")  # fmt: skip
     p.add_argument("--split", default="val", choices=["train", "val", "test"])
     p.add_argument("--out", type=Path, help="folder for metrics.json (default: next to the checkpoint)")
     p.add_argument("--save-predictions", type=Path, metavar="DIR", help="write Cityscapes labelId PNGs here")

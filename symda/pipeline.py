@@ -375,17 +375,6 @@ def partner_scorer(cfg: ExperimentConfig, roots: DomainRoots, partner: Artifact 
     return scorer
 
 
-def fused_probabilities(f_t: torch.nn.Module, f_s: torch.nn.Module, translated, w: float):
-    """ProbabilityFn of fused inference: w * softmax F_T(v) + (1 - w) * softmax F_S(v')."""
-    pair = pair_probabilities(f_t, f_s, translated)
-
-    def fn(images: torch.Tensor, indices: list[int]) -> torch.Tensor:
-        p_t, p_s = pair(images, indices)
-        return w * p_t + (1 - w) * p_s
-
-    return fn
-
-
 def pseudo_stage(
     cfg: ExperimentConfig,
     store: ArtifactStore,
@@ -485,6 +474,43 @@ def build_upstream(
     return {**up.keys, "F_T_r0": up.f_t.key, **({"F_S_r0": up.f_s.key} if up.f_s else {})}
 
 
+def evaluate_method(
+    cfg: ExperimentConfig,
+    f_t_checkpoint: Path,
+    f_s_checkpoint: Path | None = None,
+    val_translated_root: Path | None = None,
+    save_predictions: Path | None = None,
+    save_color: bool = False,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """The method's evaluation on cfg's val split: F_T alone and, given F_S and V' = G(V, source)
+    (val_translated_root, Cityscapes layout), the fusion eval.fusion_weight * P_T(v) + (1 - w) * P_S(v')
+    and the unsupervised proxies, in one pass.
+
+    Returns miou, iou (per class), miou_fused, iou_fused (= F_T's without F_S), proxy_agreement,
+    proxy_entropy.
+    """
+    from symda.evaluate import evaluate_pair
+
+    val = build_dataset(cfg.data, cfg.synth, "val")
+    model_t = load_segmenter(cfg.model, f_t_checkpoint)
+    model_s, val_t = None, None
+    if f_s_checkpoint is not None:
+        if val_translated_root is None:
+            raise ValueError("fused evaluation needs V' (val_translated_root) beside F_S")
+        model_s = load_segmenter(cfg.model, f_s_checkpoint)
+        val_t = build_dataset(with_roots(cfg, target_root=val_translated_root).data, cfg.synth, "val")
+        if [s.name for s in val_t.samples] != [s.name for s in val.samples]:
+            raise DatasetError(
+                f"{val_translated_root}: its val images are not those of {cfg.data.target_root or 'SynthCity'}"
+            )
+    scores = evaluate_pair(pair_probabilities(model_t, model_s, val_t), val, cfg.eval.fusion_weight,
+                           cfg.eval.protocol, cfg.eval.batch_size, save_predictions, save_color, progress)  # fmt: skip
+    fused = scores.fused or scores.single
+    return {"miou": scores.single.miou, "iou": scores.single.per_class, "miou_fused": fused.miou,
+            "iou_fused": fused.per_class, **scores.proxies}  # fmt: skip
+
+
 def run_experiment(
     cfg: ExperimentConfig, out_dir: Path, report: Report, progress: bool = False
 ) -> dict[str, Any]:
@@ -496,7 +522,6 @@ def run_experiment(
     unsupervised proxies) and reports it under stage "adapt_T_r<round>"; the last report has stage
     "result" and the final miou, miou_fused, proxy_agreement and proxy_entropy.
     """
-    from symda.evaluate import evaluate, segmenter_probabilities, unsupervised_scores
     from symda.results import make_record, write_record
 
     out_dir = Path(out_dir)
@@ -537,26 +562,10 @@ def run_experiment(
             artifacts[f"F_S_r{r}"] = f_s.key
         lap("self_train")
 
-    val = build_dataset(cfg.data, cfg.synth, "val")
-    model_t = load_segmenter(cfg.model, f_t.path / "checkpoint.pt")
-    model_s = load_segmenter(cfg.model, f_s.path / "checkpoint.pt") if f_s is not None else None
-    val_t = None
-    if f_s is not None:
-        val_t = build_dataset(with_roots(cfg, target_root=roots.val_translated).data, cfg.synth, "val")
-    with torch.no_grad():
-        single = evaluate(
-            segmenter_probabilities(model_t), val, cfg.eval.protocol, cfg.eval.batch_size, progress=progress
-        )
-        metrics: dict[str, Any] = {"miou": single.miou, "iou": single.per_class}
-        if model_s is not None:
-            fused = evaluate(fused_probabilities(model_t, model_s, val_t, cfg.eval.fusion_weight),
-                             val, cfg.eval.protocol, cfg.eval.batch_size, progress=progress)  # fmt: skip
-            metrics.update(miou_fused=fused.miou, iou_fused=fused.per_class)
-        else:
-            metrics.update(miou_fused=single.miou, iou_fused=single.per_class)
-        metrics.update(
-            unsupervised_scores(pair_probabilities(model_t, model_s, val_t), val, cfg.eval.batch_size)
-        )
+    f_s_checkpoint = f_s.path / "checkpoint.pt" if f_s is not None else None
+    metrics = evaluate_method(
+        cfg, f_t.path / "checkpoint.pt", f_s_checkpoint, roots.val_translated, progress=progress
+    )
     lap("evaluate")
     for i, s in enumerate(pseudo_stats, start=1):
         for k in (

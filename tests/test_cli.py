@@ -90,3 +90,16 @@ def test_corrupt_png_stops_training_before_it_starts(tiny_data, tmp_path, capsys
     err = capsys.readouterr().err
     assert "00003.png" in err and "unreadable_image: 1" in err
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_evaluate_names_what_fused_inference_lacks(tmp_path, capsys):
+    ckpt = tmp_path / "f_t.pt"
+    ckpt.write_bytes(b"")  # the inputs are checked before anything loads
+    assert main(["evaluate", "--checkpoint", str(ckpt), "--partner", str(tmp_path / "f_s.pt")]) == 2
+    assert f"{tmp_path / 'f_s.pt'}: partner checkpoint not found" in capsys.readouterr().err
+    assert main(["evaluate", "--checkpoint", str(ckpt), "--partner", str(ckpt)]) == 2
+    assert "--partner needs --partner-data" in capsys.readouterr().err
+    assert main(["evaluate", "--run", str(tmp_path)]) == 2
+    assert f"{tmp_path / 'config.yaml'}: config file not found" in capsys.readouterr().err
+    assert main(["evaluate"]) == 2
+    assert "give --checkpoint" in capsys.readouterr().err

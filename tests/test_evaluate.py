@@ -86,3 +86,40 @@ def test_evaluate_upsamples_to_label_resolution(tiny_data):
     scores = evaluate(perfect, val, batch_size=3)
     assert seen[0] == (3, 3, 8, 16)
     assert 0 < scores.miou < 100  # nearest-downsampled labels upsampled again lose thin structures
+
+
+def test_one_pass_evaluation_equals_three_passes(tiny_data, tmp_path):
+    """evaluate_pair (F_T, fusion and proxies in one pass) gives exactly the numbers of evaluate on
+    each ProbabilityFn and of unsupervised_scores, and writes the fused predictions."""
+    from symda.config import DataConfig, SynthCityConfig
+    from symda.data import build_dataset
+    from symda.evaluate import evaluate, evaluate_pair, unsupervised_scores
+
+    cfg = DataConfig(source_root=str(tiny_data["source"]), target_root=str(tiny_data["target"]),
+                     target_size=(8, 16))  # fmt: skip
+    val = build_dataset(cfg, SynthCityConfig(), "val")
+
+    def probs(images, indices, salt):  # a fixed random map per (image, network)
+        maps = [
+            torch.rand(NUM_CLASSES, 8, 16, generator=torch.Generator().manual_seed(i * 2 + salt))
+            for i in indices
+        ]
+        return torch.softmax(torch.stack(maps) * 4, dim=1)
+
+    def pair(images, indices):
+        return probs(images, indices, 0), probs(images, indices, 1)
+
+    def fused(images, indices):
+        p_t, p_s = pair(images, indices)
+        return 0.3 * p_t + 0.7 * p_s
+
+    both = evaluate_pair(pair, val, 0.3, batch_size=3, save_predictions=tmp_path / "preds")
+    single = evaluate(lambda x, i: probs(x, i, 0), val, batch_size=3)
+    assert both.single.miou == single.miou and both.single.per_class == single.per_class
+    assert both.fused.miou == evaluate(fused, val, batch_size=3).miou != single.miou
+    assert both.proxies == unsupervised_scores(pair, val, batch_size=3)
+    assert 0 < both.proxies["proxy_agreement"] < 1
+    assert len(list((tmp_path / "preds").rglob("*_leftImg8bit.png"))) == len(val)
+    alone = evaluate_pair(lambda x, i: (probs(x, i, 0), None), val, 0.3, batch_size=3)
+    assert alone.fused is None and alone.single.miou == single.miou
+    assert np.isnan(alone.proxies["proxy_agreement"])

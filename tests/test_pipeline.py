@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from symda.cli import main as cli_main
 from symda.config import load_config
 from symda.pipeline import run_experiment
 
@@ -51,6 +52,13 @@ def test_full_method_writes_a_flat_record_and_reuses_upstream(cfg_for, tmp_path,
         assert [p for p in (store / stage).iterdir() if not p.name.startswith(".")], stage
     pseudo_dir = next(p for p in (store / "pseudo").iterdir() if not p.name.startswith("."))
     assert (pseudo_dir / "data" / "pseudo_labels.png").is_file()
+
+    # `symda evaluate --run` finds the last round's F_T, F_S and V' in the store: the same numbers.
+    assert cli_main(["evaluate", "--run", str(tmp_path / "run"), "--out", str(tmp_path / "eval")]) == 0
+    again = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    for key in ("miou", "miou_fused", "proxy_agreement", "proxy_entropy"):
+        assert again[key] == result[key], key
+    assert again["partner"] == str(store / "segmenter_S" / result["artifacts.F_S_r1"] / "checkpoint.pt")
 
     # A downstream change (the threshold) reuses translator, translations and the round-0 networks.
     caplog.set_level("INFO")
