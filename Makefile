@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup sweep test lint format bench baselines ladder clean
+.PHONY: setup sweep test lint format bench baselines ladder ablation clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -54,6 +54,12 @@ ladder: $(STAMP)
 	  $(BIN)/symda run --config configs/synthcity/$$e.yaml --set seed=$$s --set synth.seed=$$s \
 	    --set synth.root=data/synthcity-s$$s --out runs/ladder/$$e-s$$s || exit 1; done; done
 	$(BIN)/python analysis/ablation_table.py runs/baselines runs/ladder --out docs/results/ladder.md
+
+# The same ladder (baselines + method rows) as one Ray Tune grid into runs/ablation/, then its table in
+# docs/results/ (the README's). Finished cells are kept; ARGS passes flags, e.g. ARGS="--seeds 0".
+ablation: $(STAMP)
+	$(BIN)/python tune/run_ablation.py $(ARGS)
+	$(BIN)/python analysis/ablation_table.py runs/ablation --out docs/results/ablation.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
