@@ -412,7 +412,10 @@ def pseudo_stage(
                              label_path_for(work / "data_translated", "train", s.name))  # fmt: skip
         write_json(work / "stats.json", stats)
 
-    config = {"pseudo": {k: v for k, v in to_dict(cfg.pseudo).items() if k not in ("enabled", "rounds")},
+    # Only what decides the labels: how they are used (rounds, self-training steps and paths) is not,
+    # so a sweep over self-training shares them, and older artifacts keep their keys.
+    unused = ("enabled", "rounds", "self_train_steps", "self_train_paths")
+    config = {"pseudo": {k: v for k, v in to_dict(cfg.pseudo).items() if k not in unused},
               "round": round_, "data": data_key_config(cfg)}  # fmt: skip
     inputs = {"F_T": f_t.key, **({"F_S": f_s.key} if f_s is not None else {})}
     return store.get_or_build("pseudo", config, inputs, build)

@@ -72,6 +72,14 @@ def test_full_method_writes_a_flat_record_and_reuses_upstream(cfg_for, tmp_path,
     assert again["artifacts.pseudo_r1"] != result["artifacts.pseudo_r1"]
     assert not {"translate", "adapt_T_r0", "adapt_S_r0"} & {r["stage"] for r in records}
 
+    # How the labels are used (self-training length, which paths retrain) is not part of their key.
+    caplog.clear()
+    fewer = run_experiment(cfg_for(**{"pseudo.self_train_steps": 2, "pseudo.self_train_paths": "T"}),
+                           tmp_path / "run3", lambda m, checkpoint=None: None)  # fmt: skip
+    assert "reusing pseudo artifact" in caplog.text
+    assert fewer["artifacts.pseudo_r1"] == result["artifacts.pseudo_r1"]
+    assert fewer["artifacts.F_T_r1"] != result["artifacts.F_T_r1"]
+
 
 def test_ablation_switches_change_the_graph(cfg_for, tmp_path):
     single = run_experiment(
