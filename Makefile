@@ -53,7 +53,7 @@ ladder: $(STAMP)
 	  test -f runs/ladder/$$e-s$$s/result.json || \
 	  $(BIN)/symda run --config configs/synthcity/$$e.yaml --set seed=$$s --set synth.seed=$$s \
 	    --set synth.root=data/synthcity-s$$s --out runs/ladder/$$e-s$$s || exit 1; done; done
-	$(BIN)/python analysis/ablation_table.py runs/baselines runs/ladder --out docs/results/ladder.md
+	$(BIN)/python analysis/ablation_table.py runs/baselines runs/ladder --out docs/results/ablation.md
 
 # The same ladder (baselines + method rows) as one Ray Tune grid into runs/ablation/, then its table in
 # docs/results/ (the README's). Finished cells are kept; ARGS passes flags, e.g. ARGS="--seeds 0".
