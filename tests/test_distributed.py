@@ -109,3 +109,33 @@ def test_paper_gpu_config_trains_on_two_gloo_workers_and_rank0_checkpoint_loads(
     model = load_segmenter(cfg.model, art.path / "checkpoint.pt")
     assert model(torch.zeros(1, 3, 32, 64))["main"].shape[1] == 19
     assert list((tmp_path / "store" / "_ray_train").iterdir())  # Ray Train kept its run (resumable)
+
+
+def test_a_crashed_worker_group_restarts_from_its_last_checkpoint(ray_session, tmp_path):
+    """scale.max_failures = 1: rank 0 fails once after step 2's checkpoint; Ray Train restarts the
+    group of 2, the loop resumes from that checkpoint (step 3, not 1), and the caller sees every step."""
+    work = tmp_path / "work"
+    work.mkdir()
+
+    def loop(rt: Runtime, report) -> None:
+        state = work / "state.txt"
+        start = int(state.read_text()) if state.is_file() else 0
+        # Every rank has read its start before rank 0 writes again (the real loops get this from
+        # their first gradient all-reduce; without it a late rank 1 starts a step ahead and hangs).
+        assert rt.all_mean(float(start)) == start
+        if rt.rank == 0:
+            with (work / "starts.txt").open("a") as f:
+                f.write(f"{start}\n")
+        for step in range(start + 1, 5):
+            if rt.rank == 0:
+                state.write_text(str(step))
+            report({"step": step}, checkpoint=state if rt.rank == 0 else None)
+            if step == 2 and rt.rank == 0 and not (work / "crashed").exists():
+                (work / "crashed").touch()
+                raise RuntimeError("worker crash (test)")
+
+    reports = []
+    scale = ScaleConfig(num_workers=2, cpus_per_worker=1, max_failures=1)
+    run_stage(loop, scale, work, lambda m, checkpoint=None: reports.append(m["step"]), tmp_path / "ray")
+    assert (work / "starts.txt").read_text().split() == ["0", "2"]  # restarted once, from step 2
+    assert reports == [1, 2, 3, 4]
