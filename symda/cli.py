@@ -12,7 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
-from symda.config import ConfigError, load_config
+from symda.config import ConfigError, ExperimentConfig, load_config
 from symda.data.dataset import DatasetError
 
 
@@ -136,7 +136,7 @@ def cmd_translate_apply(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_networks(run_dir: Path, cfg) -> tuple[Path, Path | None, Path | None]:
+def _run_networks(run_dir: Path, cfg: ExperimentConfig) -> tuple[Path, Path | None, Path | None]:
     """(F_T checkpoint, F_S checkpoint or None, V' root or None) of a finished `symda run` folder: the
     last round's networks, found in the artifact store through the keys in its metrics.json."""
     metrics_file = run_dir / "metrics.json"
