@@ -83,6 +83,11 @@ def upsample_logits(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor
     return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
 
 
+def label_prediction(probs: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
+    """(1, C, h, w) class probabilities -> (H, W) uint8 trainIds at the label's size (upsample, argmax)."""
+    return upsample_logits(probs, size).argmax(dim=1)[0].cpu().numpy().astype(np.uint8)
+
+
 ProbabilityFn = Callable[[torch.Tensor, list[int]], torch.Tensor]
 """(images (N, 3, h, w), dataset indices) -> class probabilities (N, C, h', w') at any resolution."""
 
@@ -121,8 +126,7 @@ def predict_dataset(
         items = [dataset[i] for i in indices]
         probs = probabilities(torch.stack([it["image"] for it in items]), indices)
         for k, item in enumerate(items):
-            full = upsample_logits(probs[k : k + 1], item["full_size"])
-            pred = full.argmax(dim=1)[0].cpu().numpy().astype(np.uint8)
+            pred = label_prediction(probs[k : k + 1], item["full_size"])
             yield item["index"], pred, item.get("full_label")
 
 
@@ -246,17 +250,10 @@ def evaluate_pair(
         fused = None if p_s is None else fusion_weight * p_t + (1 - fusion_weight) * p_s
         for k, item in enumerate(items):
             label = item.get("full_label")
-            pred = (
-                upsample_logits(p_t[k : k + 1], item["full_size"])
-                .argmax(dim=1)[0]
-                .cpu()
-                .numpy()
-                .astype(np.uint8)
-            )
+            pred = label_prediction(p_t[k : k + 1], item["full_size"])
             conf += confusion_matrix(pred, label)
             if fused is not None:
-                pred = upsample_logits(fused[k : k + 1], item["full_size"]).argmax(dim=1)[0]
-                pred = pred.cpu().numpy().astype(np.uint8)
+                pred = label_prediction(fused[k : k + 1], item["full_size"])
                 conf_fused += confusion_matrix(pred, label)
             if save_predictions is not None:
                 write_prediction(
