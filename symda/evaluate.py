@@ -8,7 +8,7 @@ ground truth and prediction is left out of the mean: the official cityscapesscri
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,13 +50,6 @@ class Scores:
     miou: float
     per_class: dict[str, float]
     pixel_accuracy: float
-
-    def as_dict(self) -> dict:
-        return {"miou": self.miou, "per_class_iou": self.per_class, "pixel_accuracy": self.pixel_accuracy}
-
-    def table(self) -> str:
-        rows = [f"{name:>14s} {iou:6.2f}" for name, iou in self.per_class.items()]
-        return "\n".join([*rows, f"{'mIoU':>14s} {self.miou:6.2f}"])
 
 
 def scores_from_confusion(conf: np.ndarray, protocol: int = 19) -> Scores:
@@ -108,28 +101,6 @@ def segmenter_probabilities(model: torch.nn.Module) -> ProbabilityFn:
     return fn
 
 
-@torch.no_grad()
-def predict_dataset(
-    probabilities: ProbabilityFn,
-    dataset: SegmentationDataset,
-    batch_size: int = 8,
-    progress: bool = False,
-) -> Iterable[tuple[int, np.ndarray, np.ndarray | None]]:
-    """Yield (index, prediction (H, W) uint8 trainIds, label (H, W) uint8 or None) at label resolution.
-
-    Images are fed at the dataset's configured size; probabilities are upsampled to each original
-    image's size, so scores are at label resolution, as the field reports them.
-    """
-    n = len(dataset)
-    for start in tqdm(range(0, n, batch_size), desc="evaluate", disable=not progress, leave=False):
-        indices = list(range(start, min(start + batch_size, n)))
-        items = [dataset[i] for i in indices]
-        probs = probabilities(torch.stack([it["image"] for it in items]), indices)
-        for k, item in enumerate(items):
-            pred = label_prediction(probs[k : k + 1], item["full_size"])
-            yield item["index"], pred, item.get("full_label")
-
-
 def evaluate(
     probabilities: ProbabilityFn,
     dataset: SegmentationDataset,
@@ -139,17 +110,15 @@ def evaluate(
     save_color: bool = False,
     progress: bool = False,
 ) -> Scores:
-    """Score a model (any ProbabilityFn: single or fused) on a labelled dataset.
+    """Score a model (any ProbabilityFn: single or fused) on a labelled dataset: `evaluate_pair`
+    without a partner.
 
     save_predictions writes Cityscapes labelId PNGs named after the inputs ('city/x_leftImg8bit.png'),
     the layout cityscapesscripts' evaluation reads; save_color adds '*_color.png' beside them.
     """
-    conf = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
-    for i, pred, label in predict_dataset(probabilities, dataset, batch_size, progress):
-        conf += confusion_matrix(pred, label)
-        if save_predictions is not None:
-            write_prediction(Path(save_predictions), dataset.samples[i].name, pred, save_color)
-    return scores_from_confusion(conf, protocol)
+    alone = evaluate_pair(lambda images, indices: (probabilities(images, indices), None), dataset, 1.0,
+                          protocol, batch_size, save_predictions, save_color, progress)  # fmt: skip
+    return alone.single
 
 
 def write_prediction(out_dir: Path, name: str, pred: np.ndarray, color: bool = False) -> Path:
@@ -231,10 +200,13 @@ def evaluate_pair(
 ) -> PairScores:
     """Score F_T, the fusion w * P_T + (1 - w) * P_S and the proxies in one pass over a labelled dataset.
 
+    Images are fed at the dataset's configured size; probabilities are upsampled to each original
+    image's size, so scores are at label resolution, as the field reports them.
+
     One pass, not three: on Cityscapes val (500 frames at 1024x2048) each network's forward pass is
-    the cost. The numbers equal those of `evaluate` on segmenter_probabilities / a fused
-    ProbabilityFn and of `unsupervised_scores`. save_predictions writes the fused predictions when
-    there is an F_S (F_T's otherwise), in the layout of `evaluate` (save_color: colourised beside them).
+    the cost. The proxies equal `unsupervised_scores`. save_predictions writes the fused predictions
+    when there is an F_S (F_T's otherwise) as Cityscapes labelId PNGs named after the inputs
+    (save_color: colourised beside them).
     """
     conf = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
     conf_fused = np.zeros_like(conf)
