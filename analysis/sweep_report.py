@@ -25,8 +25,7 @@ matplotlib.use("Agg")  # files only: no display on the machines that run sweeps
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from symda.results import IOU_COLUMNS, is_sweep_dir, load_results  # noqa: E402
-from symda.sweep_summary import spearman  # noqa: E402
+from symda.results import IOU_COLUMNS, is_sweep_dir, load_results, spearman  # noqa: E402
 
 PROXIES = ("proxy_agreement", "proxy_entropy")
 

@@ -85,7 +85,7 @@ CONFIG_SECTIONS = frozenset(k.split(".")[0] for k in CONFIG_KEYS if "." in k)
 FINISHED = "finished"  # status of a plain run that wrote its metrics (trials carry Tune's status)
 # Metric names of `symda train` (metrics.json) -> the names of `symda run` records.
 _TRAIN_METRICS = {"val_miou": "miou", "val_per_class_iou": "iou", "train_seconds": "seconds.train"}
-# Tune result names of sweep trials (symda.sweep_trial.tune_result) -> record names.
+# Tune result names of sweep trials (symda.sweeps.trial.tune_result) -> record names.
 _TUNE_METRICS = {"miou": "miou", "miou_fused": "miou_fused", "proxy": "proxy_agreement",
                  "proxy_entropy": "proxy_entropy", "progress": "progress"}  # fmt: skip
 
@@ -368,7 +368,7 @@ def trial_row(
 
 
 def _sweep_config(settings: dict[str, Any], params: dict[str, Any], trial_id: str) -> dict[str, Any]:
-    """The trial's whole config rebuilt as symda.sweep_trial.trial_config does (base config + fixed
+    """The trial's whole config rebuilt as symda.sweeps.trial.trial_config does (base config + fixed
     overrides + params), when sweep.json names a base config that still exists; else {}."""
     base = settings.get("base_config")
     if not base or not Path(base).is_file():
@@ -393,14 +393,30 @@ def _inferred_status(trial_dir: Path | None, last: dict[str, Any]) -> str:
 
 def _trial_error(trial_dir: Path | None, error_file: str | None) -> str:
     """The exception line of the trial's error.txt (as the sweep summary prints it)."""
-    from symda.sweep_summary import error_line
-
     if trial_dir is None:
         return "unknown error (no trial folder)"
     message = error_line(trial_dir, str(trial_dir / error_file) if error_file else None)
     if message == "unknown error" and (trial_dir / "error.pkl").is_file():
         return f"unknown error (only {trial_dir / 'error.pkl'}, a pickled exception, holds it)"
     return message
+
+
+def error_line(trial_dir: Path, error_file: str | None) -> str:
+    """The exception line ("FloatingPointError: non-finite training loss ...") of a trial's error.txt."""
+    for path in (trial_dir / "error.txt", Path(error_file) if error_file else None):
+        if path is not None and path.is_file():
+            lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+            return lines[-1] if lines else "unknown error"
+    return "unknown error"
+
+
+def spearman(a: Any, b: Any) -> float:
+    """Spearman's rank correlation of two pandas Series (Pearson of average ranks: no scipy needed);
+    NaN with fewer than 3 pairs."""
+    ok = a.notna() & b.notna()
+    if ok.sum() < 3:
+        return float("nan")
+    return float(a[ok].rank().corr(b[ok].rank()))
 
 
 def _missing(value: Any) -> bool:

@@ -87,7 +87,7 @@ def _free_port() -> int:
 def ray_session():
     """One local Ray cluster for the whole test session (a start costs 5-8 s; tests that need Ray ask
     for this fixture, the others never start it). 2 CPUs, 256 MiB of object store, the custom
-    resource "train_driver" that Ray Train driver trials hold (symda.sweep.trial_resources), the
+    resource "train_driver" that Ray Train driver trials hold (symda.sweeps.driver.trial_resources), the
     dashboard on a free loopback port, token auth off (loopback-only test cluster), usage stats off,
     and a short temp dir: Ray's socket paths must stay under 108 characters. Yields ray.init's context
     (dashboard_url, address_info["gcs_address"] for subprocesses that join it)."""

@@ -116,7 +116,7 @@ ERROR_LINE = "FloatingPointError: non-finite training loss nan at step 2 (loss_s
 
 
 def write_sweep(root: Path, name: str = "thr") -> Path:
-    """A sweep folder as symda.sweep leaves it (sweep.json, Tune's experiment state, run_trial_*
+    """A sweep folder as symda.sweeps leaves it (sweep.json, Tune's experiment state, run_trial_*
     folders, runs/<trial id>/ records, optuna.db), with the TRIALS above."""
     import optuna
 

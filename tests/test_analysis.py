@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from symda.results import CLASS_NAMES, load_results
-from symda.sweep_space import REPO_ROOT
+from symda.sweeps.space import REPO_ROOT
 from tests.result_fixtures import ERROR_LINE, EXPECTED, per_class, write_ladder, write_run_record, write_sweep
 
 

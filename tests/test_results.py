@@ -18,7 +18,7 @@ from symda.results import (
     ablation_factors,
     load_results,
 )
-from symda.sweep_space import REPO_ROOT
+from symda.sweeps.space import REPO_ROOT
 from tests.result_fixtures import ERROR_LINE, LADDER, OLD_RECORD, TRIALS, per_class, write_ladder, write_sweep
 
 

@@ -1,4 +1,4 @@
-"""tune/run_ablation.py (symda.ablation): a 2-row x 1-seed grid on tiny data through Ray Tune, then
+"""tune/run_ablation.py (symda.sweeps.ablation): a 2-row x 1-seed grid on tiny data through Ray Tune, then
 the same grid again, which reruns nothing and writes the ablation table."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import json
 import pytest
 import yaml
 
-from symda.ablation import main, run_ablation
 from symda.config import ConfigError
 from symda.results import load_results
+from symda.sweeps.ablation import main, run_ablation
 from tests.conftest import write_cityscapes, write_gta5
 from tests.test_sweep import TINY
 

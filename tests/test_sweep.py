@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from symda.config import ConfigError, apply_overrides, load_config
-from symda.sweep import (
+from symda.sweeps.driver import (
     SweepError,
     SweepOptions,
     check_cluster,
@@ -31,7 +31,7 @@ from symda.sweep import (
     trial_resources,
     tune_result,
 )
-from symda.sweep_space import REPO_ROOT, DefineByRun, check_space
+from symda.sweeps.space import REPO_ROOT, DefineByRun, check_space
 from tests.conftest import write_cityscapes, write_gta5
 
 TINY = {

@@ -8,12 +8,12 @@ seed its own SynthCity, data/synthcity-s<seed>). Finished runs are kept, so an i
     python tune/run_ablation.py --rows full bdl_like --seeds 0     # a part of it
     python analysis/ablation_table.py runs/ablation --out docs/results/ablation.md
 
-Every flag: --help (symda/ablation.py).
+Every flag: --help (symda/sweeps/ablation.py).
 """
 
 import sys
 
-from symda.ablation import main
+from symda.sweeps.ablation import main
 
 if __name__ == "__main__":
     sys.exit(main())

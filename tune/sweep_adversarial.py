@@ -8,7 +8,7 @@ and F_S, then pseudo-labels, self-trains and evaluates.
 
 import sys
 
-from symda.sweep import main
+from symda.sweeps.driver import main
 
 if __name__ == "__main__":
     sys.exit(main(default_space="configs/sweeps/adversarial.yaml"))

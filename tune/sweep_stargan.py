@@ -7,7 +7,7 @@ trains its own translator and everything after it (the costliest sweep).
 
 import sys
 
-from symda.sweep import main
+from symda.sweeps.driver import main
 
 if __name__ == "__main__":
     sys.exit(main(default_space="configs/sweeps/stargan.yaml"))

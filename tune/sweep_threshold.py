@@ -8,12 +8,12 @@ SynthCity, the translator, S'/T'/V' and the adapted F_T, F_S are built once befo
     python tune/sweep_threshold.py --resume           # finish the latest interrupted threshold sweep
     python tune/sweep_threshold.py --select-by proxy  # optimise the label-free proxy instead of mIoU
 
-Every flag: --help (symda/sweep.py).
+Every flag: --help (symda/sweeps/driver.py).
 """
 
 import sys
 
-from symda.sweep import main
+from symda.sweeps.driver import main
 
 if __name__ == "__main__":
     sys.exit(main(default_space="configs/sweeps/threshold.yaml"))

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from symda.config import ConfigError, ExperimentConfig, load_config, parse_override
-from symda.sweep import SweepError, absolute_paths, check_cluster, connect, trial_resources
-from symda.sweep_space import REPO_ROOT
-from symda.sweep_summary import http
+from symda.sweeps.driver import SweepError, absolute_paths, check_cluster, connect, trial_resources
+from symda.sweeps.space import REPO_ROOT
+from symda.sweeps.summary import http
 
 SUPERVISED_ROWS = ("source_only", "translated_source", "oracle")
 METHOD_ROWS = ("adversarial_only", "translation_adversarial", "bdl_like", "symmetric_prob_pseudo", "full")
@@ -122,7 +122,7 @@ def make_setup(
             raise ConfigError(f"--set {key}: the grid sets it per seed (use --seeds, --synth-root)")
     if unknown := [r for r in rows if r not in ROWS]:
         raise ConfigError(f"--rows {' '.join(unknown)}: not a ladder row (known: {', '.join(ROWS)}); "
-                          "the entry point (train or run) of a row is fixed in symda/ablation.py")  # fmt: skip
+                          "the entry point (train or run) of a row is fixed in symda/sweeps/ablation.py")  # fmt: skip
     for row in rows:
         if not (config_dir / f"{row}.yaml").is_file():
             raise ConfigError(f"{config_dir / f'{row}.yaml'}: no config for row {row!r}")

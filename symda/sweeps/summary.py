@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from symda.config import load_config, save_config
+from symda.results import error_line, spearman
 
 RESULT_KEYS = ("miou", "miou_fused", "proxy", "proxy_entropy")
 
@@ -28,24 +29,6 @@ class SweepSummary:
     best_config: Path | None
     optuna_db: Path
     dashboard: str
-
-
-def error_line(trial_dir: Path, error_file: str | None) -> str:
-    """The exception line ("FloatingPointError: non-finite training loss ...") of a trial's error.txt."""
-    for path in (trial_dir / "error.txt", Path(error_file) if error_file else None):
-        if path is not None and path.is_file():
-            lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-            return lines[-1] if lines else "unknown error"
-    return "unknown error"
-
-
-def spearman(a: Any, b: Any) -> float:
-    """Spearman's rank correlation of two pandas Series (Pearson of average ranks: no scipy needed);
-    NaN with fewer than 3 pairs."""
-    ok = a.notna() & b.notna()
-    if ok.sum() < 3:
-        return float("nan")
-    return float(a[ok].rank().corr(b[ok].rank()))
 
 
 def trials_table(exp_dir: Path, keys: list[str], select_by: str) -> Any:

@@ -1,6 +1,6 @@
 """Sweeps over the whole method with Ray Tune: Optuna's TPE proposes, ASHA stops, the store reuses.
 
-A sweep = a space file (symda/sweep_space.py) + a base experiment config. The driver builds the
+A sweep = a space file (symda/sweeps/space.py) + a base experiment config. The driver builds the
 upstream stages the space names (data | translate | adapt) once, then runs trials; each trial is
 `run_trial`: the base config plus its sampled parameters through `symda.pipeline.run_experiment`,
 so everything upstream of what it varies comes from the artifact store. During F_T's self-training
@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from symda.config import ConfigError, ExperimentConfig, load_config, parse_override
-from symda.sweep_space import DefineByRun, SweepSpace, check_space, find_file, load_space
-from symda.sweep_summary import SweepSummary, http, print_summary, summarize
-from symda.sweep_trial import TrialSetup, run_trial, total_progress, tune_result
+from symda.sweeps.space import DefineByRun, SweepSpace, check_space, find_file, load_space
+from symda.sweeps.summary import SweepSummary, http, print_summary, summarize
+from symda.sweeps.trial import TrialSetup, run_trial, total_progress, tune_result
 
 __all__ = ["SweepError", "SweepOptions", "check_cluster", "default_concurrency", "load_space", "main",
            "parse_args", "run_sweep", "run_trial", "summarize", "trial_resources", "tune_result"]  # fmt: skip

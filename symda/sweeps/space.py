@@ -33,7 +33,7 @@ import yaml
 from symda.config import ConfigError, ExperimentConfig, flatten, load_config
 from symda.config import YamlLoader as ConfigYamlLoader  # reads 1e-3 as a float, like config files
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 UPSTREAM = ("data", "translate", "adapt")  # = symda.pipeline.UPSTREAM_STAGES (not imported: no torch here)
 DISTRIBUTIONS = ("uniform", "loguniform", "int", "choice")
 _TOP_KEYS = {
