@@ -41,7 +41,7 @@ BOOKKEEPING_KEYS = {"name", "seed", "out_dir", "artifacts_dir", "synth.root", "s
                     "translate.apply_batch_size"}  # fmt: skip
 # ... and the keys the setting's name already says (symda.results.ablation_factors; a single path
 # ignores pseudo.consistency). pseudo.threshold is not among them: "ours" does not name its policy.
-FACTOR_KEYS = {"translate.enabled", "adapt.symmetric", "pseudo.enabled", "pseudo.consistency"}
+FACTOR_KEYS = {"translate.enabled", "adapt.symmetric", "self_train.enabled", "pseudo.consistency"}
 NOT_RESULT_KEYS = BOOKKEEPING_KEYS | FACTOR_KEYS
 NOT_RESULT_SUFFIXES = ("log_every", "checkpoint_every", "sample_every")
 
@@ -54,7 +54,7 @@ def finished_runs(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def relevant_keys(row: pd.Series) -> list[str]:
     """The config keys that can change the result of a run with these factors: translate.* only
-    with translation, adapt.* only when adapting, pseudo.* only with pseudo labels, eval.fusion_weight
+    with translation, adapt.* only when adapting, pseudo.* and self_train.* only with pseudo labels, eval.fusion_weight
     only with F_S; never bookkeeping (NOT_RESULT_KEYS)."""
     keys = []
     for key in CONFIG_KEYS:
@@ -65,7 +65,7 @@ def relevant_keys(row: pd.Series) -> list[str]:
             continue
         if section == "adapt" and row["kind"] == "train":
             continue
-        if (section == "pseudo" or key == "adapt.pseudo_weight") and not row["pseudo_labels"]:
+        if section in ("pseudo", "self_train") and not row["pseudo_labels"]:
             continue
         if key == "eval.fusion_weight" and not row["symmetric"]:
             continue

@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from symda.adapt.supervised import make_optimizer, segmentation_loss
+from symda.adapt.loop import make_optimizer, segmentation_loss
 from symda.config import load_config
 from symda.data.labels import NUM_CLASSES
 from symda.evaluate import upsample_logits

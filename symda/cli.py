@@ -159,7 +159,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from symda.pipeline import evaluate_method
 
     if args.run is not None:
-        cfg = load_config(args.config or args.run / "config.yaml", args.overrides)
+        cfg = load_config(args.config or args.run / "config.yaml", args.overrides, legacy=args.config is None)
         checkpoint, partner, partner_data = _run_networks(args.run, cfg)
         partner = args.partner or partner
         partner_data = args.partner_data or partner_data

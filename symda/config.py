@@ -157,15 +157,15 @@ class AdaptConfig:
     d_beta2: float = 0.99
     d_channels: int = 64  # first conv width of the output discriminator (64-128-256-512-1 in the paper)
     symmetric: bool = True  # also train F_S on (S, T'); off = F_T alone, M_conf = M_prob
-    pseudo_weight: float = 1.0  # weight of the target pseudo-label cross-entropy in self-training
 
 
 @dataclass
 class PseudoConfig:
-    """Stage 3: pseudo labels from the confidence map M_conf, and the self-training rounds."""
+    """Stage 3: which target pixels get a pseudo label, from the confidence map M_conf.
 
-    enabled: bool = True  # off: stop after adaptation (no self-training)
-    rounds: int = 1
+    Only what decides the labels lives here; how the method uses them is `self_train`.
+    """
+
     fusion_weight: float = 0.5  # w in P = w * P_T + (1 - w) * P_S (DPL uses 0.5 for pseudo labels)
     consistency: str = (
         "soft"  # soft: 1 - JS(P_T, P_S) / ln 2 | hard: argmax agreement | none: M_conf = M_prob
@@ -176,11 +176,19 @@ class PseudoConfig:
     quantile: float = 0.5  # BDL: the per-class median...
     cap: float = 0.9  # ...capped at 0.9
     bins: int = 1000  # resolution of the streaming per-class histograms of M_conf in [0, 1]
-    # Self-training (stage 4) of each round: its length (0 = train.steps, the adaptation's length) and
-    # which networks it retrains: "both" (the method: F_T and F_S), or "T" (F_T only, F_S stays at its
-    # round-0 weights: half the cost, used by the quick sweep configs).
-    self_train_steps: int = 0
-    self_train_paths: str = "both"  # both | T
+
+
+@dataclass
+class SelfTrainConfig:
+    """Stage 4: rounds of pseudo labels (stage 3) followed by self-training of the networks on them."""
+
+    enabled: bool = True  # off: stop after adaptation (no pseudo labels, no self-training)
+    rounds: int = 1
+    steps: int = 0  # steps of one round's self-training; 0 = train.steps (the adaptation's length)
+    # Which networks a round retrains: "both" (the method: F_T and F_S), or "T" (F_T only; F_S keeps its
+    # round-0 weights and still gives M_consis, fusion and the proxy: half the cost, the quick configs).
+    paths: str = "both"  # both | T
+    pseudo_weight: float = 1.0  # weight of the target pseudo-label cross-entropy beside the source one
 
 
 @dataclass
@@ -225,19 +233,46 @@ class ExperimentConfig:
     translate: TranslateConfig = field(default_factory=TranslateConfig)
     adapt: AdaptConfig = field(default_factory=AdaptConfig)
     pseudo: PseudoConfig = field(default_factory=PseudoConfig)
+    self_train: SelfTrainConfig = field(default_factory=SelfTrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     scale: ScaleConfig = field(default_factory=ScaleConfig)
 
 
 def stage_train_config(cfg: ExperimentConfig, round_: int) -> TrainConfig:
-    """cfg.train for round 0 (adaptation); with pseudo.self_train_steps in place of steps for later rounds."""
-    if round_ and cfg.pseudo.self_train_steps:
-        return dataclasses.replace(cfg.train, steps=cfg.pseudo.self_train_steps)
+    """cfg.train for round 0 (adaptation); with self_train.steps in place of steps for later rounds."""
+    if round_ and cfg.self_train.steps:
+        return dataclasses.replace(cfg.train, steps=cfg.self_train.steps)
     return cfg.train
+
+
+# Keys that moved in symda 0.2 (self-training got its own section), old dotted key -> new one. A user's
+# config with an old key is refused with its new place; stored run configs and result records are
+# read through `migrate_legacy` / `results.load_results`, so finished runs keep loading.
+MOVED_KEYS: dict[str, str] = {
+    "pseudo.enabled": "self_train.enabled",
+    "pseudo.rounds": "self_train.rounds",
+    "pseudo.self_train_steps": "self_train.steps",
+    "pseudo.self_train_paths": "self_train.paths",
+    "adapt.pseudo_weight": "self_train.pseudo_weight",
+}
+
+
+def migrate_legacy(data: dict[str, Any]) -> dict[str, Any]:
+    """A nested config mapping written by an older symda, with MOVED_KEYS at their new places (a copy)."""
+    import copy
+
+    out = copy.deepcopy(data)
+    for old, new in MOVED_KEYS.items():
+        section, key = old.split(".")
+        if isinstance(out.get(section), dict) and key in out[section]:
+            new_section, new_key = new.split(".")
+            out.setdefault(new_section, {})[new_key] = out[section].pop(key)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- checks
 
+CONSISTENCY_KINDS = ("soft", "hard", "none")  # pseudo.consistency: JS-based, argmax agreement, off
 _CHOICES: dict[str, tuple[Any, ...]] = {
     "data.source": ("gta5", "synthia", "cityscapes"),
     "data.target": ("cityscapes",),
@@ -249,9 +284,9 @@ _CHOICES: dict[str, tuple[Any, ...]] = {
     "train.optimizer": ("sgd", "adam"),
     "eval.protocol": (19, 16, 13),
     "adapt.gan_loss": ("bce", "lsgan"),
-    "pseudo.consistency": ("soft", "hard", "none"),
+    "pseudo.consistency": CONSISTENCY_KINDS,
     "pseudo.threshold": ("global", "class_quantile"),
-    "pseudo.self_train_paths": ("both", "T"),
+    "self_train.paths": ("both", "T"),
     "scale.precision": ("fp32", "bf16"),
 }
 _POSITIVE = (
@@ -265,8 +300,8 @@ _POSITIVE = (
 _NON_NEGATIVE = (
     "train.head_lr_mult", "train.momentum", "train.weight_decay", "train.poly_power", "train.eval_every",
     "train.threads", "data.num_workers", "translate.lambda_cls", "translate.lambda_rec", "translate.lambda_gp",
-    "translate.decay_start", "adapt.lambda_adv", "adapt.lambda_adv_aux", "adapt.pseudo_weight", "pseudo.rounds",
-    "pseudo.self_train_steps", "scale.num_workers", "scale.gpus_per_worker", "scale.max_failures",
+    "translate.decay_start", "adapt.lambda_adv", "adapt.lambda_adv_aux", "self_train.pseudo_weight",
+    "self_train.rounds", "self_train.steps", "scale.num_workers", "scale.gpus_per_worker", "scale.max_failures",
 )  # fmt: skip
 
 
@@ -368,6 +403,8 @@ def _from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
     kwargs = {}
     for key, value in data.items():
         dotted = f"{prefix}.{key}" if prefix else str(key)
+        if dotted in MOVED_KEYS:
+            raise ConfigError(f"{dotted}: moved to {MOVED_KEYS[dotted]} (self-training has its own section)")
         if key not in names:
             raise ConfigError(f"{dotted}: unknown key (valid keys here: {', '.join(sorted(names))})")
         kwargs[key] = _check_value(value, hints[key], dotted)
@@ -448,11 +485,16 @@ def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str
 
 
 def load_config(
-    path: str | Path | None = None, overrides: list[str] | dict[str, Any] | None = None
+    path: str | Path | None = None,
+    overrides: list[str] | dict[str, Any] | None = None,
+    legacy: bool = False,
 ) -> ExperimentConfig:
     """Build an ExperimentConfig from the defaults, an optional YAML file and dotted overrides.
 
     Raises ConfigError naming the file (or "--set" for overrides), the key and what was expected.
+    legacy: the file and overrides are ones symda wrote (a run folder's config.yaml, a sweep's stored
+    settings), possibly by an older version: moved keys are read at their new places (MOVED_KEYS)
+    instead of refused.
     """
     data: dict[str, Any] = {}
     source = "defaults"
@@ -467,13 +509,15 @@ def load_config(
             raise ConfigError(f"{p}: not valid YAML ({err})") from err
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{p}: expected a mapping of config sections at the top level")
-        data = loaded or {}
+        data = migrate_legacy(loaded or {}) if legacy else (loaded or {})
         try:
             _from_dict(ExperimentConfig, data)
         except ConfigError as err:
             raise ConfigError(f"{p}: {err}") from None
     if overrides:
         pairs = dict(parse_override(o) for o in overrides) if isinstance(overrides, list) else dict(overrides)
+        if legacy:
+            pairs = {MOVED_KEYS.get(k, k): v for k, v in pairs.items()}
         data = apply_overrides(data, pairs)
         source = f"{source} with --set {' '.join(f'{k}={v}' for k, v in pairs.items())}"
     try:

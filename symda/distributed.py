@@ -105,16 +105,6 @@ class Runtime:
                 g.copy_(flat[offset : offset + g.numel()].view_as(g))
                 offset += g.numel()
 
-    def all_mean(self, value: float) -> float:
-        """The mean of a float over the ranks (for a NaN check that every rank agrees on)."""
-        if self.world_size == 1:
-            return value
-        import torch.distributed as dist
-
-        t = torch.tensor([value], dtype=torch.float64, device=self.device)
-        dist.all_reduce(t)
-        return float(t.item()) / self.world_size
-
 
 def local_runtime(scale: ScaleConfig) -> Runtime:
     """The runtime of a loop (or an inference pass) in this process: the GPU when asked for and present."""

@@ -3,8 +3,8 @@
     data (SynthCity on first use) -> translator -> translated datasets (S', T', V') -> segmentation
 
 Each stage function takes the experiment config, the store and a report callback, and returns the
-artifact it found or built. What an artifact's key covers is spelled out in the `*_key_config`
-functions, so it is plain which config change rebuilds what.
+artifact it found or built. What an artifact's key covers is spelled out in symda.stage_keys, field
+by field, so it is plain which config change rebuilds what.
 """
 
 from __future__ import annotations
@@ -19,14 +19,16 @@ from typing import Any
 
 import torch
 
-from symda.adapt.supervised import Report, train_segmenter
+from symda import stage_keys
+from symda.adapt.loop import train_segmenter
 from symda.artifacts import Artifact, ArtifactStore
-from symda.config import ExperimentConfig, save_config, stage_train_config, to_dict
+from symda.config import ExperimentConfig, save_config, stage_train_config
 from symda.data import build_dataset, check_role, ensure_synthcity, resolve_roots
 from symda.data.dataset import DatasetError
-from symda.distributed import Runtime, run_stage
+from symda.distributed import Report, Runtime, run_stage
 from symda.io import write_json
 from symda.models.build import build_segmenter, load_segmenter
+from symda.pseudo.generate import STATS_FILE
 
 log = logging.getLogger(__name__)
 
@@ -60,32 +62,6 @@ def prepare_data(
             log.warning("%s\nskipping %d of %d samples", report.summary(), len(report.bad), report.n_samples)
         skips[role] = report.bad
     return skips
-
-
-# ------------------------------------------------------------------------------------- artifact keys
-
-
-def data_key_config(cfg: ExperimentConfig) -> dict[str, Any]:
-    """What identifies the input datasets: resolved roots, and SynthCity's recipe when it is used."""
-    source, target = resolve_roots(cfg.data, cfg.synth)
-    out: dict[str, Any] = {
-        "source": cfg.data.source,
-        "source_root": str(source.resolve()),
-        "target_root": str(target.resolve()),
-        "source_list": cfg.data.source_list,
-        "target_list": cfg.data.target_list,
-    }
-    if not cfg.data.source_root or not cfg.data.target_root:
-        out["synth"] = {k: v for k, v in to_dict(cfg.synth).items() if k not in ("root", "auto_generate")}
-    return out
-
-
-def translator_key_config(cfg: ExperimentConfig) -> dict[str, Any]:
-    """The translator depends on its own section (not its logging cadence), the data and the seed."""
-    cadence = ("enabled", "log_every", "sample_every", "checkpoint_every", "apply_batch_size")
-    section = {k: v for k, v in to_dict(cfg.translate).items() if k not in cadence}
-    return {"translate": section, "data": data_key_config(cfg), "normalize": cfg.data.normalize,
-            "flip": cfg.data.flip, "skip_bad_pairs": cfg.data.skip_bad_pairs, "seed": cfg.seed}  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------- stages
@@ -122,7 +98,7 @@ def translator_stage(
         run_stage(loop, cfg.scale, work, tagged(report, "translate"), ray_train_storage(store))
 
     ensure_synthcity(cfg.data, cfg.synth, progress=progress)
-    return store.get_or_build("translator", translator_key_config(cfg), None, build)
+    return store.get_or_build("translator", stage_keys.translator_key(cfg), None, build)
 
 
 def translated_stage(
@@ -145,7 +121,7 @@ def translated_stage(
         translate_root(translator.path / "translator.pt", kind, root, split, to_domain, work / "data", cfg.translate,
                        list_file=list_file or None, batch_size=cfg.translate.apply_batch_size, progress=progress)  # fmt: skip
 
-    config = {"which": which, "data": data_key_config(cfg)}
+    config = stage_keys.translated_key(cfg, which)
     return store.get_or_build(f"translated_{which}", config, {"translator": translator.key}, build)
 
 
@@ -260,75 +236,100 @@ def translation_stage(
     ), keys
 
 
-def segmenter_key_config(cfg: ExperimentConfig, path: str, round_: int) -> dict[str, Any]:
-    """A segmentation network depends on model, train, adapt, data, seed, its path and its round.
+@dataclasses.dataclass(frozen=True)
+class NetworkPath:
+    """One of the method's two segmentation paths: the data its network trains and is evaluated on.
 
-    adapt.symmetric only decides whether F_S exists, not how a network trains, and pseudo_weight only
-    matters once there are pseudo labels: leaving them out lets ablation rows share networks.
+    "T": F_T, labelled S' and unlabelled T, evaluated on V; "S": F_S, labelled S and unlabelled T',
+    evaluated on V'. Built by `network_paths`, the one place that pairs a path with its datasets.
     """
-    adapt = {
-        k: v for k, v in to_dict(cfg.adapt).items() if k != "symmetric" and (round_ or k != "pseudo_weight")
-    }
-    cadence = ("log_every", "eval_every", "checkpoint_every", "threads")
-    train = {k: v for k, v in to_dict(cfg.train).items() if k not in cadence}
-    train["steps"] = stage_train_config(cfg, round_).steps
-    extra = {"precision": cfg.scale.precision} if cfg.scale.precision != "fp32" else {}
-    return {**extra, "model": to_dict(cfg.model), "train": train, "adapt": adapt,
-            "data": data_key_config(cfg), "normalize": cfg.data.normalize, "sizes": [cfg.data.source_size,
-            cfg.data.target_size, cfg.data.crop_size], "flip": cfg.data.flip, "seed": cfg.seed,
-            "path": path, "round": round_}  # fmt: skip
+
+    name: str  # "T" | "S"
+    source_root: Path  # labelled images in this path's style (S' or S)
+    target_root: Path  # unlabelled target images in this path's style (T or T')
+    val_root: Path  # target val images in this path's style (V or V')
+    inputs: dict[str, str]  # artifact keys of those datasets (translator, translations): only its own
+    pseudo_folder: str  # where a pseudo-label artifact holds this path's images + labels
+
+    def tag(self, round_: int) -> str:
+        return stage_keys.network_tag(self.name, round_)
+
+
+def network_paths(roots: DomainRoots, keys: dict[str, str]) -> tuple[NetworkPath, NetworkPath]:
+    """(F_T's path, F_S's path) over translation_stage's roots and artifact keys.
+
+    Each path's inputs are only the data it trains on, so F_T of a single-path row and of a symmetric
+    row are one artifact.
+    """
+    pick = lambda *names: {k: v for k, v in keys.items() if k in names}  # noqa: E731
+    return (
+        NetworkPath("T", roots.source_translated, roots.target, roots.target,
+                    pick("translator", "translated_source"), "data"),
+        NetworkPath("S", roots.source, roots.target_translated, roots.val_translated,
+                    pick("translator", "translated_target", "translated_val"), "data_translated"),
+    )  # fmt: skip
 
 
 def segmenter_stage(
     cfg: ExperimentConfig,
     store: ArtifactStore,
-    path: str,
+    net: NetworkPath,
     round_: int,
-    source_root: Path,
-    target_root: Path,
-    val_root: Path,
-    inputs: dict[str, str],
     report: Report,
-    pseudo_root: Path | None = None,
-    init_from: Path | None = None,
+    pseudo: Artifact | None = None,
+    init: Artifact | None = None,
     progress: bool = False,
     scorer: Callable[[torch.nn.Module], dict[str, float]] | None = None,
 ) -> Artifact:
-    """Stages 2 and 4: one segmentation network (path "T" = F_T on S'/T, "S" = F_S on S/T').
+    """Stages 2 and 4: the segmentation network of path `net` after round `round_`.
 
     Round 0 is adversarial adaptation (adversarial term off when adapt.lambda_adv = 0); a later
-    round self-trains on `pseudo_root` (target-style images + pseudo labels, Cityscapes layout) with
-    the adversarial term kept, starting from the previous round's weights (`init_from`).
+    round self-trains on the `pseudo` artifact's images + labels in this path's style, with the
+    adversarial term kept, starting from the previous round's network `init`.
     `scorer(model)` adds unsupervised scores to the loop's evaluations (see `partner_scorer`).
     """
+    if (pseudo is None) != (round_ == 0) or (init is None) != (round_ == 0):
+        raise ValueError(
+            f"segmenter_stage: round {round_} needs pseudo labels and an init network from round >= 1 only"
+        )
 
     def loop(work: Path, runtime: Runtime, report_: Report) -> None:
-        run_cfg = with_roots(cfg, source_root, target_root)
+        run_cfg = with_roots(cfg, net.source_root, net.target_root)
         train_set = build_dataset(run_cfg.data, cfg.synth, "source")
-        val_set = build_dataset(with_roots(cfg, target_root=val_root).data, cfg.synth, "val")
+        val_set = build_dataset(with_roots(cfg, target_root=net.val_root).data, cfg.synth, "val")
         adversarial = cfg.adapt.lambda_adv > 0
         target_set = build_dataset(run_cfg.data, cfg.synth, "target") if adversarial else None
         pseudo_set = None
-        if pseudo_root is not None:
+        if pseudo is not None:
+            pseudo_root = pseudo.path / net.pseudo_folder
             pseudo_set = build_dataset(
                 with_roots(cfg, target_root=pseudo_root).data, cfg.synth, "target_labelled"
             )
         torch.manual_seed(cfg.seed)
-        model = build_segmenter(cfg.model) if init_from is None else load_segmenter(cfg.model, init_from)
+        model = (
+            build_segmenter(cfg.model)
+            if init is None
+            else load_segmenter(cfg.model, init.path / "checkpoint.pt")
+        )
         metrics = train_segmenter(
             stage_train_config(cfg, round_), model, train_set, val_set, work, report_, cfg.seed, resume=True,
             eval_protocol=cfg.eval.protocol, progress=progress, target_set=target_set, adapt=cfg.adapt,
-            pseudo_set=pseudo_set, scorer=scorer if runtime.is_main else None, runtime=runtime,
-            num_workers=cfg.data.num_workers,
+            pseudo_set=pseudo_set, pseudo_weight=cfg.self_train.pseudo_weight,
+            scorer=scorer if runtime.is_main else None, runtime=runtime, num_workers=cfg.data.num_workers,
         )  # fmt: skip
         if runtime.is_main:
             write_json(work / "metrics.json", metrics)
 
     def build(work: Path) -> None:
-        run_stage(functools.partial(loop, work), cfg.scale, work, tagged(report, f"adapt_{path}_r{round_}"),
+        run_stage(functools.partial(loop, work), cfg.scale, work, tagged(report, net.tag(round_)),
                   ray_train_storage(store))  # fmt: skip
 
-    return store.get_or_build(f"segmenter_{path}", segmenter_key_config(cfg, path, round_), inputs, build)
+    inputs = dict(net.inputs)
+    if round_:
+        inputs.update(pseudo=pseudo.key, init=init.key)
+    return store.get_or_build(
+        f"segmenter_{net.name}", stage_keys.segmenter_key(cfg, net.name, round_), inputs, build
+    )
 
 
 def pair_probabilities(f_t: torch.nn.Module, f_s: torch.nn.Module | None, translated):
@@ -384,8 +385,9 @@ def pseudo_stage(
     round_: int,
     progress: bool = False,
 ) -> Artifact:
-    """Stage 3: pseudo labels of T from F_T(t) and F_S(t'). The artifact holds `data/` (T + labels) and,
-    for the symmetric path, `data_translated/` (T' + the same labels, hard links)."""
+    """Stage 3: pseudo labels of T from F_T(t) and F_S(t'). The artifact holds `data/` (T + labels, and
+    their statistics in data/pseudo_stats.json) and, for the symmetric path, `data_translated/` (T' + the
+    same labels, hard links)."""
     from symda.data.cityscapes import list_cityscapes
     from symda.pseudo import generate_pseudo_labels
 
@@ -398,7 +400,7 @@ def pseudo_stage(
         model_t = load_segmenter(cfg.model, f_t.path / "checkpoint.pt")
         model_s = load_segmenter(cfg.model, f_s.path / "checkpoint.pt") if f_s is not None else None
         with torch.no_grad():
-            stats = generate_pseudo_labels(
+            generate_pseudo_labels(
                 pair_probabilities(model_t, model_s, translated), target, cfg.pseudo, work / "data", roots.target,
                 labelled_dataset=labelled, batch_size=cfg.eval.batch_size, progress=progress,
             )  # fmt: skip
@@ -410,27 +412,25 @@ def pseudo_stage(
                 link_or_copy(s.image, work / "data_translated" / "leftImg8bit" / "train" / s.name)
                 link_or_copy(label_path_for(work / "data", "train", s.name),
                              label_path_for(work / "data_translated", "train", s.name))  # fmt: skip
-        write_json(work / "stats.json", stats)
 
-    # Only what decides the labels: how they are used (rounds, self-training steps and paths) is not,
-    # so a sweep over self-training shares them, and older artifacts keep their keys.
-    unused = ("enabled", "rounds", "self_train_steps", "self_train_paths")
-    config = {"pseudo": {k: v for k, v in to_dict(cfg.pseudo).items() if k not in unused},
-              "round": round_, "data": data_key_config(cfg)}  # fmt: skip
     inputs = {"F_T": f_t.key, **({"F_S": f_s.key} if f_s is not None else {})}
-    return store.get_or_build("pseudo", config, inputs, build)
+    return store.get_or_build("pseudo", stage_keys.pseudo_key(cfg, round_), inputs, build)
 
 
 @dataclasses.dataclass(frozen=True)
 class Adapted:
-    """The upstream of every self-training round: data roots, the round-0 networks, their keys."""
+    """The upstream of every self-training round: data roots and keys, the two paths, the round-0 networks."""
 
     roots: DomainRoots
     keys: dict[str, str]  # {stage name: artifact key} of the translator and translations
-    inputs_t: dict[str, str]  # F_T's inputs: only the data it trains on
-    inputs_s: dict[str, str]
+    path_t: NetworkPath
+    path_s: NetworkPath
     f_t: Artifact
-    f_s: Artifact | None
+    f_s: Artifact | None  # None without adapt.symmetric
+
+    def artifact_keys(self) -> dict[str, str]:
+        """{stage name: key} of everything up to the adapted networks, as records list them."""
+        return {**self.keys, "F_T_r0": self.f_t.key, **({"F_S_r0": self.f_s.key} if self.f_s else {})}
 
 
 def adapted_networks(
@@ -442,17 +442,10 @@ def adapted_networks(
     progress: bool = False,
 ) -> Adapted:
     """Stage 2: adversarial adaptation of F_T (and F_S when adapt.symmetric) on translation_stage's output."""
-    # Each path's inputs are only the data it trains on, so F_T of a single-path row and of a
-    # symmetric row are one artifact.
-    inputs_t = {k: v for k, v in keys.items() if k in ("translator", "translated_source")}
-    inputs_s = {k: v for k, v in keys.items() if k in ("translator", "translated_target", "translated_val")}
-    f_t = segmenter_stage(cfg, store, "T", 0, roots.source_translated, roots.target, roots.target, inputs_t,
-                          report, progress=progress)  # fmt: skip
-    f_s = None
-    if cfg.adapt.symmetric:
-        f_s = segmenter_stage(cfg, store, "S", 0, roots.source, roots.target_translated, roots.val_translated,
-                              inputs_s, report, progress=progress)  # fmt: skip
-    return Adapted(roots, keys, inputs_t, inputs_s, f_t, f_s)
+    path_t, path_s = network_paths(roots, keys)
+    f_t = segmenter_stage(cfg, store, path_t, 0, report, progress=progress)
+    f_s = segmenter_stage(cfg, store, path_s, 0, report, progress=progress) if cfg.adapt.symmetric else None
+    return Adapted(roots, keys, path_t, path_s, f_t, f_s)
 
 
 UPSTREAM_STAGES = ("data", "translate", "adapt")
@@ -473,8 +466,9 @@ def build_upstream(
         return {}
     if until == "translate":
         return translation_stage(cfg, store, report, progress)[1]
-    up = adapted_networks(cfg, store, *translation_stage(cfg, store, report, progress), report, progress)
-    return {**up.keys, "F_T_r0": up.f_t.key, **({"F_S_r0": up.f_s.key} if up.f_s else {})}
+    return adapted_networks(
+        cfg, store, *translation_stage(cfg, store, report, progress), report, progress
+    ).artifact_keys()
 
 
 def evaluate_method(
@@ -545,21 +539,18 @@ def run_experiment(
     up = adapted_networks(cfg, store, roots, keys, report, progress)
     f_t, f_s = up.f_t, up.f_s
     lap("adapt")
-    artifacts = {**up.keys, "F_T_r0": f_t.key, **({"F_S_r0": f_s.key} if f_s else {})}
-    retrain_s = cfg.pseudo.self_train_paths == "both"
+    artifacts = up.artifact_keys()
+    retrain_s = cfg.self_train.paths == "both"
     pseudo_stats = []
-    for r in range(1, cfg.pseudo.rounds + 1) if cfg.pseudo.enabled else ():
+    for r in range(1, cfg.self_train.rounds + 1) if cfg.self_train.enabled else ():
         pl = pseudo_stage(cfg, store, roots, f_t, f_s, r, progress)
-        pseudo_stats.append(store.record("pseudo", pl.key) | {"stats": _read_json(pl.path / "stats.json")})
+        pseudo_stats.append(store.record("pseudo", pl.key) | {"stats": _read_json(pl.path / "data" / STATS_FILE)})
         artifacts[f"pseudo_r{r}"] = pl.key
         lap("pseudo")
-        f_t = segmenter_stage(cfg, store, "T", r, roots.source_translated, roots.target, roots.target,
-                              {**up.inputs_t, "pseudo": pl.key, "init": f_t.key}, report, pl.path / "data",
-                              f_t.path / "checkpoint.pt", progress, partner_scorer(cfg, roots, f_s))  # fmt: skip
+        scorer = partner_scorer(cfg, roots, f_s)
+        f_t = segmenter_stage(cfg, store, up.path_t, r, report, pl, f_t, progress, scorer)
         if f_s is not None and retrain_s:
-            f_s = segmenter_stage(cfg, store, "S", r, roots.source, roots.target_translated, roots.val_translated,
-                                  {**up.inputs_s, "pseudo": pl.key, "init": f_s.key}, report,
-                                  pl.path / "data_translated", f_s.path / "checkpoint.pt", progress)  # fmt: skip
+            f_s = segmenter_stage(cfg, store, up.path_s, r, report, pl, f_s, progress)
         artifacts[f"F_T_r{r}"] = f_t.key
         if f_s is not None:
             artifacts[f"F_S_r{r}"] = f_s.key

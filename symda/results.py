@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from cityscapesscripts.helpers.labels import labels as _CITYSCAPES_LABELS
 
-from symda.config import ConfigError, ExperimentConfig, config_hash, flatten, load_config
+from symda.config import MOVED_KEYS, ConfigError, ExperimentConfig, config_hash, flatten, load_config
 from symda.io import write_json
 
 if TYPE_CHECKING:
@@ -117,13 +117,22 @@ def load_results(*paths: str | Path) -> pd.DataFrame:
         if not given.exists():
             raise ResultsError(f"{given}: no such file or folder")
         rows.extend(_rows_under(given.resolve()))  # absolute sources: one run, one row, however reached
-    frame = pd.DataFrame(rows)
+    frame = pd.DataFrame([_current_names(row) for row in rows])
     for col in (*ID_COLUMNS, *METRIC_COLUMNS, *TAIL_COLUMNS):
         if col not in frame.columns:
             frame[col] = math.nan
     if len(frame):  # the same run reached through two of the paths counts once
         frame = frame.drop_duplicates(subset="source").reset_index(drop=True)
     return frame[_column_order(list(frame.columns))]
+
+
+def _current_names(row: dict[str, Any]) -> dict[str, Any]:
+    """A row with the config keys that moved (symda.config.MOVED_KEYS) under their new names, and
+    swept_keys naming them so: records written before a move load like the ones after it."""
+    out = {MOVED_KEYS.get(k, k): v for k, v in row.items()}
+    if isinstance(out.get("swept_keys"), str):
+        out["swept_keys"] = ",".join(MOVED_KEYS.get(k, k) for k in out["swept_keys"].split(",") if k)
+    return out
 
 
 def _column_order(columns: list[str]) -> list[str]:
@@ -376,7 +385,7 @@ def _sweep_config(settings: dict[str, Any], params: dict[str, Any], trial_id: st
     overrides = {**settings.get("overrides", {}), **settings.get("paths", {})}
     active = {k: v for k, v in params.items() if v is not None}
     try:
-        cfg = load_config(base, {**overrides, **active, "name": trial_id})
+        cfg = load_config(base, {**overrides, **active, "name": trial_id}, legacy=True)
     except ConfigError as err:
         warnings.warn(f"trial {trial_id}: its config cannot be rebuilt ({err})", stacklevel=2)
         return {}
@@ -455,7 +464,7 @@ def ablation_factors(frame: pd.DataFrame) -> pd.DataFrame:
 
     oracle (data.source is the target's cityscapes), translation (translate.enabled; the oracle is
     never translated), adversarial (adapt.lambda_adv > 0), symmetric (adapt.symmetric: F_S too),
-    pseudo_labels (pseudo.enabled), consistency (pseudo.consistency; "none" on a single path, where
+    pseudo_labels (self_train.enabled), consistency (pseudo.consistency; "none" on a single path, where
     M_conf = M_prob), threshold ("global tau=..." or "class_quantile q=... cap=..."), and setting, the
     deck's row name (LADDER; the full method is "ours"), or a plain description for other mixes.
     A `symda train` run (kind "train") adapts nothing: only translation and oracle apply to it, and
@@ -475,7 +484,7 @@ def ablation_factors(frame: pd.DataFrame) -> pd.DataFrame:
     # metrics.json), its config already said translate.enabled: true, and it trained on S all the same.
     trained_on_translated = col_or_nan(frame, "artifacts.translated_source").notna()
     oracle = col("data.source") == "cityscapes"
-    pseudo = adapted & col("pseudo.enabled").astype(bool)
+    pseudo = adapted & col("self_train.enabled").astype(bool)
     symmetric = adapted & col("adapt.symmetric").astype(bool)
     out = pd.DataFrame(
         {

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from symda.config import apply_overrides, load_config, save_config
+from symda.config import MOVED_KEYS, apply_overrides, load_config, save_config
 from symda.results import CLASS_NAMES, make_record, write_record
 
 # Ablation rows as `symda` writes them: (folder, kind, config overrides, miou per seed, fused per seed).
@@ -21,9 +21,9 @@ LADDER: list[tuple[str, str, dict[str, Any], list[float], list[float] | None]] =
     ("source_only", "train", {"translate.enabled": False}, [10.0, 12.0, 14.0], None),
     ("translated_source", "train", {}, [30.0, 31.0], None),
     ("oracle", "train", {"data.source": "cityscapes", "translate.enabled": False}, [44.0, 46.0], None),
-    ("adversarial_only", "run", {"translate.enabled": False, "adapt.symmetric": False, "pseudo.enabled": False},
+    ("adversarial_only", "run", {"translate.enabled": False, "adapt.symmetric": False, "self_train.enabled": False},
      [15.0], None),
-    ("translation_adversarial", "run", {"adapt.symmetric": False, "pseudo.enabled": False}, [31.0, 33.0], None),
+    ("translation_adversarial", "run", {"adapt.symmetric": False, "self_train.enabled": False}, [31.0, 33.0], None),
     ("bdl_like", "run", {"adapt.symmetric": False, "pseudo.consistency": "none"}, [33.0, 35.0], None),
     ("full", "run", {}, [34.0, 36.0], [35.0, 39.0]),
 ]  # fmt: skip
@@ -38,7 +38,7 @@ EXPECTED = [
     ("ours fusion", 37.0, 8**0.5, 2, 2.0),
     ("oracle", 45.0, 2**0.5, 2, 8.0),
 ]
-OLD_RECORD = "full-s1"  # written as an older version would: no proxies, no scale.* or self_train_* keys
+OLD_RECORD = "full-s1"  # written as an older version would: no proxies, no scale.* keys, pseudo.rounds ...
 
 
 def per_class(miou: float, shift: float = 0.0) -> dict[str, float]:
@@ -76,9 +76,11 @@ def write_run_record(
                "proxy_agreement": 0.5 + miou / 100, "proxy_entropy": -miou / 100,
                "pseudo_r1.coverage": 0.5, "seconds": {"adapt": 10.0, "evaluate": 1.0}}  # fmt: skip
     record = make_record(cfg, metrics, run_id=out.name)
-    if old:
-        record = {k: v for k, v in record.items()
-                  if not k.startswith(("proxy", "scale.", "pseudo.self_train")) and k != "record_version"}  # fmt: skip
+    if old:  # before proxies, scale.*, self-training steps and paths; self-training keys at their old places
+        moved_back = {new: old for old, new in MOVED_KEYS.items()}
+        record = {moved_back.get(k, k): v for k, v in record.items()
+                  if not k.startswith(("proxy", "scale.", "self_train.steps", "self_train.paths"))
+                  and k != "record_version"}  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.yaml")
     write_record(out, record)

@@ -71,3 +71,15 @@ def test_shipped_configs_load():
     assert files, "configs/ holds experiment files"
     for f in files:
         load_config(f)
+
+
+def test_moved_keys_name_their_new_place_and_stored_configs_still_load(tmp_path):
+    old = write(tmp_path, "pseudo:\n  self_train_steps: 150\n  rounds: 2\nadapt:\n  pseudo_weight: 0.5\n")
+    with pytest.raises(ConfigError, match=r"exp.yaml: pseudo.self_train_steps: moved to self_train.steps"):
+        load_config(old)
+    with pytest.raises(ConfigError, match=r"adapt.pseudo_weight: moved to self_train.pseudo_weight"):
+        load_config(overrides=["adapt.pseudo_weight=0.5"])
+    # A run folder's config.yaml written by symda 0.1 (and a sweep's stored overrides) keep loading.
+    cfg = load_config(old, {"pseudo.self_train_paths": "T"}, legacy=True)
+    assert (cfg.self_train.steps, cfg.self_train.rounds, cfg.self_train.pseudo_weight) == (150, 2, 0.5)
+    assert cfg.self_train.paths == "T"

@@ -74,7 +74,7 @@ def test_full_method_writes_a_flat_record_and_reuses_upstream(cfg_for, tmp_path,
 
     # How the labels are used (self-training length, which paths retrain) is not part of their key.
     caplog.clear()
-    fewer = run_experiment(cfg_for(**{"pseudo.self_train_steps": 2, "pseudo.self_train_paths": "T"}),
+    fewer = run_experiment(cfg_for(**{"self_train.steps": 2, "self_train.paths": "T"}),
                            tmp_path / "run3", lambda m, checkpoint=None: None)  # fmt: skip
     assert "reusing pseudo artifact" in caplog.text
     assert fewer["artifacts.pseudo_r1"] == result["artifacts.pseudo_r1"]
@@ -87,7 +87,7 @@ def test_ablation_switches_change_the_graph(cfg_for, tmp_path):
             **{
                 "translate.enabled": False,
                 "adapt.symmetric": False,
-                "pseudo.enabled": False,
+                "self_train.enabled": False,
                 "adapt.lambda_adv": 0.0,
             }
         ),
@@ -101,8 +101,8 @@ def test_ablation_switches_change_the_graph(cfg_for, tmp_path):
 
 def test_single_path_and_symmetric_rows_share_f_t(cfg_for, tmp_path):
     """F_T depends on what it trains on, not on whether F_S exists: ablation rows share it."""
-    single = run_experiment(cfg_for(**{"adapt.symmetric": False, "pseudo.enabled": False}), tmp_path / "a",
+    single = run_experiment(cfg_for(**{"adapt.symmetric": False, "self_train.enabled": False}), tmp_path / "a",
                             lambda *a, **k: None)  # fmt: skip
-    symmetric = run_experiment(cfg_for(**{"pseudo.enabled": False}), tmp_path / "b", lambda *a, **k: None)
+    symmetric = run_experiment(cfg_for(**{"self_train.enabled": False}), tmp_path / "b", lambda *a, **k: None)
     assert single["artifacts.F_T_r0"] == symmetric["artifacts.F_T_r0"]
     assert "artifacts.F_S_r0" in symmetric

@@ -59,10 +59,13 @@ def test_an_older_record_loads_with_nan_for_newer_columns(ladder):
         "proxy_agreement",
         "proxy_entropy",
         "scale.precision",
-        "pseudo.self_train_steps",
+        "self_train.steps",
         "record_version",
     ):
         assert math.isnan(old[col]) and not (isinstance(new[col], float) and math.isnan(new[col])), col
+    # keys that moved to self_train load under their new names (symda.config.MOVED_KEYS)
+    assert old["self_train.enabled"] == True and old["self_train.rounds"] == 1  # noqa: E712
+    assert not {"pseudo.enabled", "pseudo.rounds", "adapt.pseudo_weight"} & set(df.columns)
     # train runs have no fused score, no proxy, no git revision: NaN, never a KeyError
     assert math.isnan(df.loc["oracle-s0", "miou_fused"]) and math.isnan(df.loc["oracle-s0", "git_revision"])
 
@@ -140,11 +143,11 @@ def test_settings_do_not_depend_on_run_names(ladder):
     `symda train` record (no artifacts: it could not translate) is source-only even with
     translate.enabled true, and the symmetric prob-only row has its own name."""
     df = load_results(ladder).set_index("run_id")
-    df.loc["full-s0", ["translate.enabled", "adapt.symmetric", "pseudo.enabled"]] = [False, False, False]
+    df.loc["full-s0", ["translate.enabled", "adapt.symmetric", "self_train.enabled"]] = [False, False, False]
     df.loc["translated_source-s0", "artifacts.translated_source"] = math.nan
     df.loc["bdl_like-s0", "adapt.symmetric"] = True
     df.loc["bdl_like-s1", ["adapt.symmetric", "pseudo.consistency"]] = [True, "hard"]
-    df.loc["translation_adversarial-s0", "pseudo.enabled"] = True  # single path, but not BDL's threshold
+    df.loc["translation_adversarial-s0", "self_train.enabled"] = True  # single path, but not BDL's threshold
     df.loc["translation_adversarial-s0", "pseudo.quantile"] = 0.3
     settings = ablation_factors(df.reset_index())["setting"].set_axis(df.index)
     assert settings["full-s0"] == "AdaptSegNet-like" and settings["translated_source-s0"] == "source only"

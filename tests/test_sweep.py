@@ -39,7 +39,7 @@ TINY = {
     "translate.load_size": [32, 64], "translate.image_size": [16, 32], "translate.batch_size": 2,
     "translate.steps": 2, "translate.n_critic": 1, "data.source_size": [32, 64], "data.target_size": [32, 64],
     "train.steps": 3, "train.batch_size": 2, "train.log_every": 2, "train.eval_every": 2, "train.checkpoint_every": 2,
-    "adapt.d_channels": 8, "eval.batch_size": 4, "pseudo.self_train_steps": 4, "pseudo.self_train_paths": "T",
+    "adapt.d_channels": 8, "eval.batch_size": 4, "self_train.steps": 4, "self_train.paths": "T",
 }  # fmt: skip
 THRESHOLD_SPACE = {
     "pseudo.threshold": {"choice": ["global", "class_quantile"]},
@@ -135,7 +135,7 @@ def test_sampled_values_must_pass_the_config_validation(base_config, tmp_path):
 
 
 def test_tune_result_relays_self_training_evaluations():
-    cfg = load_config(overrides={"pseudo.self_train_steps": 4, "pseudo.rounds": 2})
+    cfg = load_config(overrides={"self_train.steps": 4, "self_train.rounds": 2})
     assert tune_result({"stage": "adapt_T_r0", "step": 2, "val_miou": 5.0}, cfg, 8) is None  # adaptation
     assert tune_result({"stage": "adapt_T_r1", "step": 2, "loss": 1.0}, cfg, 8) is None  # no evaluation
     r = tune_result({"stage": "adapt_T_r2", "step": 2, "val_miou": 5.0, "proxy_agreement": 0.7}, cfg, 8)
@@ -200,12 +200,12 @@ def test_failing_trial_is_recorded_and_the_sweep_goes_on(ray_session, base_confi
     # pseudo_weight 1e300 makes self-training's loss infinite, then the weights NaN: FloatingPointError.
     # Seed 0 samples [1e300, 1.0, 1e300] (n_startup_trials = 3: random, in ask order).
     space = write_space(
-        tmp_path / "nan.yaml", base_config, {"adapt.pseudo_weight": {"choice": [1.0, 1.0e300]}}
+        tmp_path / "nan.yaml", base_config, {"self_train.pseudo_weight": {"choice": [1.0, 1.0e300]}}
     )
     summary = run_sweep(SweepOptions(space=str(space), storage=str(tmp_path / "sweeps"), name="nan"))
     table = summary.table
     assert len(table) == 3
-    bad = table["adapt.pseudo_weight"] > 1
+    bad = table["self_train.pseudo_weight"] > 1
     assert bad.any() and (~bad).any(), "seed 0 no longer samples both values: pick another --seed"
     assert set(table[bad]["status"]) == {"ERROR"} and set(table[~bad]["status"]) == {"TERMINATED"}
     assert table[bad]["error"].str.contains("FloatingPointError: non-finite training loss").all()

@@ -5,7 +5,7 @@ is `report(metrics, checkpoint)`: tests pass a list's append, the CLI prints, Ra
 Each step adds what its inputs switch on:
 
 - always: cross-entropy on a labelled source batch (main + 0.1 * aux logits);
-- `pseudo_set`: `adapt.pseudo_weight` * cross-entropy on target images with pseudo labels (self-training);
+- `pseudo_set`: `pseudo_weight` * cross-entropy on target images with pseudo labels (self-training);
 - `adapt.lambda_adv > 0`: AdaptSegNet's output-space adversarial term, one discriminator on the main
   output and one on the auxiliary output when the model has an aux head and `adapt.lambda_adv_aux > 0`.
 
@@ -25,6 +25,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +37,11 @@ from tqdm import tqdm
 from symda.config import AdaptConfig, TrainConfig
 from symda.data.dataset import ResumableBatchSampler, SegmentationDataset
 from symda.data.labels import IGNORE_INDEX, NUM_CLASSES
-from symda.distributed import Runtime
+from symda.distributed import Report, Runtime
 from symda.evaluate import evaluate, segmenter_probabilities
 from symda.io import atomic_torch_save
 from symda.models import param_groups
 from symda.models.discriminator import OutputDiscriminator, d_decisions_correct, gan_loss
-
-Report = Callable[..., None]
-"""report(metrics: dict, checkpoint: Path | None = None)."""
 
 AUX_LOSS_WEIGHT = 0.1  # AdaptSegNet's weight of the auxiliary (layer3) segmentation loss
 
@@ -269,6 +267,7 @@ def train_step(
     d_optimizers: dict[str, torch.optim.Optimizer] | None = None,
     adapt: AdaptConfig | None = None,
     runtime: Runtime | None = None,
+    pseudo_weight: float = 1.0,
 ) -> dict[str, float]:
     """One update of the segmenter (and of the discriminators when `discs`); returns float losses.
 
@@ -298,11 +297,11 @@ def train_step(
         loss_pseudo = pseudo_label_loss(pseudo_out, pseudo["label"])
         _check_finite("loss_pseudo", loss_pseudo.item(), step)
         metrics["loss_pseudo"] = loss_pseudo.item()
-        total += adapt.pseudo_weight * metrics["loss_pseudo"]
+        total += pseudo_weight * metrics["loss_pseudo"]
         if discs and target is None:  # the adversarial term reuses this forward pass
-            target, target_out, target_loss = pseudo, pseudo_out, adapt.pseudo_weight * loss_pseudo
+            target, target_out, target_loss = pseudo, pseudo_out, pseudo_weight * loss_pseudo
         else:
-            (adapt.pseudo_weight * loss_pseudo).backward()
+            (pseudo_weight * loss_pseudo).backward()
 
     if discs:
         if target_out is None:
@@ -354,6 +353,103 @@ def _loader(
     )
 
 
+@dataclass
+class SegmenterState:
+    """Everything a segmentation stage trains and checkpoints."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    discs: dict[str, OutputDiscriminator]  # {output name: discriminator}; empty without the adversarial term
+    d_optimizers: dict[str, torch.optim.Optimizer]
+    step: int = 0  # updates done
+
+
+def build_state(
+    cfg: TrainConfig, model: torch.nn.Module, adapt: AdaptConfig | None, seed: int, runtime: Runtime
+) -> SegmenterState:
+    """Set-up: the model on the runtime's device, its optimiser, and the discriminators `adapt` asks for."""
+    model = runtime.module(model)
+    weights = adversarial_weights(model, adapt)
+    num_classes = getattr(model, "num_classes", NUM_CLASSES)
+    discs, d_optimizers = build_discriminators(weights, num_classes, adapt, seed) if weights else ({}, {})
+    discs = {name: runtime.module(d) for name, d in discs.items()}
+    return SegmenterState(model, make_optimizer(model, cfg), discs, d_optimizers)
+
+
+def save_checkpoint(state: SegmenterState, path: Path) -> Path:
+    """Write model, optimiser, step (and discriminators with their optimisers) atomically to `path`."""
+    blob: dict[str, Any] = {
+        "model": state.model.state_dict(),
+        "optimizer": state.optimizer.state_dict(),
+        "step": state.step,
+    }
+    if state.discs:
+        blob["discriminators"] = {n: d.state_dict() for n, d in state.discs.items()}
+        blob["d_optimizers"] = {n: o.state_dict() for n, o in state.d_optimizers.items()}
+    return atomic_torch_save(blob, path)
+
+
+def load_checkpoint(state: SegmenterState, path: Path, device: torch.device) -> None:
+    """Restore `state` from a checkpoint of `save_checkpoint`; it must hold the same discriminators."""
+    blob = torch.load(path, map_location=device, weights_only=False)
+    if set(blob.get("discriminators", {})) != set(state.discs):
+        raise ValueError(
+            f"{path}: holds discriminators {sorted(blob.get('discriminators', {}))} but this run "
+            f"has {sorted(state.discs)}; resume it with the config that wrote it"
+        )
+    state.model.load_state_dict(blob["model"])
+    state.optimizer.load_state_dict(blob["optimizer"])
+    for name in state.discs:
+        state.discs[name].load_state_dict(blob["discriminators"][name])
+        state.d_optimizers[name].load_state_dict(blob["d_optimizers"][name])
+    state.step = int(blob["step"])
+
+
+def evaluate_segmenter(
+    model: torch.nn.Module,
+    val_set: SegmentationDataset,
+    protocol: int,
+    scorer: Callable[[torch.nn.Module], dict[str, float]] | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """val_miou and val_per_class_iou on the labelled `val_set` (and `scorer`'s scores), in eval mode."""
+    model.eval()
+    scores = evaluate(segmenter_probabilities(model), val_set, protocol, progress=progress)
+    out: dict[str, Any] = {"val_miou": scores.miou, "val_per_class_iou": scores.per_class}
+    if scorer is not None:
+        with torch.no_grad():
+            out.update(scorer(model))
+    model.train()
+    return out
+
+
+class LogWindow:
+    """Sums of the step losses since the last log line, and the images seen in that time."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.count = self.images = 0
+        self.t0 = time.perf_counter()
+
+    def add(self, losses: dict[str, float], images: int) -> None:
+        for key, value in losses.items():
+            self.sums[key] = self.sums.get(key, 0.0) + value
+        self.count += 1
+        self.images += images
+
+    def means(self, last: dict[str, float], adapting: bool) -> dict[str, float]:
+        """The window's mean loss (every loss term when adapting; d_acc is the last batch's: D moves fast)."""
+        out = {"loss": self.sums["loss"] / self.count}
+        if adapting:
+            out.update({k: v / self.count for k, v in self.sums.items() if k not in ("loss", "d_acc")})
+            if "d_acc" in last:
+                out["d_acc"] = last["d_acc"]
+        return out
+
+    def images_per_s(self) -> float:
+        return self.images / max(time.perf_counter() - self.t0, 1e-9)
+
+
 def train_segmenter(
     cfg: TrainConfig,
     model: torch.nn.Module,
@@ -369,6 +465,7 @@ def train_segmenter(
     target_set: SegmentationDataset | None = None,
     adapt: AdaptConfig | None = None,
     pseudo_set: SegmentationDataset | None = None,
+    pseudo_weight: float = 1.0,
     scorer: Callable[[torch.nn.Module], dict[str, float]] | None = None,
     runtime: Runtime | None = None,
     num_workers: int = 0,
@@ -377,9 +474,9 @@ def train_segmenter(
     out_dir/checkpoint.pt; return final metrics.
 
     Batches are (N, 3, h, w) images with (N, h, w) int64 labels (255 = ignore); `target_set` needs images
-    only, `pseudo_set` images and pseudo labels. Every dataset has its own resumable sampler (batch size
-    cfg.batch_size), so with resume training continues from the checkpoint's step with the same batches
-    (and discriminator states) it would have had uninterrupted.
+    only, `pseudo_set` images and pseudo labels (weighted by `pseudo_weight`). Every dataset has its own
+    resumable sampler (batch size cfg.batch_size), so with resume training continues from the
+    checkpoint's step with the same batches (and discriminator states) it would have had uninterrupted.
 
     Without target_set, pseudo_set and adapt this is the supervised loop: reports hold step, loss, lr,
     images_per_s. With adaptation they add loss_seg, loss_pseudo (self-training), loss_adv and loss_d
@@ -395,108 +492,69 @@ def train_segmenter(
     """
     if (target_set is not None or pseudo_set is not None) and adapt is None:
         raise ValueError("train_segmenter: target_set / pseudo_set need adapt=AdaptConfig(...) (its weights)")
-    out_dir = Path(out_dir)
-    ckpt_path = out_dir / "checkpoint.pt"
+    ckpt_path = Path(out_dir) / "checkpoint.pt"
     runtime = runtime or Runtime()
-    model = runtime.module(model)
-    optimizer = make_optimizer(model, cfg)
-    weights = adversarial_weights(model, adapt)
-    if weights and target_set is None and pseudo_set is None:
+    state = build_state(cfg, model, adapt, seed, runtime)
+    if state.discs and target_set is None and pseudo_set is None:
         raise ValueError(
             "train_segmenter: adapt.lambda_adv > 0 needs target images (target_set or pseudo_set)"
         )
-    num_classes = getattr(model, "num_classes", NUM_CLASSES)
-    discs, d_optimizers = build_discriminators(weights, num_classes, adapt, seed) if weights else ({}, {})
-    discs = {name: runtime.module(d) for name, d in discs.items()}
-    start = 0
     if resume and ckpt_path.is_file():
-        state = torch.load(ckpt_path, map_location=runtime.device, weights_only=False)
-        if set(state.get("discriminators", {})) != set(discs):
-            raise ValueError(
-                f"{ckpt_path}: holds discriminators {sorted(state.get('discriminators', {}))} but this run "
-                f"has {sorted(discs)}; resume it with the config that wrote it"
-            )
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        for name in discs:
-            discs[name].load_state_dict(state["discriminators"][name])
-            d_optimizers[name].load_state_dict(state["d_optimizers"][name])
-        start = int(state["step"])
+        load_checkpoint(state, ckpt_path, runtime.device)
+    start = state.step
     adapting = adapt is not None or target_set is not None or pseudo_set is not None
     loaders = zip(
         _loader(train_set, cfg, seed, start, runtime, num_workers),
         _loader(pseudo_set, cfg, _stream_seed(seed, _PSEUDO_STREAM), start, runtime, num_workers),
         # The target stream is read only when the adversarial term needs it (else: not even loaded).
         _loader(
-            target_set if weights else None,
+            target_set if state.discs else None,
             cfg,
             _stream_seed(seed, _TARGET_STREAM),
             start,
             runtime,
             num_workers,
-        ),
+        ),  # fmt: skip
         strict=False,  # an absent stream is an endless None; the source stream sets the length
     )
 
-    def save(step: int) -> Path | None:
-        if not runtime.is_main:
-            return None
-        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step}
-        if discs:
-            state["discriminators"] = {n: d.state_dict() for n, d in discs.items()}
-            state["d_optimizers"] = {n: o.state_dict() for n, o in d_optimizers.items()}
-        return atomic_torch_save(state, ckpt_path)
+    def checkpoint() -> Path | None:
+        return save_checkpoint(state, ckpt_path) if runtime.is_main else None
 
     def validate() -> dict[str, Any]:
-        if not runtime.is_main:
+        if not runtime.is_main or val_set is None:
             return {}
-        model.eval()
-        scores = evaluate(segmenter_probabilities(model), val_set, eval_protocol, progress=progress)
-        out = {"val_miou": scores.miou, "val_per_class_iou": scores.per_class}
-        if scorer is not None:
-            with torch.no_grad():
-                out.update(scorer(model))
-        model.train()
-        return out
+        return evaluate_segmenter(state.model, val_set, eval_protocol, scorer, progress)
 
-    model.train()
-    sums: dict[str, float] = {}
-    last: dict[str, float] = {}
-    count, images, t0 = 0, 0, time.perf_counter()
+    state.model.train()
+    window = LogWindow()
     bar = tqdm(total=cfg.steps, initial=start, desc="train", disable=not progress or not runtime.is_main,
                dynamic_ncols=True)  # fmt: skip
-    step = start
-    for step, (source, pseudo, target) in enumerate(loaders, start=start + 1):
-        lr = poly_lr(optimizer, step - 1, cfg.steps, cfg.poly_power)
-        for opt in d_optimizers.values():
-            poly_lr(opt, step - 1, cfg.steps, cfg.poly_power)  # the same decay as the segmenter
-        last = train_step(model, optimizer, source, step, pseudo, target, discs, d_optimizers, adapt, runtime)
-        for key, value in last.items():
-            sums[key] = sums.get(key, 0.0) + value
-        count += 1
+    for source, pseudo, target in loaders:
+        lr = poly_lr(state.optimizer, state.step, cfg.steps, cfg.poly_power)
+        for opt in state.d_optimizers.values():
+            poly_lr(opt, state.step, cfg.steps, cfg.poly_power)  # the same decay as the segmenter
+        state.step += 1
+        step = state.step
+        last = train_step(state.model, state.optimizer, source, step, pseudo, target, state.discs,
+                          state.d_optimizers, adapt, runtime, pseudo_weight)  # fmt: skip
         # Every image the segmenter saw; the target batch only when it is not the pseudo batch itself.
-        images += runtime.world_size * sum(len(b["image"]) for b in (source, pseudo, target) if b is not None)
+        seen = runtime.world_size * sum(len(b["image"]) for b in (source, pseudo, target) if b is not None)
+        window.add(last, seen)
         bar.update(1)
         bar.set_postfix(loss=f"{last['loss']:.3f}")
         if step % cfg.log_every == 0 or step == cfg.steps:
-            elapsed = time.perf_counter() - t0
-            metrics: dict[str, Any] = {"step": step, "loss": sums["loss"] / count}
-            if adapting:
-                metrics.update({k: v / count for k, v in sums.items() if k not in ("loss", "d_acc")})
-                if "d_acc" in last:
-                    metrics["d_acc"] = last["d_acc"]  # the last batch's, not an average: D moves fast
-            metrics.update(lr=lr, images_per_s=images / max(elapsed, 1e-9))
-            sums, count, images, t0 = {}, 0, 0, time.perf_counter()
-            if cfg.eval_every and step % cfg.eval_every == 0 and step != cfg.steps and val_set is not None:
+            metrics: dict[str, Any] = {"step": step, **window.means(last, adapting), "lr": lr,
+                                       "images_per_s": window.images_per_s()}  # fmt: skip
+            window = LogWindow()
+            if cfg.eval_every and step % cfg.eval_every == 0 and step != cfg.steps:
                 metrics.update(validate())
-            checkpoint = save(step) if step % cfg.checkpoint_every == 0 else None
-            report(metrics, checkpoint=checkpoint)
+            report(metrics, checkpoint=checkpoint() if step % cfg.checkpoint_every == 0 else None)
         elif step % cfg.checkpoint_every == 0:
-            save(step)
+            checkpoint()
     bar.close()
-    final: dict[str, Any] = {"step": max(step, start)}
-    checkpoint = save(final["step"])
-    if val_set is not None:
-        final.update(validate())
-    report(final, checkpoint=checkpoint)
+    final: dict[str, Any] = {"step": state.step}
+    saved = checkpoint()
+    final.update(validate())
+    report(final, checkpoint=saved)
     return final

@@ -10,7 +10,7 @@ import math
 
 import torch
 
-CONSISTENCY_KINDS = ("soft", "hard", "none")
+from symda.config import CONSISTENCY_KINDS
 
 
 def fuse(p_t: torch.Tensor, p_s: torch.Tensor, w: float) -> torch.Tensor:

@@ -262,7 +262,7 @@ def _check(space: SweepSpace, settings: SweepSettings) -> ExperimentConfig:
     if total_progress(cfg) > space.max_t:
         raise ConfigError(
             f"{space.path}: max_t: {space.max_t} is shorter than the base config's self-training "
-            f"({total_progress(cfg)} steps = pseudo.rounds x pseudo.self_train_steps): ASHA would stop every "
+            f"({total_progress(cfg)} steps = self_train.rounds x self_train.steps): ASHA would stop every "
             "trial before its final evaluation"
         )
     return cfg

@@ -9,12 +9,12 @@ place that knows both.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from symda.config import ExperimentConfig, load_config, stage_train_config
+from symda.stage_keys import parse_network_tag
 
 
 @dataclass(frozen=True)
@@ -40,13 +40,13 @@ def self_train_steps(cfg: ExperimentConfig) -> int:
 
 def total_progress(cfg: ExperimentConfig) -> int:
     """Self-training steps of the whole run: what "progress" reaches at the end."""
-    return cfg.pseudo.rounds * self_train_steps(cfg) if cfg.pseudo.enabled else 0
+    return cfg.self_train.rounds * self_train_steps(cfg) if cfg.self_train.enabled else 0
 
 
 def tune_result(metrics: dict[str, Any], cfg: ExperimentConfig, max_t: int) -> dict[str, Any] | None:
     """The Tune result for one run_experiment report, or None for reports Tune does not need.
 
-    Relayed: F_T's evaluations during self-training (stage "adapt_T_r<round>", round >= 1, with
+    Relayed: F_T's evaluations during self-training (stage network_tag("T", round), round >= 1, with
     "val_miou") and the final record (stage "result"). The metrics are the *current* values, not a
     best-so-far. Optuna is told a trial's last value: for a finished trial that is its final network,
     which is what its config delivers when rerun (no best checkpoint is kept); for a trial ASHA
@@ -64,10 +64,10 @@ def tune_result(metrics: dict[str, Any], cfg: ExperimentConfig, max_t: int) -> d
             "proxy_entropy": metrics["proxy_entropy"],
             "finished": True,
         }
-    match = re.fullmatch(r"adapt_T_r(\d+)", stage)
-    if not match or int(match[1]) == 0 or "val_miou" not in metrics:
+    network = parse_network_tag(stage)
+    if network is None or network[0] != "T" or network[1] == 0 or "val_miou" not in metrics:
         return None
-    round_ = int(match[1])
+    round_ = network[1]
     progress = (round_ - 1) * self_train_steps(cfg) + int(metrics["step"])
     if progress >= max_t:
         # The last evaluation of the run: the "result" record follows with the same F_T and the fused

@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +31,9 @@ from tqdm import tqdm
 from symda.config import TranslateConfig
 from symda.data.dataset import ResumableBatchSampler, SegmentationDataset
 from symda.data.transforms import CAFFE_BGR_MEAN, IMAGENET_MEAN, IMAGENET_STD
-from symda.distributed import Runtime
+from symda.distributed import Report, Runtime
 from symda.io import atomic_torch_save, atomic_write_bytes, png_bytes
 from symda.models.stargan import Discriminator, Generator, gradient_penalty
-
-Report = Callable[..., None]
-"""report(metrics: dict, checkpoint: Path | None = None)."""
 
 SOURCE, TARGET = 0, 1
 CHECKPOINT_NAME = "translator.pt"
@@ -211,6 +207,134 @@ def _fixed_images(dataset: SegmentationDataset, seed: int, n: int) -> Tensor:
     return torch.stack([dataset[(int(i), seed)]["image"] for i in indices])
 
 
+@dataclasses.dataclass
+class TranslatorState:
+    """Everything the translator stage trains and checkpoints."""
+
+    G: nn.Module
+    D: nn.Module
+    g_opt: torch.optim.Optimizer
+    d_opt: torch.optim.Optimizer
+    gp_rng: torch.Generator  # the gradient penalty's interpolation weights: resumable, unlike the global RNG
+    step: int = 0  # generator updates done
+
+
+def build_state(cfg: TranslateConfig, seed: int, runtime: Runtime) -> TranslatorState:
+    """Set-up: G and D initialised from `seed` (the same on every rank), their Adam optimisers."""
+    torch.manual_seed(seed)  # same initial weights on every rank (runtime.module also broadcasts them)
+    G, D = build_translator(cfg)
+    G, D = runtime.module(G).train(), runtime.module(D).train()
+    g_opt = torch.optim.Adam(G.parameters(), lr=cfg.g_lr, betas=(cfg.beta1, cfg.beta2))
+    d_opt = torch.optim.Adam(D.parameters(), lr=cfg.d_lr, betas=(cfg.beta1, cfg.beta2))
+    gp_rng = torch.Generator().manual_seed(_domain_seed(seed, runtime.rank, 2))
+    return TranslatorState(G, D, g_opt, d_opt, gp_rng)
+
+
+def save_checkpoint(state: TranslatorState, cfg: TranslateConfig, path: Path) -> Path:
+    """Write G, D, both optimisers, the step, the GP generator and the config atomically to `path`."""
+    blob = {
+        "G": state.G.state_dict(),
+        "D": state.D.state_dict(),
+        "g_opt": state.g_opt.state_dict(),
+        "d_opt": state.d_opt.state_dict(),
+        "step": state.step,
+        "gp_rng": state.gp_rng.get_state(),
+        "config": dataclasses.asdict(cfg),
+    }
+    return atomic_torch_save(blob, path)
+
+
+def load_checkpoint(state: TranslatorState, path: Path, runtime: Runtime) -> None:
+    """Restore `state` from a checkpoint of `save_checkpoint` (the GP generator only on one rank: with
+    several, each rank's stream differs from the one rank 0 saved)."""
+    blob = torch.load(path, map_location=runtime.device, weights_only=False)
+    state.G.load_state_dict(blob["G"])
+    state.D.load_state_dict(blob["D"])
+    state.g_opt.load_state_dict(blob["g_opt"])
+    state.d_opt.load_state_dict(blob["d_opt"])
+    state.step = int(blob["step"])
+    if blob.get("gp_rng") is not None and runtime.world_size == 1:
+        state.gp_rng.set_state(blob["gp_rng"])
+
+
+def set_lr(state: TranslatorState, cfg: TranslateConfig) -> float:
+    """Both optimisers at their base lr times StarGAN's linear decay for the next G step; returns the factor."""
+    scale = lr_factor(state.step, cfg.steps, cfg.decay_start)
+    for opt, base in ((state.g_opt, cfg.g_lr), (state.d_opt, cfg.d_lr)):
+        for group in opt.param_groups:
+            group["lr"] = base * scale
+    return scale
+
+
+def critic_update(
+    state: TranslatorState, x: Tensor, labels: Tensor, cfg: TranslateConfig, runtime: Runtime
+) -> Tensor:
+    """One D step on the (N, 3, H, W) batch in [-1, 1] with (N,) domain labels; returns d_step's (7,)
+    parts as float64 on the CPU. A non-finite loss stops the run, naming the G step."""
+    alpha = torch.rand(x.shape[0], 1, 1, 1, generator=state.gp_rng).to(runtime.device)
+    d_loss, d_parts = d_step(state.G, state.D, x, labels, cfg, alpha, runtime)
+    state.d_opt.zero_grad(set_to_none=True)
+    d_loss.backward()
+    runtime.average_gradients(state.D)
+    state.d_opt.step()
+    parts = d_parts.cpu().double()
+    if not math.isfinite(parts[0].item()):
+        raise FloatingPointError(f"translate: non-finite d_loss {parts[0].item()} at G step {state.step + 1}")
+    return parts
+
+
+def generator_update(
+    state: TranslatorState, x: Tensor, labels: Tensor, cfg: TranslateConfig, runtime: Runtime
+) -> Tensor:
+    """One G step on the batch of the D step just before it; returns g_step's (4,) parts (float64, CPU)."""
+    g_loss, g_parts = g_step(state.G, state.D, x, labels, cfg, runtime)
+    state.g_opt.zero_grad(set_to_none=True)
+    g_loss.backward()
+    runtime.average_gradients(state.G)
+    state.g_opt.step()
+    state.d_opt.zero_grad(
+        set_to_none=True
+    )  # the G loss also filled D's grads; they must not leak into D's step
+    state.step += 1
+    parts = g_parts.cpu().double()
+    if not math.isfinite(parts[0].item()):
+        raise FloatingPointError(f"translate: non-finite g_loss {parts[0].item()} at G step {state.step}")
+    return parts
+
+
+def domain_loaders(
+    source: SegmentationDataset,
+    target: SegmentationDataset,
+    cfg: TranslateConfig,
+    seed: int,
+    start: int,
+    runtime: Runtime,
+    num_workers: int,
+) -> tuple[list[torch.utils.data.DataLoader], Tensor]:
+    """This rank's source and target loaders from G step `start` (n_critic batches per G step, each
+    domain from its own stream), and the (N,) domain labels of their concatenated batches."""
+    per_rank = cfg.batch_size // runtime.world_size
+    n_src = per_rank // 2
+    n_tgt = per_rank - n_src
+    loaders = [
+        torch.utils.data.DataLoader(
+            ds,
+            batch_sampler=ResumableBatchSampler(
+                len(ds),
+                n,
+                _domain_seed(seed, runtime.rank, dom),
+                cfg.n_critic * cfg.steps,
+                cfg.n_critic * start,
+            ),
+            num_workers=num_workers,
+            pin_memory=runtime.device.type == "cuda",
+        )
+        for ds, n, dom in ((source, n_src, SOURCE), (target, n_tgt, TARGET))
+    ]
+    labels = torch.tensor([SOURCE] * n_src + [TARGET] * n_tgt, dtype=torch.long, device=runtime.device)
+    return loaders, labels
+
+
 def train_translator(
     cfg: TranslateConfig,
     source: SegmentationDataset,
@@ -234,12 +358,11 @@ def train_translator(
     files, and every rank calls `report` (checkpoint=None on the others), as Ray Train expects.
     """
     runtime = runtime or Runtime()
-    rank, world_size, device = runtime.rank, runtime.world_size, runtime.device
-    per_rank = cfg.batch_size // world_size
+    per_rank = cfg.batch_size // runtime.world_size
     if per_rank < 2:
         raise ValueError(
             f"translate.batch_size: every rank's batch holds both domains, so batch_size / workers must be "
-            f">= 2, got {cfg.batch_size} / {world_size}"
+            f">= 2, got {cfg.batch_size} / {runtime.world_size}"
         )
     if source.normalize != target.normalize:
         raise ValueError(
@@ -248,138 +371,71 @@ def train_translator(
     out_dir = Path(out_dir)
     ckpt_path = out_dir / CHECKPOINT_NAME
     mode = source.normalize
+    main = runtime.rank == 0
 
-    torch.manual_seed(seed)  # same initial weights on every rank (runtime.module also broadcasts them)
-    G, D = build_translator(cfg)
-    G, D = runtime.module(G).train(), runtime.module(D).train()
-    g_opt = torch.optim.Adam(G.parameters(), lr=cfg.g_lr, betas=(cfg.beta1, cfg.beta2))
-    d_opt = torch.optim.Adam(D.parameters(), lr=cfg.d_lr, betas=(cfg.beta1, cfg.beta2))
-    gp_rng = torch.Generator().manual_seed(_domain_seed(seed, rank, 2))
-    start = 0
+    state = build_state(cfg, seed, runtime)
     if resume and ckpt_path.is_file():
-        state = torch.load(ckpt_path, map_location=device, weights_only=False)
-        G.load_state_dict(state["G"])
-        D.load_state_dict(state["D"])
-        g_opt.load_state_dict(state["g_opt"])
-        d_opt.load_state_dict(state["d_opt"])
-        start = int(state["step"])
-        if state.get("gp_rng") is not None and world_size == 1:
-            gp_rng.set_state(state["gp_rng"])
-    n_src = per_rank // 2
-    n_tgt = per_rank - n_src
-    loaders = [
-        torch.utils.data.DataLoader(
-            ds,
-            batch_sampler=ResumableBatchSampler(
-                len(ds), n, _domain_seed(seed, rank, dom), cfg.n_critic * cfg.steps, cfg.n_critic * start
-            ),
-            num_workers=num_workers,
-            pin_memory=device.type == "cuda",
-        )
-        for ds, n, dom in ((source, n_src, SOURCE), (target, n_tgt, TARGET))
-    ]
-    labels = torch.tensor([SOURCE] * n_src + [TARGET] * n_tgt, dtype=torch.long, device=device)
+        load_checkpoint(state, ckpt_path, runtime)
+    start = state.step
+    loaders, labels = domain_loaders(source, target, cfg, seed, start, runtime, num_workers)
     fixed = None
-    if rank == 0:
-        fixed = [
-            to_tanh_space(_fixed_images(ds, seed, N_SAMPLE_IMAGES), mode).to(device)
-            for ds in (source, target)
-        ]
+    if main:
+        fixed = [to_tanh_space(_fixed_images(ds, seed, N_SAMPLE_IMAGES), mode).to(runtime.device)
+                 for ds in (source, target)]  # fmt: skip
 
-    def save(step: int) -> Path | None:
-        if rank != 0:
-            return None
-        state = {
-            "G": G.state_dict(),
-            "D": D.state_dict(),
-            "g_opt": g_opt.state_dict(),
-            "d_opt": d_opt.state_dict(),
-            "step": step,
-            "gp_rng": gp_rng.get_state(),
-            "config": dataclasses.asdict(cfg),
-        }
-        return atomic_torch_save(state, ckpt_path)
+    def checkpoint() -> Path | None:
+        return save_checkpoint(state, cfg, ckpt_path) if main else None
 
-    def write_samples(step: int) -> None:
-        if rank == 0:
-            grid = sample_grid(G, *fixed)
-            atomic_write_bytes(out_dir / "samples" / f"step_{step:06d}.png", png_bytes(grid))
+    def write_samples() -> None:
+        if main:
+            grid = sample_grid(state.G, *fixed)
+            atomic_write_bytes(out_dir / "samples" / f"step_{state.step:06d}.png", png_bytes(grid))
 
     sums = torch.zeros(len(METRIC_KEYS), dtype=torch.float64)
     d_count = g_count = 0
     t0 = time.perf_counter()
     lr_scale = lr_factor(start, cfg.steps, cfg.decay_start)
-    bar = tqdm(
-        total=cfg.steps,
-        initial=start,
-        desc="translate",
-        disable=not progress or rank != 0,
-        dynamic_ncols=True,
-    )
-    step = start
+    bar = tqdm(total=cfg.steps, initial=start, desc="translate", disable=not progress or not main,
+               dynamic_ncols=True)  # fmt: skip
     for it, (src_batch, tgt_batch) in enumerate(zip(*loaders, strict=True), start=cfg.n_critic * start + 1):
-        if (it - 1) % cfg.n_critic == 0:  # first D step of G step `step + 1`: set this step's lr
-            lr_scale = lr_factor(step, cfg.steps, cfg.decay_start)
-            for opt, base in ((g_opt, cfg.g_lr), (d_opt, cfg.d_lr)):
-                for group in opt.param_groups:
-                    group["lr"] = base * lr_scale
+        if (it - 1) % cfg.n_critic == 0:  # the first D step of the next G step
+            lr_scale = set_lr(state, cfg)
         _check_batch(src_batch["image"], cfg, "source")
         _check_batch(tgt_batch["image"], cfg, "target")
         x = to_tanh_space(runtime.images(torch.cat([src_batch["image"], tgt_batch["image"]])), mode)
-
-        alpha = torch.rand(x.shape[0], 1, 1, 1, generator=gp_rng).to(device)
-        d_loss, d_parts = d_step(G, D, x, labels, cfg, alpha, runtime)
-        d_opt.zero_grad(set_to_none=True)
-        d_loss.backward()
-        runtime.average_gradients(D)
-        d_opt.step()
-        parts = d_parts.cpu().double()
-        if not math.isfinite(parts[0].item()):
-            raise FloatingPointError(f"translate: non-finite d_loss {parts[0].item()} at G step {step + 1}")
-        sums[: len(_D_KEYS)] += parts
+        d_parts = critic_update(state, x, labels, cfg, runtime)
+        sums[: len(_D_KEYS)] += d_parts
         d_count += 1
         if it % cfg.n_critic:
             continue
 
-        g_loss, g_parts = g_step(G, D, x, labels, cfg, runtime)
-        g_opt.zero_grad(set_to_none=True)
-        g_loss.backward()
-        runtime.average_gradients(G)
-        g_opt.step()
-        d_opt.zero_grad(
-            set_to_none=True
-        )  # the G loss also filled D's grads; they must not leak into D's step
-        step += 1
-        parts = g_parts.cpu().double()
-        if not math.isfinite(parts[0].item()):
-            raise FloatingPointError(f"translate: non-finite g_loss {parts[0].item()} at G step {step}")
-        sums[len(_D_KEYS) :] += parts
+        g_parts = generator_update(state, x, labels, cfg, runtime)
+        sums[len(_D_KEYS) :] += g_parts
         g_count += 1
+        step = state.step
         bar.update(1)
-        if progress and rank == 0:
-            bar.set_postfix(d=f"{d_parts[0].item():.3f}", g=f"{parts[0].item():.3f}")
-
+        if progress and main:
+            bar.set_postfix(d=f"{d_parts[0].item():.3f}", g=f"{g_parts[0].item():.3f}")
         if step % cfg.sample_every == 0 or step == cfg.steps:
-            write_samples(step)
-        checkpoint = None
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-            checkpoint = save(step)
+            write_samples()
+        saved = checkpoint() if step % cfg.checkpoint_every == 0 or step == cfg.steps else None
         if step % cfg.log_every == 0 or step == cfg.steps:
-            elapsed = time.perf_counter() - t0
             means = torch.cat(
                 [sums[: len(_D_KEYS)] / max(d_count, 1), sums[len(_D_KEYS) :] / max(g_count, 1)]
             )
             metrics: dict[str, Any] = {"step": step, **dict(zip(METRIC_KEYS, means.tolist(), strict=True))}
             metrics["lr"] = cfg.g_lr * lr_scale
-            metrics["images_per_s"] = d_count * per_rank * world_size / max(elapsed, 1e-9)
-            report(metrics, checkpoint=checkpoint)
+            metrics["images_per_s"] = (
+                d_count * per_rank * runtime.world_size / max(time.perf_counter() - t0, 1e-9)
+            )
+            report(metrics, checkpoint=saved)
             sums.zero_()
             d_count = g_count = 0
             t0 = time.perf_counter()
-        elif checkpoint is not None:
-            report({"step": step}, checkpoint=checkpoint)
+        elif saved is not None:
+            report({"step": step}, checkpoint=saved)
     bar.close()
-    if step == start:  # nothing left to train (resumed a finished run): make sure the outputs exist
-        write_samples(step)
-        report({"step": step}, checkpoint=save(step))
+    if state.step == start:  # nothing left to train (resumed a finished run): make sure the outputs exist
+        write_samples()
+        report({"step": state.step}, checkpoint=checkpoint())
     return ckpt_path

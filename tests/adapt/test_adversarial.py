@@ -113,7 +113,8 @@ def test_self_training_reports_pseudo_loss_and_takes_target_images_from_pseudo_s
         tmp_path / "run",
         collect(reports),
         pseudo_set=pseudo,
-        adapt=adapt_cfg(pseudo_weight=0.5),
+        adapt=adapt_cfg(),
+        pseudo_weight=0.5,
     )
     first = reports[0]
     assert ADV_KEYS | {"loss_pseudo"} == set(first)
