@@ -89,7 +89,9 @@ def test_not_a_dataset_is_refused(tmp_path: Path) -> None:
 
 def test_atomic_write_leaves_nothing_on_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = {"n": 0}
-    real = sc._write_task
+    from symda.data.synthcity import writing
+
+    real = writing._write_task
 
     def failing(args: tuple) -> None:
         calls["n"] += 1
@@ -97,7 +99,7 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path: Path, monkeypatch: pyt
             raise RuntimeError("disk on fire")
         real(args)
 
-    monkeypatch.setattr(sc, "_write_task", failing)
+    monkeypatch.setattr(writing, "_write_task", failing)
     with pytest.raises(RuntimeError, match="disk on fire"):
         sc.generate_synthcity(tmp_path / "out", seed=0, size=SIZE, workers=1, progress=False, **COUNTS)
     assert list(tmp_path.iterdir()) == []

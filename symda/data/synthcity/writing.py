@@ -1,0 +1,223 @@
+"""Writing SynthCity in GTA5's and Cityscapes' on-disk layouts, its manifest, and a sample grid."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import shutil
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+from tqdm import tqdm
+
+from symda.data.labels import LABEL_ID_PALETTE, colorize, label_ids_to_train_ids
+from symda.data.synthcity.appearance import STYLES, render_appearance
+from symda.data.synthcity.layout import LAYOUT_STATS, sample_layout
+
+GENERATOR_VERSION = 1
+MANIFEST_NAME = "synthcity.json"
+
+# Made-up city names; Cityscapes file names start with the city.
+TRAIN_CITIES: tuple[str, ...] = ("alderhaven", "brightwater", "corvale")
+VAL_CITIES: tuple[str, ...] = ("dunmore", "elmsford")
+CITYSCAPES_FRAME = 19  # every fine-annotated Cityscapes frame is the 20th of its snippet: *_000019_*
+_DOMAIN_CODES = {"source": 0, "target": 1, "val": 2}  # RNG stream per (domain, split)
+
+
+@dataclass(frozen=True)
+class _Task:
+    """One image to write: which RNG stream, which domain statistics, which files."""
+
+    stream: str  # "source", "target" or "val": the RNG stream
+    domain: str  # layout statistics and style
+    index: int
+    image: str  # paths relative to the dataset root
+    label: str
+    palettised: bool  # GTA5 labels are "P" PNGs, Cityscapes ones "L"
+
+
+def _cityscapes_stem(split: str, cities: tuple[str, ...], index: int) -> str:
+    city = cities[index % len(cities)]
+    return f"{split}/{city}/{city}_{index // len(cities):06d}_{CITYSCAPES_FRAME:06d}"
+
+
+def _tasks(n_source: int, n_target: int, n_val: int) -> list[_Task]:
+    tasks = [
+        _Task("source", "source", i, f"gta5/images/{i + 1:05d}.png", f"gta5/labels/{i + 1:05d}.png", True)
+        for i in range(n_source)
+    ]
+    for stream, split, cities, n in (
+        ("target", "train", TRAIN_CITIES, n_target),
+        ("val", "val", VAL_CITIES, n_val),
+    ):
+        for i in range(n):
+            stem = _cityscapes_stem(split, cities, i)
+            tasks.append(
+                _Task(
+                    stream,
+                    "target",
+                    i,
+                    f"cityscapes/leftImg8bit/{stem}_leftImg8bit.png",
+                    f"cityscapes/gtFine/{stem}_gtFine_labelIds.png",
+                    False,
+                )
+            )
+    return tasks
+
+
+def sample_rng(seed: int, stream: str, index: int) -> np.random.Generator:
+    """The generator of image `index` in `stream` ("source", "target" or "val"): independent of order."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_DOMAIN_CODES[stream], index)))
+
+
+def _write_task(args: tuple[Path, int, tuple[int, int], _Task]) -> None:
+    root, seed, (height, width), task = args
+    rng = sample_rng(seed, task.stream, task.index)
+    layout = sample_layout(rng, task.domain, height, width)
+    image = render_appearance(layout, rng, STYLES[task.domain])
+    label = Image.fromarray(layout.label_ids(), mode="L")
+    if task.palettised:
+        label.putpalette(LABEL_ID_PALETTE.tobytes())  # turns the "L" image into a "P" one
+    for rel, im in ((task.image, Image.fromarray(image, mode="RGB")), (task.label, label)):
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        im.save(path, format="PNG")
+
+
+def _manifest(seed: int, size: tuple[int, int], n_source: int, n_target: int, n_val: int) -> dict:
+    return {
+        "generator": "symda.data.synthcity",
+        "version": GENERATOR_VERSION,
+        "seed": seed,
+        "size": [size[0], size[1]],
+        "counts": {"source": n_source, "target_train": n_target, "target_val": n_val},
+        "cities": {"train": list(TRAIN_CITIES), "val": list(VAL_CITIES)},
+        "styles": {name: asdict(style) for name, style in STYLES.items()},
+        "layout_stats": {name: asdict(stats) for name, stats in LAYOUT_STATS.items()},
+    }
+
+
+def _normalise(obj: dict) -> dict:
+    """Round-trip through JSON so tuples and lists compare equal."""
+    return json.loads(json.dumps(obj))
+
+
+def read_manifest(root: Path) -> dict | None:
+    """The manifest of a SynthCity dataset at `root`, or None when there is none."""
+    path = Path(root) / MANIFEST_NAME
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text())
+
+
+def generate_synthcity(
+    out: Path,
+    seed: int = 0,
+    size: tuple[int, int] = (128, 256),
+    n_source: int = 1500,
+    n_target: int = 1000,
+    n_val: int = 250,
+    workers: int = 2,
+    progress: bool = True,
+) -> Path:
+    """Write a SynthCity dataset to `out` and return `out`.
+
+    size: (H, W) of every image. Deterministic per seed, whatever `workers`. The dataset is built in a
+    temporary sibling directory and moved into place at the end, so `out` is either complete or absent.
+    If `out` already holds a dataset with the same manifest it is reused; anything else at `out` is an error.
+    workers > 1 uses a 'spawn' process pool (safe next to torch threads), so a script that calls this at
+    import level needs the usual `if __name__ == "__main__":` guard.
+    """
+    out = Path(out)
+    expected = _normalise(_manifest(seed, size, n_source, n_target, n_val))
+    if out.exists():
+        _check_existing(out, expected)
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        jobs = [(tmp, seed, (int(size[0]), int(size[1])), task) for task in _tasks(n_source, n_target, n_val)]
+        bar = tqdm(total=len(jobs), desc=f"SynthCity -> {out}", unit="img", disable=not progress)
+        if workers > 1 and len(jobs) > 1:
+            # spawn: safe even when the caller has torch/OpenMP threads running (fork is not).
+            with multiprocessing.get_context("spawn").Pool(workers) as pool:
+                for _ in pool.imap_unordered(_write_task, jobs, chunksize=16):
+                    bar.update()
+        else:
+            for job in jobs:
+                _write_task(job)
+                bar.update()
+        bar.close()
+        (tmp / MANIFEST_NAME).write_text(json.dumps(expected, indent=2, sort_keys=True) + "\n")
+        try:
+            os.replace(tmp, out)
+        except OSError:
+            # Someone else finished the same dataset first: fine if it is the same one.
+            if out.exists():
+                _check_existing(out, expected)
+                shutil.rmtree(tmp, ignore_errors=True)
+                return out
+            raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _check_existing(out: Path, expected: dict) -> None:
+    found = read_manifest(out)
+    if found is None:
+        raise FileExistsError(
+            f"{out} exists but is not a SynthCity dataset (no {MANIFEST_NAME}); remove it or pick another path"
+        )
+    if found != expected:
+        keys = sorted(k for k in set(found) | set(expected) if found.get(k) != expected.get(k))
+        raise FileExistsError(
+            f"{out} holds a different SynthCity dataset (manifest differs in {', '.join(keys)}); "
+            "remove it or pick another path"
+        )
+
+
+def _read_pair(image_path: Path, label_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W, 3) uint8 image and (H, W, 3) colourised trainIds, read from disk as the loaders would."""
+    image = np.asarray(Image.open(image_path).convert("RGB"))
+    label_ids = np.asarray(Image.open(label_path))  # never convert: "P" values are the labelIds
+    return image, colorize(label_ids_to_train_ids(label_ids))
+
+
+def save_sample_grid(root: Path, out_png: Path, n: int = 4) -> Path:
+    """A PNG of the first n source and n target-val pairs under `root`: rows of
+    [source image | source label | target image | target label]. Returns out_png."""
+    root, out_png = Path(root), Path(out_png)
+    src = sorted((root / "gta5" / "images").glob("*.png"))[:n]
+    tgt = sorted((root / "cityscapes" / "leftImg8bit" / "val").glob("*/*_leftImg8bit.png"))[:n]
+    if not src or not tgt:
+        raise FileNotFoundError(f"{root} holds no SynthCity source/target-val images to show")
+    rows = []
+    for k in range(min(len(src), len(tgt))):
+        s_img, s_lab = _read_pair(src[k], root / "gta5" / "labels" / src[k].name)
+        t_lab_path = Path(
+            str(tgt[k])
+            .replace("leftImg8bit", "gtFine", 1)
+            .replace("_leftImg8bit.png", "_gtFine_labelIds.png")
+        )
+        t_img, t_lab = _read_pair(tgt[k], t_lab_path)
+        gap = np.full((s_img.shape[0], 4, 3), 255, dtype=np.uint8)
+        rows.append(np.concatenate([s_img, s_lab, gap, t_img, t_lab], axis=1))
+        rows.append(np.full((4, rows[-1].shape[1], 3), 255, dtype=np.uint8))
+    grid = Image.fromarray(np.concatenate(rows[:-1], axis=0))
+    header = Image.new("RGB", (grid.width, 14), (255, 255, 255))
+    draw = ImageDraw.Draw(header)
+    draw.text((2, 1), "source (GTA5 layout): image | label", fill=(0, 0, 0))
+    draw.text((grid.width // 2 + 4, 1), "target val (Cityscapes layout): image | label", fill=(0, 0, 0))
+    canvas = Image.new("RGB", (grid.width, grid.height + header.height), (255, 255, 255))
+    canvas.paste(header, (0, 0))
+    canvas.paste(grid, (0, header.height))
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(out_png)
+    return out_png
