@@ -36,30 +36,35 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_synthcity.py
 
 # Source-only, source-only on S' (translated) and oracle on SynthCity over seeds (README table): each
-# seed generates its own SynthCity; finished runs are kept, so an interrupted table resumes.
+# seed generates its own SynthCity of the preset (PRESET=v1: the benchmark of symda 0.1); finished runs
+# are kept, so an interrupted table resumes. Runs go to runs/<preset>/, tables to docs/results/<preset>/.
 SEEDS ?= 0 1 2
+PRESET ?= v2
+SYNTH = --set synth.preset=$(PRESET) --set synth.seed=$$s --set synth.root=data/synthcity-$(PRESET)-s$$s
 EXPERIMENTS ?= source_only translated_source oracle
 baselines: $(STAMP)
 	for s in $(SEEDS); do for e in $(EXPERIMENTS); do \
-	  test -f runs/baselines/$$e-s$$s/metrics.json || \
-	  $(BIN)/symda train --config configs/synthcity/$$e.yaml --set seed=$$s --set synth.seed=$$s \
-	    --set synth.root=data/synthcity-s$$s --out runs/baselines/$$e-s$$s || exit 1; done; done
-	$(BIN)/python analysis/ablation_table.py runs/baselines --out docs/results/baselines.md
+	  test -f runs/$(PRESET)/baselines/$$e-s$$s/metrics.json || \
+	  $(BIN)/symda train --config configs/synthcity/$$e.yaml --set seed=$$s $(SYNTH) \
+	    --out runs/$(PRESET)/baselines/$$e-s$$s || exit 1; done; done
+	$(BIN)/python analysis/ablation_table.py runs/$(PRESET)/baselines --out docs/results/$(PRESET)/baselines.md
 
 # The method's ablation ladder with `symda run` (one config per row; rows share upstream artifacts).
 ROWS ?= adversarial_only translation_adversarial bdl_like symmetric_prob_pseudo full
 ladder: $(STAMP)
 	for s in $(SEEDS); do for e in $(ROWS); do \
-	  test -f runs/ladder/$$e-s$$s/result.json || \
-	  $(BIN)/symda run --config configs/synthcity/$$e.yaml --set seed=$$s --set synth.seed=$$s \
-	    --set synth.root=data/synthcity-s$$s --out runs/ladder/$$e-s$$s || exit 1; done; done
-	$(BIN)/python analysis/ablation_table.py runs/baselines runs/ladder --out docs/results/ablation.md
+	  test -f runs/$(PRESET)/ladder/$$e-s$$s/result.json || \
+	  $(BIN)/symda run --config configs/synthcity/$$e.yaml --set seed=$$s $(SYNTH) \
+	    --out runs/$(PRESET)/ladder/$$e-s$$s || exit 1; done; done
+	$(BIN)/python analysis/ablation_table.py runs/$(PRESET)/baselines runs/$(PRESET)/ladder \
+	  --out docs/results/$(PRESET)/ablation.md
 
-# The same ladder (baselines + method rows) as one Ray Tune grid into runs/ablation/, then its table in
-# docs/results/ (the README's). Finished cells are kept; ARGS passes flags, e.g. ARGS="--seeds 0".
+# The same ladder (baselines + method rows) as one Ray Tune grid into runs/ablation-<preset>/, then its
+# table in docs/results/<preset>/ (the README's). Finished cells are kept; ARGS passes flags, e.g.
+# ARGS="--seeds 0".
 ablation: $(STAMP)
-	$(BIN)/python tune/run_ablation.py $(ARGS)
-	$(BIN)/python analysis/ablation_table.py runs/ablation --out docs/results/ablation.md
+	$(BIN)/python tune/run_ablation.py --set synth.preset=$(PRESET) $(ARGS)
+	$(BIN)/python analysis/ablation_table.py runs/ablation-$(PRESET) --out docs/results/$(PRESET)/ablation.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -7,6 +7,7 @@ the user's input (config, dataset) end the command with one clear message and ex
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -42,6 +43,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
         n_target=args.n_target or s.n_target,
         n_val=args.n_val or s.n_val,
         progress=_progress(),
+        preset=s.preset,
+        gap=dataclasses.asdict(s.gap),
     )
     grid = save_sample_grid(out, out / "samples.png")
     print(f"SynthCity written to {out}\nsample pairs: {grid}")

@@ -508,6 +508,17 @@ def evaluate_method(
             "iou_fused": fused.per_class, **scores.proxies}  # fmt: skip
 
 
+# Pseudo-label statistics a run's record holds per round (the artifact's pseudo_stats.json has them all).
+RECORDED_PSEUDO_STATS = (
+    "coverage",
+    "mean_conf",
+    "mean_consis",
+    "agreement",
+    "diag_pseudo_accuracy",
+    "diag_pred_miou",
+)
+
+
 def run_experiment(
     cfg: ExperimentConfig, out_dir: Path, report: Report, progress: bool = False
 ) -> dict[str, Any]:
@@ -541,10 +552,11 @@ def run_experiment(
     lap("adapt")
     artifacts = up.artifact_keys()
     retrain_s = cfg.self_train.paths == "both"
-    pseudo_stats = []
+    pseudo_stats: dict[str, float] = {}
     for r in range(1, cfg.self_train.rounds + 1) if cfg.self_train.enabled else ():
         pl = pseudo_stage(cfg, store, roots, f_t, f_s, r, progress)
-        pseudo_stats.append(store.record("pseudo", pl.key) | {"stats": _read_json(pl.path / "data" / STATS_FILE)})
+        stats = _read_json(pl.path / "data" / STATS_FILE)
+        pseudo_stats.update({f"pseudo_r{r}.{k}": stats[k] for k in RECORDED_PSEUDO_STATS if k in stats})
         artifacts[f"pseudo_r{r}"] = pl.key
         lap("pseudo")
         scorer = partner_scorer(cfg, roots, f_s)
@@ -561,18 +573,7 @@ def run_experiment(
         cfg, f_t.path / "checkpoint.pt", f_s_checkpoint, roots.val_translated, progress=progress
     )
     lap("evaluate")
-    for i, s in enumerate(pseudo_stats, start=1):
-        for k in (
-            "coverage",
-            "mean_conf",
-            "mean_consis",
-            "agreement",
-            "diag_pseudo_accuracy",
-            "diag_pred_miou",
-        ):
-            if k in s["stats"]:
-                metrics[f"pseudo_r{i}.{k}"] = s["stats"][k]
-    metrics.update(artifacts=artifacts, seconds=seconds)
+    metrics.update(pseudo_stats, artifacts=artifacts, seconds=seconds)
     write_json(out_dir / "metrics.json", metrics)
     record = make_record(cfg, metrics, run_id=out_dir.name)
     write_record(out_dir, record)

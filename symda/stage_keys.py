@@ -44,6 +44,8 @@ _DATA_IDENTITY = {
     "data.target_list": KEY,
     # SynthCity's recipe, when a root is left empty (the roots then lie under synth.root).
     "synth.root": KEY,
+    "synth.preset": KEY,  # and the gap's strengths with v2 (a v1 key leaves both out, as symda 0.1 did)
+    **{f"synth.gap.{factor}": KEY for factor in ("tone", "texture", "illumination", "sensor", "layout")},
     "synth.seed": KEY,
     "synth.height": KEY,
     "synth.width": KEY,
@@ -187,6 +189,10 @@ def data_key(cfg: ExperimentConfig) -> dict[str, Any]:
     if not cfg.data.source_root or not cfg.data.target_root:
         synth = _section(cfg, "translator", "synth")
         del synth["root"]  # already in the resolved roots
+        if cfg.synth.preset == "v1":
+            del synth["preset"]  # symda 0.1's keys: v1 stores stay valid
+        else:
+            synth["gap"] = to_dict(cfg.synth.gap)
         out["synth"] = synth
     return out
 

@@ -82,7 +82,7 @@ def test_paper_gpu_config_trains_on_two_gloo_workers_and_rank0_checkpoint_loads(
     BatchNorm trains here (freeze_bn false): frozen statistics of a randomly initialised ResNet-101
     (mean 0, var 1) blow the activations up; the paper freezes COCO-initialised statistics."""
     from symda.models.build import load_segmenter
-    from symda.pipeline import segmenter_stage
+    from symda.pipeline import NetworkPath, segmenter_stage
 
     cfg = load_config(REPO / "configs/gta5/full.yaml", [
         f"data.source_root={tiny_data['source']}", f"data.target_root={tiny_data['target']}",
@@ -95,8 +95,8 @@ def test_paper_gpu_config_trains_on_two_gloo_workers_and_rank0_checkpoint_loads(
     assert cfg.model.backbone == "resnet101" and cfg.model.aux_head and cfg.train.optimizer == "sgd"
     reports = []
     store = ArtifactStore(cfg.artifacts_dir)
-    art = segmenter_stage(cfg, store, "T", 0, tiny_data["source"], tiny_data["target"], tiny_data["target"], {},
-                          lambda m, checkpoint=None: reports.append((m, checkpoint)))  # fmt: skip
+    net = NetworkPath("T", tiny_data["source"], tiny_data["target"], tiny_data["target"], {}, "data")
+    art = segmenter_stage(cfg, store, net, 0, lambda m, checkpoint=None: reports.append((m, checkpoint)))
     steps = [m for m, _ in reports if "loss" in m]
     assert [m["step"] for m in steps] == [1, 2] and all(
         torch.isfinite(torch.tensor(m["loss"])) for m in steps

@@ -87,13 +87,11 @@ def changed(value: typing.Any, hint: typing.Any) -> typing.Any:
     raise AssertionError(f"no change rule for {value!r} ({hint})")
 
 
-def with_changed(cfg: ExperimentConfig, dotted: str) -> ExperimentConfig:
-    if "." not in dotted:
-        return dataclasses.replace(cfg, **{dotted: changed(getattr(cfg, dotted), None)})
-    section, name = dotted.split(".")
-    sub = getattr(cfg, section)
-    new = dataclasses.replace(sub, **{name: changed(getattr(sub, name), None)})
-    return dataclasses.replace(cfg, **{section: new})
+def with_changed(cfg: typing.Any, dotted: str) -> typing.Any:
+    """A copy of a config (or section) with the field at `dotted` (any depth) changed."""
+    head, _, rest = dotted.partition(".")
+    value = getattr(cfg, head)
+    return dataclasses.replace(cfg, **{head: with_changed(value, rest) if rest else changed(value, None)})
 
 
 BASES = {
@@ -127,12 +125,12 @@ LEGACY = [
     ({"data.source_root": "/data/gta5", "data.target_root": "/data/cityscapes"},
      {"translator": "2b611bb4b0625bcd", "translated_val": "82659815357d79ab", "segmenter_T r0": "ad29d8fd9e47ab77",
       "segmenter_S r0": "88c294299a004754", "segmenter_T r1": "e3ce80f1b99e8b4e", "pseudo r1": "0a36e7b31d9e0243"}),
-    ({"synth.root": "/data/synthcity"},
+    ({"synth.root": "/data/synthcity", "synth.preset": "v1"},
      {"translator": "5f3614a46485c9b2", "translated_val": "88326f905e2218a3", "segmenter_T r0": "0eea05eed7e975d3",
       "segmenter_S r0": "bc657f825e516991", "segmenter_T r1": "ce974e534f986524", "pseudo r1": "7ee16ee6725ba165"}),
     # symda 0.1 spelled these pseudo.self_train_steps and adapt.pseudo_weight; its translator key
     # ignored scale.precision (a bf16 translator was reused by fp32 runs), which is mended.
-    ({"synth.root": "/data/synthcity", "self_train.steps": 150, "self_train.pseudo_weight": 0.5,
+    ({"synth.root": "/data/synthcity", "synth.preset": "v1", "self_train.steps": 150, "self_train.pseudo_weight": 0.5,
       "scale.precision": "bf16", "data.crop_size": [32, 64]},
      {"translated_val": "88326f905e2218a3", "segmenter_T r0": "61872e1f8ce736d1", "segmenter_S r0": "6a58bc72a27d5c79",
       "segmenter_T r1": "d8081776dcf22320", "pseudo r1": "7ee16ee6725ba165"}),
@@ -154,6 +152,14 @@ def test_keys_of_stores_built_by_symda_0_1_are_unchanged(overrides, expected):
     assert {k: keys[k] for k in expected} == expected
     if cfg.scale.precision != "fp32":
         assert keys["translator"] != LEGACY[1][1]["translator"]
+
+
+def test_the_synthcity_preset_and_gap_are_part_of_the_data_key():
+    v1 = translator_key(load_config(overrides={"synth.preset": "v1"}))
+    v2 = translator_key(load_config())
+    weaker = translator_key(load_config(overrides={"synth.gap.texture": 0.5}))
+    assert "gap" not in v1["data"]["synth"] and v2["data"]["synth"]["preset"] == "v2"
+    assert len({artifact_key("translator", k) for k in (v1, v2, weaker)}) == 3
 
 
 def test_network_tags_round_trip():

@@ -10,6 +10,8 @@ split and whether labels may be read:
 
 from __future__ import annotations
 
+import dataclasses
+
 import logging
 from pathlib import Path
 
@@ -58,6 +60,8 @@ def ensure_synthcity(data: DataConfig, synth: SynthCityConfig, progress: bool = 
             n_target=synth.n_target,
             n_val=synth.n_val,
             progress=progress,
+            preset=synth.preset,
+            gap=dataclasses.asdict(synth.gap),
         )
 
 

@@ -2,7 +2,7 @@
 
 A row is a config of configs/synthcity/ (ROWS): the supervised rows (source_only, translated_source,
 oracle) run `symda train` (pipeline.run_supervised), the method's rows `symda run`
-(pipeline.run_experiment). Seed s sets seed = synth.seed = s and synth.root = data/synthcity-s<s>,
+(pipeline.run_experiment). Seed s sets seed = synth.seed = s and synth.root = data/synthcity-<preset>-s<s>,
 as the Makefile's baselines and ladder targets do, so a run's folder <out>/<row>-s<seed> holds the same
 files as theirs. A run whose metrics.json (train) or result.json (run) exists is not run again: its
 trial only reports the stored values. Rows of one seed share every upstream artifact through the
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from symda.config import ConfigError, ExperimentConfig, load_config, parse_override
+from symda.config import ConfigError, ExperimentConfig, SynthCityConfig, load_config, parse_override
 from symda.sweeps.driver import SweepError, absolute_paths, check_cluster, connect, trial_resources
 from symda.sweeps.space import REPO_ROOT
 from symda.sweeps.summary import http
@@ -43,13 +43,14 @@ class AblationSetup:
     config_dir: str  # absolute folder of <row>.yaml
     out_dir: str  # absolute; run folders are <out_dir>/<row>-s<seed>
     overrides: dict[str, Any]  # --set values, with the config's paths made absolute
-    synth_root: str  # absolute, with "{seed}"
+    synth_root: str  # absolute, with "{seed}" (and "{preset}": synth.preset)
     threads: int  # torch threads = the CPUs each trial holds
 
 
 def row_config(setup: AblationSetup, row: str, seed: int) -> ExperimentConfig:
     """The config of one cell: <config_dir>/<row>.yaml + --set values + the seed's keys."""
-    grid = {"seed": seed, "synth.seed": seed, "synth.root": setup.synth_root.format(seed=seed)}
+    preset = setup.overrides.get("synth.preset", SynthCityConfig().preset)
+    grid = {"seed": seed, "synth.seed": seed, "synth.root": setup.synth_root.format(seed=seed, preset=preset)}
     return load_config(Path(setup.config_dir) / f"{row}.yaml", {**setup.overrides, **grid})
 
 
@@ -142,7 +143,7 @@ def run_ablation(
     max_concurrent: int = 1,
     address: str | None = None,
     config_dir: Path = REPO_ROOT / "configs" / "synthcity",
-    synth_root: str = "data/synthcity-s{seed}",
+    synth_root: str = "data/synthcity-{preset}-s{seed}",
     cpus_per_trial: int | None = None,
 ) -> list[str]:
     """Run the grid (finished cells only report their stored values); return the errors of failed
@@ -205,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds (default 0 1 2)")
     p.add_argument(
-        "--out", type=Path, default=Path("runs/ablation"), help="run folders (default runs/ablation)"
+        "--out", default="runs/ablation-{preset}", help="run folders (default runs/ablation-<synth.preset>)"
     )
     p.add_argument("--max-concurrent", type=int, default=1,
                    help="cells at once (default 1: two 2-thread torch runs on 2 cores are >5x slower)")  # fmt: skip
@@ -215,13 +216,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override of every row's config, e.g. --set train.steps=600 (repeatable)")  # fmt: skip
     p.add_argument("--config-dir", type=Path, default=REPO_ROOT / "configs" / "synthcity")
-    p.add_argument("--synth-root", default="data/synthcity-s{seed}", help="SynthCity of each seed")
+    p.add_argument("--synth-root", default="data/synthcity-{preset}-s{seed}", help="SynthCity of each seed")
     p.add_argument("--table", type=Path, help="ablation table to write (default <out>/ablation.md)")
     args = p.parse_args(argv)
     from symda.data.dataset import DatasetError
 
     try:
         overrides = dict(parse_override(o) for o in args.overrides)
+        args.out = Path(args.out.format(preset=overrides.get("synth.preset", SynthCityConfig().preset)))
         errors = run_ablation(args.rows, args.seeds, args.out, overrides, args.max_concurrent, args.address,
                               args.config_dir, args.synth_root, args.cpus_per_trial)  # fmt: skip
     except (ConfigError, SweepError, DatasetError) as err:

@@ -11,6 +11,8 @@ import pytest
 from PIL import Image
 
 from symda.data import synthcity as sc
+from symda.data.synthcity.gap import GAP_FACTORS, domain_specs
+from symda.data.synthcity.look import render_look
 from symda.data.labels import KNOWN_LABEL_IDS, NUM_CLASSES, label_ids_to_train_ids
 
 SIZE = (32, 64)
@@ -63,7 +65,66 @@ def test_manifest(dataset: Path) -> None:
     manifest = json.loads((dataset / "synthcity.json").read_text())
     assert manifest["seed"] == 3 and manifest["size"] == list(SIZE)
     assert manifest["counts"] == {"source": 3, "target_train": 4, "target_val": 2}
-    assert set(manifest["styles"]) == {"source", "target"}
+    assert manifest["preset"] == "v2" and manifest["gap"] == {f: 1.0 for f in GAP_FACTORS}
+    assert set(manifest["domains"]) == {"source", "target"}
+
+
+# Pixels of symda 0.1's SynthCity (seed 3, 32x64, 3/4/2 images): the v1 preset reproduces them exactly.
+V1_PIXELS = {
+    "gta5/images/00002.png": "ba6092d46ba0cfe8",
+    "gta5/labels/00002.png": "f32265a1689d0024",
+    "cityscapes/leftImg8bit/val/elmsford/elmsford_000000_000019_leftImg8bit.png": "9205c6cca25f2f31",
+}
+
+
+def test_the_v1_preset_is_symda_0_1s_benchmark(tmp_path: Path) -> None:
+    root = sc.generate_synthcity(tmp_path / "v1", seed=3, size=SIZE, workers=1, progress=False, preset="v1",
+                                 **COUNTS)  # fmt: skip
+    pixels = {rel: hashlib.sha256(np.asarray(Image.open(root / rel)).tobytes()).hexdigest()[:16] for rel in V1_PIXELS}
+    assert pixels == V1_PIXELS
+    manifest = json.loads((root / "synthcity.json").read_text())
+    assert manifest["version"] == 1 and set(manifest["styles"]) == {"source", "target"} and "preset" not in manifest
+    with pytest.raises(FileExistsError, match="synth.preset"):  # a v2 run never reuses (or touches) v1 data
+        sc.generate_synthcity(root, seed=3, size=SIZE, workers=1, progress=False, **COUNTS)
+
+
+def test_without_a_gap_the_target_is_the_source() -> None:
+    for seed in (0, 1):
+        specs = domain_specs(seed, {f: 0.0 for f in GAP_FACTORS})
+        assert specs["target"] == specs["source"]
+
+
+@pytest.mark.parametrize("factor", GAP_FACTORS)
+def test_each_factor_moves_only_its_own_parameters(factor: str) -> None:
+    none = domain_specs(0, {f: 0.0 for f in GAP_FACTORS})["target"]
+    one = domain_specs(0, {f: float(f == factor) for f in GAP_FACTORS})["target"]
+    moved = {f"layout.{k}" for k, v in vars(one.layout).items() if v != getattr(none.layout, k)}
+    moved |= {f"look.{k}" for k, v in vars(one.look).items() if v != getattr(none.look, k)}
+    owners = {"tone": {"look.saturation", "look.haze"}, "texture": {"look.texture"},
+              "illumination": {"look.sun", "look.overcast_sky"}, "sensor": {"look.jpeg_quality", "layout.ego_hood_prob"},
+              "layout": {"layout.cam_height", "layout.persons"}}  # fmt: skip
+    assert owners[factor] <= moved
+    for other, fields in owners.items():
+        if other != factor:
+            assert not fields & moved, (factor, other)
+
+
+def test_which_domain_has_the_sun_alternates_with_the_seed() -> None:
+    even, odd = (domain_specs(s, {f: 1.0 for f in GAP_FACTORS}) for s in (0, 1))
+    assert even["source"].look.sun > even["target"].look.sun and odd["source"].look.sun < odd["target"].look.sun
+
+
+def test_v2_layouts_carry_depth_facing_and_sun_shadows() -> None:
+    specs = domain_specs(0, {f: 1.0 for f in GAP_FACTORS})
+    layout = sc.sample_layout(sc.sample_rng(0, "source", 0), specs["source"].layout, 64, 128)
+    assert layout.depth.shape == layout.facing.shape == layout.shadow.shape == (64, 128) and layout.sun is not None
+    road = layout.train_ids == 2 * 0  # road: depth grows towards the horizon
+    rows = np.nonzero(road.any(axis=1))[0]
+    near, far = layout.depth[rows[-1]][road[rows[-1]]].mean(), layout.depth[rows[0]][road[rows[0]]].mean()
+    assert far > near > 0
+    assert 0 <= layout.shadow.min() and layout.shadow.max() <= 1
+    image = render_look(layout, np.random.default_rng(0), specs["target"].look)
+    assert image.shape == (64, 128, 3) and image.dtype == np.uint8
 
 
 def test_deterministic_and_independent_of_workers(dataset: Path, tmp_path: Path) -> None:

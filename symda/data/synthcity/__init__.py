@@ -19,7 +19,13 @@ samples scenes and jitter. Every image's generator is derived from (seed, domain
 bytes written do not depend on the number of worker processes. writing.py writes it all.
 """
 
-from symda.data.synthcity.appearance import SOURCE_STYLE, STYLES, TARGET_STYLE, render_appearance, render_scene
+from symda.data.synthcity.appearance import (
+    SOURCE_STYLE,
+    STYLES,
+    TARGET_STYLE,
+    render_appearance,
+    render_scene,
+)
 from symda.data.synthcity.layout import LAYOUT_STATS, Layout, sample_layout
 from symda.data.synthcity.writing import (
     GENERATOR_VERSION,

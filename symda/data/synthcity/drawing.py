@@ -1,7 +1,9 @@
 """Drawing street-scene geometry: a camera, a street, canvases drawn in lock-step, and the sprites.
 
-Everything here draws onto `Canvas` (trainIds, parts, instances); nothing here decides what a scene
-holds (that is layout.py) or how it looks (appearance.py).
+Everything here draws onto `Canvas` (trainIds, parts, instances, and for the renderers' physics the
+depth and orientation of each surface and the sun's cast shadows on the ground); nothing here
+decides what a scene holds (that is layout.py) or how it looks (appearance.py, look.py). Drawing
+never draws random numbers for the extra canvases, so the v1 benchmark's bytes do not depend on them.
 """
 
 from __future__ import annotations
@@ -25,22 +27,44 @@ PART_TRUNK, PART_RAIL, PART_EGO, PART_STATIC, PART_LIGHT = range(8, 13)
 # Void pixels keep a real Cityscapes labelId: the ego-vehicle hood is 1, street furniture 'static' is 4.
 VOID_PART_LABEL_ID = {PART_EGO: 1, PART_STATIC: 4}
 
+# Surface orientation (the `facing` canvas), for shading: up (ground), facing +x (a facade on the
+# left of the street), facing -x, facing the camera (object ends, people, poles), round (tree crowns).
+FACING_NONE, FACING_UP, FACING_RIGHT, FACING_LEFT, FACING_CAMERA, FACING_ROUND = range(6)
+# The depth canvas holds metres for objects; GROUND_DEPTH marks the ground plane (depth from the row)
+# and a negative value -|x| a vertical plane parallel to the street at lateral x (depth from the column).
+GROUND_DEPTH, SKY_DEPTH = 0.0, 1.0e4
+
 
 class Canvas:
-    """Three PIL canvases drawn in lock-step: class, part and instance."""
+    """PIL canvases drawn in lock-step: class, part, instance, depth and facing (`surface` sets the last
+    two for what follows), plus a shadow canvas that only `shadow` draws on."""
 
     def __init__(self, height: int, width: int) -> None:
         self.images = [Image.new("L", (width, height), SKY), Image.new("L", (width, height), 0)]
         self.images.append(Image.new("L", (width, height), 0))
+        self.images += [
+            Image.new("F", (width, height), SKY_DEPTH),
+            Image.new("L", (width, height), FACING_NONE),
+        ]
         self.draws = [ImageDraw.Draw(im) for im in self.images]
+        self.shadows = Image.new("L", (width, height), 0)
         self.instance = 0
+        self.depth, self.facing = GROUND_DEPTH, FACING_UP
 
     def new_instance(self) -> int:
         self.instance = (self.instance + 1) % 256
         return self.instance
 
-    def _values(self, cls: int, part: int, inst: int | None) -> tuple[int, int, int]:
-        return cls, part, self.instance if inst is None else inst
+    def surface(self, depth: float, facing: int) -> None:
+        """Depth (metres, GROUND_DEPTH or -|x| of a street-parallel plane) and facing of what is drawn next."""
+        self.depth, self.facing = depth, facing
+
+    def shadow(self, pts: list[tuple[float, float]]) -> None:
+        """A cast shadow on the ground (image points); renderers apply it where the ground is visible."""
+        ImageDraw.Draw(self.shadows).polygon(pts, fill=255)
+
+    def _values(self, cls: int, part: int, inst: int | None) -> tuple[int, int, int, float, int]:
+        return cls, part, self.instance if inst is None else inst, self.depth, self.facing
 
     def polygon(
         self, pts: list[tuple[float, float]], cls: int, part: int = 0, inst: int | None = None
@@ -87,7 +111,14 @@ class Canvas:
         self.polygon([(x0, y0), (x1, y0), (x1, y1), (x0, y1)], cls, part, inst)
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return tuple(np.asarray(im, dtype=np.uint8).copy() for im in self.images)  # type: ignore[return-value]
+        """(train_ids, parts, instances), (H, W) uint8 each."""
+        return tuple(np.asarray(im, dtype=np.uint8).copy() for im in self.images[:3])  # type: ignore[return-value]
+
+    def physics(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(depth code (H, W) float32, facing (H, W) uint8, cast shadow (H, W) float32 in [0, 1])."""
+        depth = np.asarray(self.images[3], dtype=np.float32).copy()
+        facing = np.asarray(self.images[4], dtype=np.uint8).copy()
+        return depth, facing, np.asarray(self.shadows, dtype=np.float32) / 255.0
 
 
 @dataclass(frozen=True)
@@ -145,6 +176,7 @@ def log_depth(rng: np.random.Generator, z_min: float, z_max: float) -> float:
 
 def draw_ground(cv: Canvas, cam: Camera, st: Street, rng: np.random.Generator) -> None:
     z0, z1 = 0.3, st.end
+    cv.surface(GROUND_DEPTH, FACING_UP)
     cv.new_instance()
     cv.rect(0, cam.hz, cam.width, cam.height + 1, TERRAIN)
     cv.new_instance()
@@ -187,12 +219,19 @@ def draw_windows(
             cv.polygon(cam.wall_quad(x, z, z + win_w, h, h + win_h), BUILDING, PART_WINDOW, inst)
 
 
-def draw_facades(cv: Canvas, cam: Camera, st: Street, rng: np.random.Generator) -> None:
-    """Buildings along each side as vertical faces parallel to the street, far to near."""
+def draw_facades(
+    cv: Canvas, cam: Camera, st: Street, rng: np.random.Generator
+) -> list[tuple[int, float, float, float]]:
+    """Buildings along each side as vertical faces parallel to the street, far to near.
+
+    Returns the blocks drawn as (side -1 | 1, z0, z1, height in metres), for their cast shadows.
+    """
+    placed = []
     for side, has_buildings in ((-1, st.building_left), (1, st.building_right)):
         x = side * st.facade
         if not has_buildings:
             continue
+        cv.surface(-abs(x), FACING_RIGHT if side < 0 else FACING_LEFT)
         z = 0.3
         blocks = []
         while z < st.end:
@@ -204,12 +243,15 @@ def draw_facades(cv: Canvas, cam: Camera, st: Street, rng: np.random.Generator) 
             inst = cv.new_instance()
             cv.polygon(cam.wall_quad(x, z0, z1, 0.0, height), BUILDING, inst=inst)
             draw_windows(cv, cam, x, z0, z1, height, inst, rng)
+        placed += [(side, z0, z1, height) for z0, z1, height in blocks]
+    return placed
 
 
 def draw_park(cv: Canvas, cam: Camera, st: Street, side: int, rng: np.random.Generator) -> None:
     """A side without buildings: grass beyond the sidewalk and a wall of tree crowns behind it."""
     x = side * st.facade
     cv.new_instance()
+    cv.surface(GROUND_DEPTH, FACING_UP)
     cv.polygon(cam.ground_quad(min(x, x + side * 40), max(x, x + side * 40), 0.3, st.end), TERRAIN)
     depth = side * rng.uniform(6.0, 14.0)
     for _ in range(int(rng.integers(6, 12))):
@@ -218,12 +260,15 @@ def draw_park(cv: Canvas, cam: Camera, st: Street, side: int, rng: np.random.Gen
         cx, cy = cam.point(x + depth + side * r, z, rng.uniform(3.0, 6.0))
         s = cam.scale(z)
         cv.new_instance()
+        cv.surface(z, FACING_ROUND)
         cv.ellipse((cx - r * s * 1.4, cy - r * s, cx + r * s * 1.4, cy + r * s), VEGETATION)
+        cv.surface(z, FACING_CAMERA)
         cv.rect(cx - 0.2 * s, cy, cx + 0.2 * s, cam.point(0, z)[1], VEGETATION, PART_TRUNK)
 
 
 def draw_backdrop(cv: Canvas, cam: Camera, st: Street, rng: np.random.Generator) -> None:
     """What closes the street far away: a row of buildings or of trees across the vanishing point."""
+    cv.surface(st.end, FACING_CAMERA)
     x = -st.facade - 10
     while x < st.facade + 10:
         w = rng.uniform(6.0, 15.0)
@@ -252,6 +297,7 @@ def draw_barrier(cv: Canvas, cam: Camera, st: Street, side: int, cls: int, rng: 
     z0 = log_depth(rng, 2.0, 25.0)
     z1 = z0 + rng.uniform(5.0, 25.0)
     h = rng.uniform(0.8, 2.2) if cls == WALL else rng.uniform(0.9, 1.8)
+    cv.surface(-abs(x), FACING_RIGHT if side < 0 else FACING_LEFT)
     inst = cv.new_instance()
     cv.polygon(cam.wall_quad(x, z0, z1, 0.0, h), cls, inst=inst)
     if cls == FENCE:  # posts and a top rail make a fence a fence, whatever its colour
@@ -262,14 +308,27 @@ def draw_barrier(cv: Canvas, cam: Camera, st: Street, side: int, cls: int, rng: 
         cv.polygon(cam.wall_quad(x, z0, z1, h - 0.12, h), FENCE, PART_DARK, inst)
 
 
-def sprite_tree(cv: Canvas, cam: Camera, x: float, z: float, rng: np.random.Generator) -> None:
+def sprite_tree(
+    cv: Canvas, cam: Camera, x: float, z: float, rng: np.random.Generator, variety: float = 0.0
+) -> None:
+    """A street tree; with probability `variety` a conifer-like cone instead of a round crown."""
     s = cam.scale(z)
     trunk_h, r = rng.uniform(2.0, 3.5), rng.uniform(1.2, 2.8)
+    if variety and rng.random() < variety:
+        bx, by = cam.point(x, z)
+        inst = cv.new_instance()
+        cv.rect(bx - 0.12 * s, by - trunk_h * 0.6 * s, bx + 0.12 * s, by, VEGETATION, PART_TRUNK, inst)
+        top = by - (trunk_h + 2.6 * r) * s
+        cv.surface(z, FACING_ROUND)
+        cv.polygon([(bx - r * 0.9 * s, by - trunk_h * 0.5 * s), (bx + r * 0.9 * s, by - trunk_h * 0.5 * s),
+                    (bx, top)], VEGETATION, inst=inst)  # fmt: skip
+        return
     bx, by = cam.point(x, z)
     inst = cv.new_instance()
     # Cityscapes labels trunks as vegetation too.
     cv.rect(bx - 0.15 * s, by - trunk_h * s, bx + 0.15 * s, by, VEGETATION, PART_TRUNK, inst)
     cy = by - (trunk_h + r * 0.8) * s
+    cv.surface(z, FACING_ROUND)
     cv.ellipse((bx - r * s, cy - r * s * 1.1, bx + r * s, cy + r * s * 1.1), VEGETATION, inst=inst)
 
 
@@ -395,19 +454,30 @@ def sprite_two_wheeler(
         sprite_person(cv, cam, x - 0.15, z, RIDER, rng, seated_at=0.95 if cls == BICYCLE else 0.85)
 
 
-def sprite_vehicle(cv: Canvas, cam: Camera, x: float, z: float, cls: int, rng: np.random.Generator) -> None:
-    """A vehicle seen from behind/front as a box: the side facing the centre line, then the end face."""
+def sprite_vehicle(
+    cv: Canvas, cam: Camera, x: float, z: float, cls: int, rng: np.random.Generator, variety: float = 0.0
+) -> None:
+    """A vehicle seen from behind/front as a box: the side facing the centre line, then the end face.
+
+    With probability `variety` a car is another body: a tall van / SUV or a short hatchback.
+    """
     w, h, length = {
         CAR: (rng.uniform(1.7, 2.0), rng.uniform(1.4, 1.7), rng.uniform(4.0, 4.8)),
         TRUCK: (2.4, rng.uniform(3.0, 3.8), rng.uniform(6.0, 9.0)),
         BUS: (2.5, rng.uniform(3.0, 3.3), rng.uniform(11.0, 13.0)),
         TRAIN: (2.6, 3.6, 30.0),
     }[cls]
+    if cls == CAR and variety and rng.random() < variety:
+        if rng.random() < 0.5:  # van / SUV
+            w, h, length = rng.uniform(1.9, 2.1), rng.uniform(1.8, 2.2), rng.uniform(4.6, 5.3)
+        else:  # hatchback
+            w, h, length = rng.uniform(1.6, 1.75), rng.uniform(1.4, 1.55), rng.uniform(3.5, 4.0)
     inst = cv.new_instance()
     body_h = h * 0.62 if cls == CAR else h
     # Visible side: the one facing the camera's centre line (none when straight ahead).
     side_x = x - w / 2 if x - w / 2 > 0 else (x + w / 2 if x + w / 2 < 0 else None)
     if side_x is not None:
+        cv.surface(-abs(side_x), FACING_LEFT if side_x > 0 else FACING_RIGHT)
         cv.polygon(cam.wall_quad(side_x, z, z + length, 0.25, body_h), cls, inst=inst)
         if cls == CAR:
             cabin = cam.wall_quad(side_x - np.sign(side_x) * 0.15, z + 1.0, z + length - 1.2, body_h, h)
@@ -420,6 +490,7 @@ def sprite_vehicle(cv: Canvas, cam: Camera, x: float, z: float, cls: int, rng: n
             r = 0.33 * cam.scale(wz)
             cv.ellipse((wx - r * 0.6, wy - r, wx + r * 0.6, wy + r), cls, PART_WHEEL, inst)
     # End face.
+    cv.surface(z, FACING_CAMERA)
     s = cam.scale(z)
     x0, y0 = cam.point(x - w / 2, z, 0.0)
     x1, _ = cam.point(x + w / 2, z, 0.0)
@@ -464,6 +535,7 @@ def draw_ego_hood(cv: Canvas, cam: Camera, rng: np.random.Generator) -> None:
     h, w = cam.height, cam.width
     top = h * rng.uniform(0.88, 0.94)
     cv.new_instance()
+    cv.surface(1.0, FACING_UP)
     cv.ellipse((-0.2 * w, top, 1.2 * w, top + 2 * (h - top) + 0.3 * h), VOID, PART_EGO)
 
 

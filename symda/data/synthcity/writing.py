@@ -16,9 +16,12 @@ from tqdm import tqdm
 
 from symda.data.labels import LABEL_ID_PALETTE, colorize, label_ids_to_train_ids
 from symda.data.synthcity.appearance import STYLES, render_appearance
-from symda.data.synthcity.layout import LAYOUT_STATS, sample_layout
+from symda.data.synthcity.gap import GAP_FACTORS, DomainSpec, domain_specs
+from symda.data.synthcity.layout import LAYOUT_STATS, V1_LAYOUT_FIELDS, sample_layout
+from symda.data.synthcity.look import render_look
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 1  # of the v1 preset's files (its manifest keeps this number)
+PRESETS = ("v1", "v2")  # v1: a global colour map (the benchmark of symda 0.1); v2: the factored gap (gap.py)
 MANIFEST_NAME = "synthcity.json"
 
 # Made-up city names; Cityscapes file names start with the city.
@@ -74,12 +77,23 @@ def sample_rng(seed: int, stream: str, index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_DOMAIN_CODES[stream], index)))
 
 
-def _write_task(args: tuple[Path, int, tuple[int, int], _Task]) -> None:
-    root, seed, (height, width), task = args
+def render_task(
+    seed: int, size: tuple[int, int], task: _Task, specs: dict[str, DomainSpec] | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """One image of the benchmark: ((H, W, 3) uint8 RGB, (H, W) uint8 labelIds). specs None = v1."""
     rng = sample_rng(seed, task.stream, task.index)
-    layout = sample_layout(rng, task.domain, height, width)
-    image = render_appearance(layout, rng, STYLES[task.domain])
-    label = Image.fromarray(layout.label_ids(), mode="L")
+    if specs is None:
+        layout = sample_layout(rng, task.domain, *size)
+        return render_appearance(layout, rng, STYLES[task.domain]), layout.label_ids()
+    spec = specs[task.domain]
+    layout = sample_layout(rng, spec.layout, *size)
+    return render_look(layout, rng, spec.look), layout.label_ids()
+
+
+def _write_task(args: tuple[Path, int, tuple[int, int], _Task, dict[str, DomainSpec] | None]) -> None:
+    root, seed, size, task, specs = args
+    image, label_ids = render_task(seed, size, task, specs)
+    label = Image.fromarray(label_ids, mode="L")
     if task.palettised:
         label.putpalette(LABEL_ID_PALETTE.tobytes())  # turns the "L" image into a "P" one
     for rel, im in ((task.image, Image.fromarray(image, mode="RGB")), (task.label, label)):
@@ -88,17 +102,33 @@ def _write_task(args: tuple[Path, int, tuple[int, int], _Task]) -> None:
         im.save(path, format="PNG")
 
 
-def _manifest(seed: int, size: tuple[int, int], n_source: int, n_target: int, n_val: int) -> dict:
-    return {
+def _manifest(
+    seed: int,
+    size: tuple[int, int],
+    n_source: int,
+    n_target: int,
+    n_val: int,
+    preset: str,
+    gap: dict[str, float],
+    specs: dict[str, DomainSpec] | None,
+) -> dict:
+    """What defines a dataset; a folder whose manifest differs holds another dataset. v1's is the one
+    symda 0.1 wrote, so its datasets are recognised."""
+    out = {
         "generator": "symda.data.synthcity",
         "version": GENERATOR_VERSION,
         "seed": seed,
         "size": [size[0], size[1]],
         "counts": {"source": n_source, "target_train": n_target, "target_val": n_val},
         "cities": {"train": list(TRAIN_CITIES), "val": list(VAL_CITIES)},
-        "styles": {name: asdict(style) for name, style in STYLES.items()},
-        "layout_stats": {name: asdict(stats) for name, stats in LAYOUT_STATS.items()},
     }
+    if preset == "v1":
+        out["styles"] = {name: asdict(style) for name, style in STYLES.items()}
+        out["layout_stats"] = {name: {k: v for k, v in asdict(stats).items() if k in V1_LAYOUT_FIELDS}
+                               for name, stats in LAYOUT_STATS.items()}  # fmt: skip
+        return out
+    return {**out, "version": 2, "preset": preset, "gap": dict(gap),
+            "domains": {name: asdict(spec) for name, spec in specs.items()}}  # fmt: skip
 
 
 def _normalise(obj: dict) -> dict:
@@ -123,8 +153,13 @@ def generate_synthcity(
     n_val: int = 250,
     workers: int = 2,
     progress: bool = True,
+    preset: str = "v2",
+    gap: dict[str, float] | None = None,
 ) -> Path:
     """Write a SynthCity dataset to `out` and return `out`.
+
+    preset "v2" (the default): the factored gap of gap.py at strengths `gap` ({factor: 0..1}; None =
+    every factor at 1); "v1": symda 0.1's benchmark (a global colour map), byte for byte.
 
     size: (H, W) of every image. Deterministic per seed, whatever `workers`. The dataset is built in a
     temporary sibling directory and moved into place at the end, so `out` is either complete or absent.
@@ -133,7 +168,11 @@ def generate_synthcity(
     import level needs the usual `if __name__ == "__main__":` guard.
     """
     out = Path(out)
-    expected = _normalise(_manifest(seed, size, n_source, n_target, n_val))
+    if preset not in PRESETS:
+        raise ValueError(f"synth.preset: {preset!r} is not one of {list(PRESETS)}")
+    gap = {f: 1.0 for f in GAP_FACTORS} if gap is None else {f: float(gap[f]) for f in GAP_FACTORS}
+    specs = domain_specs(seed, gap) if preset == "v2" else None
+    expected = _normalise(_manifest(seed, size, n_source, n_target, n_val, preset, gap, specs))
     if out.exists():
         _check_existing(out, expected)
         return out
@@ -141,7 +180,10 @@ def generate_synthcity(
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
-        jobs = [(tmp, seed, (int(size[0]), int(size[1])), task) for task in _tasks(n_source, n_target, n_val)]
+        jobs = [
+            (tmp, seed, (int(size[0]), int(size[1])), task, specs)
+            for task in _tasks(n_source, n_target, n_val)
+        ]
         bar = tqdm(total=len(jobs), desc=f"SynthCity -> {out}", unit="img", disable=not progress)
         if workers > 1 and len(jobs) > 1:
             # spawn: safe even when the caller has torch/OpenMP threads running (fork is not).
@@ -178,8 +220,8 @@ def _check_existing(out: Path, expected: dict) -> None:
     if found != expected:
         keys = sorted(k for k in set(found) | set(expected) if found.get(k) != expected.get(k))
         raise FileExistsError(
-            f"{out} holds a different SynthCity dataset (manifest differs in {', '.join(keys)}); "
-            "remove it or pick another path"
+            f"{out} holds a different SynthCity dataset (manifest differs in {', '.join(keys)}: another "
+            "synth.preset, gap, seed, size or count); remove it or pick another path (synth.root)"
         )
 
 
