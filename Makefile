@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup sweep test lint format bench baselines ladder ablation clean
+.PHONY: setup sweep test lint format bench baselines factors ladder ablation clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -48,6 +48,18 @@ baselines: $(STAMP)
 	  $(BIN)/symda train --config configs/synthcity/$$e.yaml --set seed=$$s $(SYNTH) \
 	    --out runs/$(PRESET)/baselines/$$e-s$$s || exit 1; done; done
 	$(BIN)/python analysis/ablation_table.py runs/$(PRESET)/baselines --out docs/results/$(PRESET)/baselines.md
+
+# SynthCity v2's factor table: the baselines with one gap factor on and the others off (seed 0 by
+# default), beside the all-factors baselines; analysis/factor_table.py writes docs/results/v2/factors.md.
+FACTORS ?= tone texture illumination sensor layout
+FACTOR_SEEDS ?= 0
+factors: $(STAMP)
+	for f in $(FACTORS); do for s in $(FACTOR_SEEDS); do for e in $(EXPERIMENTS); do \
+	  test -f runs/v2/factors/$$f/$$e-s$$s/metrics.json || \
+	  $(BIN)/symda train --config configs/synthcity/$$e.yaml --set seed=$$s --set synth.seed=$$s \
+	    $$(for g in tone texture illumination sensor layout; do printf -- "--set synth.gap.$$g=%s " $$([ $$g = $$f ] && echo 1 || echo 0); done) \
+	    --set synth.root=data/synthcity-v2-$$f-s$$s --out runs/v2/factors/$$f/$$e-s$$s || exit 1; done; done; done
+	$(BIN)/python analysis/factor_table.py runs/v2/factors runs/v2/baselines --out docs/results/v2/factors.md
 
 # The method's ablation ladder with `symda run` (one config per row; rows share upstream artifacts).
 ROWS ?= adversarial_only translation_adversarial bdl_like symmetric_prob_pseudo full

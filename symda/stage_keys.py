@@ -16,10 +16,11 @@ rebuilds. The key configs keep the layout of symda 0.1, so stores built by it st
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
-from symda.config import ExperimentConfig, stage_train_config, to_dict
+from symda.config import ExperimentConfig, SynthGapConfig, stage_train_config, to_dict
 
 KEY = "key"
 
@@ -45,7 +46,7 @@ _DATA_IDENTITY = {
     # SynthCity's recipe, when a root is left empty (the roots then lie under synth.root).
     "synth.root": KEY,
     "synth.preset": KEY,  # and the gap's strengths with v2 (a v1 key leaves both out, as symda 0.1 did)
-    **{f"synth.gap.{factor}": KEY for factor in ("tone", "texture", "illumination", "sensor", "layout")},
+    **{f"synth.gap.{f.name}": KEY for f in dataclasses.fields(SynthGapConfig)},
     "synth.seed": KEY,
     "synth.height": KEY,
     "synth.width": KEY,
