@@ -204,16 +204,20 @@ for _cls, _group in ((ROAD, 0), (SIDEWALK, 1), (BUILDING, 2), (WALL, 2), (FENCE,
     _GROUP[_cls] = _group
 
 
-def surface_texture(rng: np.random.Generator, train_ids: np.ndarray, blend: float) -> np.ndarray:
-    """(H, W) multiplicative offsets: each class's texture, blend of the source (0) and target (1) families."""
-    h, w = train_ids.shape
+def texture_maps(rng: np.random.Generator, height: int, width: int, blend: float) -> np.ndarray:
+    """(len(GROUPS), H, W) multiplicative offsets of every class group: the blend of the source (0) and
+    target (1) texture families."""
     parts = []
     if blend < 1:
-        parts.append((1.0 - blend, _source_textures(rng, h, w)))
+        parts.append((1.0 - blend, _source_textures(rng, height, width)))
     if blend > 0:
-        parts.append((blend, _target_textures(rng, h, w)))
-    stack = sum(weight * np.stack([tex[g] for g in GROUPS]) for weight, tex in parts)
-    return np.take_along_axis(stack, _GROUP[train_ids][None], axis=0)[0]
+        parts.append((blend, _target_textures(rng, height, width)))
+    return sum(weight * np.stack([tex[g] for g in GROUPS]) for weight, tex in parts)
+
+
+def surface_texture(maps: np.ndarray, train_ids: np.ndarray) -> np.ndarray:
+    """(H, W): each pixel's class-group texture from texture_maps."""
+    return np.take_along_axis(maps, _GROUP[train_ids][None], axis=0)[0]
 
 
 # ------------------------------------------------------------------------------------------ the render
@@ -275,7 +279,8 @@ def render_look(layout: Layout, rng: np.random.Generator, look: Look) -> np.ndar
             (parts == PART_LANE)[..., None], alpha * (1.0 - look.texture * (1.0 - wear))[..., None], alpha
         )
     albedo = albedo * (1.0 - alpha) + (_PART_COLOURS[parts] + 0.3 * offsets[inst]) * alpha
-    albedo *= (1.0 + surface_texture(rng, cls, look.texture))[..., None]
+    textures = texture_maps(rng, height, width, look.texture)
+    albedo *= (1.0 + surface_texture(textures, cls))[..., None]
     # Vehicles: the paint's specular highlight on the upper body and a darker lower body.
     rows = np.arange(height, dtype=np.float32)[:, None]
     vehicle = np.isin(cls, _VEHICLES)
@@ -305,7 +310,7 @@ def render_look(layout: Layout, rng: np.random.Generator, look: Look) -> np.ndar
         * (0.95 + 0.08 * np.clip(rows / horizon, 0, 1))[..., None]
     )
     sky_colour = (1.0 - look.overcast_sky) * clear + look.overcast_sky * grey
-    sky_tex = 1.0 + surface_texture(rng, np.full_like(cls, SKY), look.texture)
+    sky_tex = 1.0 + textures[_GROUP[SKY]]
     img = np.where(
         sky[..., None], np.broadcast_to(sky_colour, img.shape) * sky_tex[..., None] * exposure, img
     )
