@@ -13,7 +13,15 @@ import pytest
 
 from symda.results import CLASS_NAMES, load_results
 from symda.sweeps.space import REPO_ROOT
-from tests.result_fixtures import ERROR_LINE, EXPECTED, per_class, write_ladder, write_run_record, write_sweep
+from tests.result_fixtures import (
+    ERROR_LINE,
+    EXPECTED,
+    per_class,
+    write_ladder,
+    write_run_record,
+    write_sweep,
+    write_train_run,
+)
 
 
 def script(name: str):
@@ -26,6 +34,7 @@ def script(name: str):
 
 ablation_table = script("ablation_table")
 sweep_report = script("sweep_report")
+factor_table = script("factor_table")
 
 
 @pytest.fixture
@@ -135,7 +144,7 @@ def test_sweep_report_refuses_a_folder_that_is_no_sweep(tmp_path, capsys):
 
 def test_summarize_runs_and_the_scripts_import_no_torch(ladder):
     code = ("import runpy, sys; sys.argv = ['x', '--help']\n"
-            "for s in ('ablation_table', 'sweep_report', 'summarize_runs'):\n"
+            "for s in ('ablation_table', 'sweep_report', 'summarize_runs', 'factor_table'):\n"
             "    try: runpy.run_path(f'analysis/{s}.py', run_name='__main__')\n"
             "    except SystemExit: pass\n"
             "assert 'torch' not in sys.modules, 'torch imported'")  # fmt: skip
@@ -143,3 +152,34 @@ def test_summarize_runs_and_the_scripts_import_no_torch(ladder):
     done = subprocess.run([sys.executable, "analysis/summarize_runs.py", str(ladder)], cwd=REPO_ROOT,
                           capture_output=True, text=True, check=True)  # fmt: skip
     assert "| bdl_like | 34.0 | 1.4 |  |  | 2 | 33.0, 35.0 |" in done.stdout
+
+
+def test_factor_table_groups_the_benchmark_rows_by_gap(tmp_path):
+    """Two seeds with every factor on, one factor alone: gap, translation's share, share of the full gap."""
+    rows = {"source_only": {"translate.enabled": False}, "translated_source": {},
+            "oracle": {"data.source": "cityscapes", "translate.enabled": False}}  # fmt: skip
+    alone = {f"synth.gap.{f}": float(f == "texture") for f in factor_table.FACTORS}
+    for (gap, seed), mious in {
+        ((), 0): (10, 20, 40),
+        ((), 1): (12, 22, 42),
+        (("texture",), 0): (30, 33, 40),
+    }.items():
+        for (row, overrides), miou in zip(rows.items(), mious, strict=True):
+            extra = alone if gap else {}
+            write_train_run(
+                tmp_path / "-".join(["runs", *gap]) / f"{row}-s{seed}", {**overrides, **extra}, miou, seed
+            )
+    table = factor_table.factor_table(load_results(tmp_path))
+    assert list(table.index) == ["texture", "all"]
+    full, texture = table.loc["all"], table.loc["texture"]
+    assert (full["source_only"], full["oracle"], full["seeds"], full["gap (oracle - source)"]) == (
+        11,
+        41,
+        2,
+        30,
+    )
+    assert full["translation closes"] == pytest.approx(10 / 30) and full["share of the full gap"] == 1
+    assert texture["share of the full gap"] == pytest.approx(10 / 30) and texture[
+        "translation closes"
+    ] == pytest.approx(0.3)
+    assert "| texture | 30.0 | 33.0 | 40.0 | 1 | 10.0 | 30% | 0.33 |" in factor_table.to_markdown(table)
