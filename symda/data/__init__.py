@@ -34,35 +34,42 @@ def resolve_roots(data: DataConfig, synth: SynthCityConfig) -> tuple[Path, Path]
 
 
 def ensure_synthcity(data: DataConfig, synth: SynthCityConfig, progress: bool = True) -> None:
-    """Generate SynthCity when a dataset root that points at it is missing (and synth.auto_generate).
+    """Generate SynthCity when a dataset root that points at it is missing (and synth.auto_generate),
+    and check that one already there is the dataset the config describes (preset, gap, seed, size,
+    counts): one generated with other settings is refused (FileExistsError naming what differs),
+    never silently used.
 
     A missing root that is not SynthCity's is an error naming the root and the config key.
     """
     source, target = resolve_roots(data, synth)
+    uses_synth = False
     for key, root in (("data.source_root", source), ("data.target_root", target)):
-        if root.exists():
+        if Path(synth.root).resolve() not in root.resolve().parents:
+            if not root.exists():
+                raise DatasetError(f"{root}: dataset root not found (set {key} to the dataset's folder)")
             continue
-        inside_synth = Path(synth.root).resolve() in root.resolve().parents
-        if not inside_synth:
-            raise DatasetError(f"{root}: dataset root not found (set {key} to the dataset's folder)")
-        if not synth.auto_generate:
+        uses_synth = True
+        if not root.exists() and not synth.auto_generate:
             raise DatasetError(
                 f"{root}: SynthCity not generated; run `symda synth --out {synth.root}` or set synth.auto_generate=true"
             )
-        from symda.data.synthcity import generate_synthcity
+    if not uses_synth:
+        return
+    from symda.data.synthcity import generate_synthcity
 
-        log.warning("%s is missing: generating SynthCity (seed %d) into %s", root, synth.seed, synth.root)
-        generate_synthcity(
-            Path(synth.root),
-            seed=synth.seed,
-            size=(synth.height, synth.width),
-            n_source=synth.n_source,
-            n_target=synth.n_target,
-            n_val=synth.n_val,
-            progress=progress,
-            preset=synth.preset,
-            gap=dataclasses.asdict(synth.gap),
-        )
+    if not Path(synth.root).exists():
+        log.warning("%s is missing: generating SynthCity %s (seed %d)", synth.root, synth.preset, synth.seed)
+    generate_synthcity(  # reuses the dataset there when its manifest matches, refuses any other
+        Path(synth.root),
+        seed=synth.seed,
+        size=(synth.height, synth.width),
+        n_source=synth.n_source,
+        n_target=synth.n_target,
+        n_val=synth.n_val,
+        progress=progress,
+        preset=synth.preset,
+        gap=dataclasses.asdict(synth.gap),
+    )
 
 
 def _layout(kind: str):

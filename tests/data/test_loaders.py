@@ -137,3 +137,14 @@ def test_not_a_dataset_root_is_named(tmp_path):
         gta5.list_gta5(tmp_path)
     with pytest.raises(DatasetError, match="not a Cityscapes root"):
         cityscapes.list_cityscapes(Path(tmp_path), "val")
+
+
+def test_a_synthcity_made_with_other_settings_is_refused_not_used(tmp_path):
+    from symda.data.synthcity import generate_synthcity
+
+    small = {"n_source": 2, "n_target": 2, "n_val": 1, "height": 32, "width": 64}
+    root = tmp_path / "synth"
+    generate_synthcity(root, size=(32, 64), n_source=2, n_target=2, n_val=1, workers=1, progress=False, preset="v1")
+    ensure_synthcity(DataConfig(), SynthCityConfig(root=str(root), preset="v1", **small))  # the same: reused
+    with pytest.raises(FileExistsError, match="synth.preset"):
+        ensure_synthcity(DataConfig(), SynthCityConfig(root=str(root), **small))  # v2 settings, v1 data
