@@ -236,6 +236,10 @@ def translation_stage(
     ), keys
 
 
+# Where a pseudo-label artifact holds each path's images with the labels: T's style, and T' for F_S.
+PSEUDO_FOLDERS = {"T": "data", "S": "data_translated"}
+
+
 @dataclasses.dataclass(frozen=True)
 class NetworkPath:
     """One of the method's two segmentation paths: the data its network trains and is evaluated on.
@@ -261,12 +265,15 @@ def network_paths(roots: DomainRoots, keys: dict[str, str]) -> tuple[NetworkPath
     Each path's inputs are only the data it trains on, so F_T of a single-path row and of a symmetric
     row are one artifact.
     """
-    pick = lambda *names: {k: v for k, v in keys.items() if k in names}  # noqa: E731
+
+    def pick(*names: str) -> dict[str, str]:
+        return {k: v for k, v in keys.items() if k in names}
+
     return (
         NetworkPath("T", roots.source_translated, roots.target, roots.target,
-                    pick("translator", "translated_source"), "data"),
+                    pick("translator", "translated_source"), PSEUDO_FOLDERS["T"]),
         NetworkPath("S", roots.source, roots.target_translated, roots.val_translated,
-                    pick("translator", "translated_target", "translated_val"), "data_translated"),
+                    pick("translator", "translated_target", "translated_val"), PSEUDO_FOLDERS["S"]),
     )  # fmt: skip
 
 
@@ -392,6 +399,7 @@ def pseudo_stage(
     from symda.pseudo import generate_pseudo_labels
 
     def build(work: Path) -> None:
+        labels, labels_s = work / PSEUDO_FOLDERS["T"], work / PSEUDO_FOLDERS["S"]
         target = build_dataset(cfg.data, cfg.synth, "target")
         labelled = build_dataset(cfg.data, cfg.synth, "target_labelled")  # diagnostics only
         translated = build_dataset(
@@ -401,7 +409,7 @@ def pseudo_stage(
         model_s = load_segmenter(cfg.model, f_s.path / "checkpoint.pt") if f_s is not None else None
         with torch.no_grad():
             generate_pseudo_labels(
-                pair_probabilities(model_t, model_s, translated), target, cfg.pseudo, work / "data", roots.target,
+                pair_probabilities(model_t, model_s, translated), target, cfg.pseudo, labels, roots.target,
                 labelled_dataset=labelled, batch_size=cfg.eval.batch_size, progress=progress,
             )  # fmt: skip
         if f_s is not None:
@@ -409,9 +417,10 @@ def pseudo_stage(
             from symda.io import link_or_copy
 
             for s in list_cityscapes(roots.target_translated, "train", with_labels=False):
-                link_or_copy(s.image, work / "data_translated" / "leftImg8bit" / "train" / s.name)
-                link_or_copy(label_path_for(work / "data", "train", s.name),
-                             label_path_for(work / "data_translated", "train", s.name))  # fmt: skip
+                link_or_copy(s.image, labels_s / "leftImg8bit" / "train" / s.name)
+                link_or_copy(
+                    label_path_for(labels, "train", s.name), label_path_for(labels_s, "train", s.name)
+                )
 
     inputs = {"F_T": f_t.key, **({"F_S": f_s.key} if f_s is not None else {})}
     return store.get_or_build("pseudo", stage_keys.pseudo_key(cfg, round_), inputs, build)
@@ -555,7 +564,7 @@ def run_experiment(
     pseudo_stats: dict[str, float] = {}
     for r in range(1, cfg.self_train.rounds + 1) if cfg.self_train.enabled else ():
         pl = pseudo_stage(cfg, store, roots, f_t, f_s, r, progress)
-        stats = _read_json(pl.path / "data" / STATS_FILE)
+        stats = _read_json(pl.path / PSEUDO_FOLDERS["T"] / STATS_FILE)
         pseudo_stats.update({f"pseudo_r{r}.{k}": stats[k] for k in RECORDED_PSEUDO_STATS if k in stats})
         artifacts[f"pseudo_r{r}"] = pl.key
         lap("pseudo")
