@@ -13,11 +13,15 @@ TINY = ["--set", "translate.enabled=false", "--set", "train.steps=4", "--set", "
 
 def test_synth_train_evaluate(tmp_path, capsys):
     root = tmp_path / "synthcity"
-    synth = ["--set", f"synth.root={root}"]
-    assert (
-        main(["synth", *synth, "--size", "32x64", "--n-source", "6", "--n-target", "4", "--n-val", "3"]) == 0
-    )
+    assert main(["synth", "--set", f"synth.root={root}", "--size", "32x64", "--n-source", "6", "--n-target", "4",
+                 "--n-val", "3"]) == 0  # fmt: skip
     assert (root / "samples.png").is_file()
+    # The command prints the settings that describe what it wrote; other settings would be refused.
+    use = capsys.readouterr().out.split("use it with: ")[1].split()
+    synth = [a for a in use if a != "--set"]
+    synth = [x for kv in synth for x in ("--set", kv)]
+    assert main(["check-data", "--set", f"synth.root={root}"]) == 2
+    assert "holds a different SynthCity dataset" in capsys.readouterr().err
     assert main(["check-data", *synth]) == 0
     run = tmp_path / "run"
     assert main(["train", *synth, *TINY, "--out", str(run)]) == 0
