@@ -10,12 +10,14 @@ street scenes and writes it in the real datasets' on-disk formats, so that the r
     OUT/synthcity.json                           manifest: version, preset, seed, size, counts, the gap
 
 A scene is made in two independent steps, so that the same layout can be rendered in either style:
-1. layout.py samples the geometry (drawing.py draws it): what the scene holds, per domain statistics;
-2. a renderer paints it in a domain's style: appearance.py for the v1 preset (a global, learnable
-   colour map plus texture scale and camera effects).
+1. layout.py samples the geometry (drawing.py draws it, with depth, surface orientation and the sun's
+   cast shadows): what the scene holds, with per-domain statistics;
+2. a renderer paints it: look.py for the v2 preset (the default), whose domain gap is five named
+   factors with strengths (gap.py: tone, texture, illumination, sensor, layout); appearance.py for
+   v1 (symda 0.1's benchmark: a global, learnable colour map plus texture scale and camera effects).
 
-The styles and layout statistics are part of the benchmark's definition (frozen); the seed only
-samples scenes and jitter. Every image's generator is derived from (seed, domain, index), so the
+The styles and layout statistics are part of the benchmark's definition (frozen; v2's at the given
+strengths); the seed only samples scenes and jitter (and, in v2, which domain is the sunny one). Every image's generator is derived from (seed, domain, index), so the
 bytes written do not depend on the number of worker processes. writing.py writes it all.
 """
 
