@@ -54,8 +54,8 @@ SOURCE_LOOK = Look(
 )  # fmt: skip
 # The target at full strength in every factor: a street photograph.
 TARGET_LOOK = Look(
-    saturation=0.72, contrast=1.05, tone_curve=1.0, white_balance=(1.0, 1.03, 0.9), white_balance_jitter=0.04,
-    haze=0.005, haze_colour=(0.64, 0.67, 0.68), texture=1.0, **OVERCAST,
+    saturation=0.88, contrast=1.05, tone_curve=0.6, white_balance=(1.0, 1.02, 0.94), white_balance_jitter=0.04,
+    haze=0.003, haze_colour=(0.64, 0.67, 0.68), texture=1.0, **OVERCAST,
     shot_noise=0.002, read_noise=0.006, defocus=0.0015, motion_blur=0.004, vignette=0.2, jpeg_quality=75,
     exposure_jitter=0.15,
 )  # fmt: skip

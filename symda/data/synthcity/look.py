@@ -176,24 +176,27 @@ def _source_textures(rng: np.random.Generator, h: int, w: int) -> dict[str, np.n
 
 def _target_textures(rng: np.random.Generator, h: int, w: int) -> dict[str, np.ndarray]:
     """The target's photographic texture families: other statistics, and details that no function of
-    the source pixel can predict (cracks, patches, stains, leaf gaps, clouds)."""
+    the source pixel can predict (cracks, patches, stains, leaf gaps, clouds). Most of their energy is
+    at coarse scales (patches and stains a tenth of the image high), so it survives the 2x downscaling
+    that the CPU models train at; fine grain alone would be averaged away."""
     fine = _smooth_noise(rng, h, w, 0.008 * h)
     grain = rng.standard_normal((h, w)).astype(np.float32)
-    leaves = fbm(rng, h, w, 0.03 * h, octaves=3)
+    leaves = fbm(rng, h, w, 0.06 * h, octaves=3)
     rows = np.arange(h, dtype=np.float32)[:, None] / h
+    cracks = _gaussian_blur(crack_map(rng, h, w, int(rng.integers(4, 12)))[..., None], 0.004 * h)[..., 0]
     return {
-        "road": 0.11 * fbm(rng, h, w, 0.3 * h) - 0.35 * crack_map(rng, h, w, int(rng.integers(3, 9)))
-        + 0.12 * patch_map(rng, h, w, int(rng.integers(1, 5))) + 0.06 * grain,
-        "sidewalk": 0.09 * fbm(rng, h, w, 0.2 * h) - 0.1 * grid_lines(h, w, 0.02 * h, 0.035 * h, offset_rows=True)
+        "road": 0.2 * fbm(rng, h, w, 0.3 * h) - 0.8 * cracks + 0.3 * patch_map(rng, h, w, int(rng.integers(2, 7)))
+        + 0.06 * grain,
+        "sidewalk": 0.25 * fbm(rng, h, w, 0.15 * h) - 0.15 * grid_lines(h, w, 0.04 * h, 0.07 * h, offset_rows=True)
         * (0.6 + 0.4 * _smooth_noise(rng, h, w, 0.1 * h)),
-        "facade": 0.1 * fbm(rng, h, w, 0.08 * h) + 0.14 * stretched_noise(rng, h, w, 0.4 * h, 0.015 * w) * rows,
-        "vegetation": 0.3 * fine - 0.45 * (leaves < -0.7) + 0.1 * leaves,
-        "terrain": 0.12 * fbm(rng, h, w, 0.1 * h) + 0.1 * np.sin(np.arange(w, dtype=np.float32)[None, :] / (0.03 * w)
+        "facade": 0.25 * fbm(rng, h, w, 0.1 * h) + 0.3 * stretched_noise(rng, h, w, 0.4 * h, 0.03 * w) * rows,
+        "vegetation": 0.3 * fine - 0.6 * (leaves < -0.6) + 0.2 * leaves,
+        "terrain": 0.25 * fbm(rng, h, w, 0.1 * h) + 0.15 * np.sin(np.arange(w, dtype=np.float32)[None, :] / (0.04 * w)
                                                                   + 3.0 * _smooth_noise(rng, h, w, 0.2 * h)),
-        "vehicle": 0.1 * stretched_noise(rng, h, w, 0.03 * h, 0.3 * w),
-        "sky": 0.07 * fbm(rng, h, w, 0.35 * h),
-        "person": 0.1 * fbm(rng, h, w, 0.02 * h, octaves=2),
-        "other": 0.05 * fine + 0.04 * grain,
+        "vehicle": 0.2 * stretched_noise(rng, h, w, 0.05 * h, 0.3 * w),
+        "sky": 0.15 * fbm(rng, h, w, 0.35 * h),
+        "person": 0.2 * fbm(rng, h, w, 0.04 * h, octaves=2),
+        "other": 0.1 * fbm(rng, h, w, 0.05 * h) + 0.04 * grain,
     }  # fmt: skip
 
 
@@ -287,7 +290,7 @@ def render_look(layout: Layout, rng: np.random.Generator, look: Look) -> np.ndar
     if vehicle.any():
         top = np.where(vehicle, rows, height).min(axis=0, keepdims=True)
         rel = np.clip((rows - top) / (0.08 * height), 0.0, 3.0)
-        gloss = look.texture * 0.35 * np.exp(-((rel - 0.6) ** 2) / 0.05) - 0.1 * rel / 3
+        gloss = look.texture * 0.5 * np.exp(-((rel - 0.6) ** 2) / 0.05) - 0.1 * rel / 3
         albedo = np.where(vehicle[..., None], albedo * (1.0 + gloss)[..., None], albedo)
 
     # Light: ambient sky light + direct sun on the surfaces that face it, minus cast shadows.

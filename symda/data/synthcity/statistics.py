@@ -59,7 +59,9 @@ def image_statistics(images: list[np.ndarray], reference: list[np.ndarray]) -> d
     histogram distance of `images` to `reference` (e.g. real frames)."""
     return {
         "mean_saturation": float(np.mean([mean_saturation(im) for im in images])),
-        "luminance_hist_distance": histogram_distance(luminance_histogram(images), luminance_histogram(reference)),
+        "luminance_hist_distance": histogram_distance(
+            luminance_histogram(images), luminance_histogram(reference)
+        ),
         "spectrum_slope": float(np.mean([spectrum_slope(im) for im in images])),
         "edge_density": float(np.mean([edge_density(im) for im in images])),
     }
