@@ -13,6 +13,7 @@ markdown table and a bar plot beside it.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -23,9 +24,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from symda.config import SynthGapConfig  # noqa: E402
 from symda.results import ablation_factors, load_results  # noqa: E402
 
-FACTORS = ("tone", "texture", "illumination", "sensor", "layout")
+FACTORS = tuple(f.name for f in dataclasses.fields(SynthGapConfig))  # the synth.gap keys
 ROWS = {"source only": "source_only", "+ translation": "translated", "oracle": "oracle"}
 
 

@@ -29,7 +29,9 @@ from typing import Any
 from symda.data.synthcity.layout import LayoutStats
 from symda.data.synthcity.look import Look
 
-GAP_FACTORS = ("tone", "texture", "illumination", "sensor", "layout")
+from symda.config import SynthGapConfig
+
+GAP_FACTORS = tuple(f.name for f in dataclasses.fields(SynthGapConfig))  # the config's synth.gap keys
 
 # Which Look / LayoutStats fields each factor moves.
 _LOOK_FACTOR = {
@@ -106,8 +108,7 @@ def domain_specs(seed: int, gap: dict[str, float]) -> dict[str, DomainSpec]:
 
     JPEG compression switches on with any sensor strength (its quality moves from 100 down).
     """
-    unknown = set(gap) - set(GAP_FACTORS)
-    if unknown or set(gap) != set(GAP_FACTORS):
+    if set(gap) != set(GAP_FACTORS):
         raise ValueError(f"gap: expected strengths for {list(GAP_FACTORS)}, got {sorted(gap)}")
     sunny_source = seed % 2 == 0
     source_look = dataclasses.replace(SOURCE_LOOK, **(SUNNY if sunny_source else OVERCAST))

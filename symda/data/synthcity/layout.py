@@ -278,10 +278,12 @@ def resolve_depth(code: np.ndarray, cam: Camera) -> np.ndarray:
     return np.minimum(depth, SKY_DEPTH).astype(np.float32)
 
 
-# Cast shadows: (height, footprint width, footprint length) in metres of what stands on the ground.
+# Cast shadows: (height, footprint width, footprint length) in metres of what stands on the ground, by
+# the sprite that drew it (by class for the sprites that draw several classes).
 _SHADOW_BOX = {CAR: (1.5, 1.8, 4.4), TRUCK: (3.4, 2.4, 7.5), BUS: (3.1, 2.5, 12.0), TRAIN: (3.6, 2.6, 30.0),
-               PERSON: (1.75, 0.5, 0.4), "tree": (5.0, 2.5, 2.5), "pole": (5.5, 0.25, 0.25),
-               "two_wheeler": (1.5, 0.5, 1.6)}  # fmt: skip
+               PERSON: (1.75, 0.5, 0.4), sprite_tree: (5.0, 2.5, 2.5), sprite_pole: (5.5, 0.25, 0.25),
+               sprite_two_wheeler: (1.5, 0.5, 1.6)}  # fmt: skip
+_BOX_BY_CLASS = (sprite_vehicle, sprite_person)
 
 
 def draw_cast_shadows(
@@ -314,11 +316,7 @@ def draw_cast_shadows(
         if side * reach[0] < 0:  # the shadow falls towards the street, not behind the facade
             box(x, x, z0, z1, h)
     for z, fn, x, args in objects:
-        kind = (
-            args[0]
-            if fn.__name__ in ("sprite_vehicle", "sprite_person")
-            else fn.__name__.removeprefix("sprite_")
-        )
+        kind = args[0] if fn in _BOX_BY_CLASS else fn
         if kind not in _SHADOW_BOX:
             continue
         h, w, length = _SHADOW_BOX[kind]
