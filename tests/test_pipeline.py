@@ -106,3 +106,24 @@ def test_single_path_and_symmetric_rows_share_f_t(cfg_for, tmp_path):
     symmetric = run_experiment(cfg_for(**{"self_train.enabled": False}), tmp_path / "b", lambda *a, **k: None)
     assert single["artifacts.F_T_r0"] == symmetric["artifacts.F_T_r0"]
     assert "artifacts.F_S_r0" in symmetric
+
+
+def test_pseudo_diagnostics_of_a_finished_run(cfg_for, tmp_path):
+    """analysis/pseudo_diagnostics.py rebuilds a run's round-0 networks from the store and reports."""
+    import importlib.util
+
+    from symda.sweeps.space import REPO_ROOT
+
+    run = tmp_path / "run"
+    run_experiment(cfg_for(), run, lambda m, checkpoint=None: None)
+    spec = importlib.util.spec_from_file_location(
+        "pseudo_diagnostics", REPO_ROOT / "analysis" / "pseudo_diagnostics.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "report" / "diag.md"
+    assert module.main([str(run), "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "M_conf (soft)" in text and "F_S right" in text
+    assert out.with_suffix(".png").is_file()
+    assert module.main([str(tmp_path / "nothing"), "--out", str(out)]) == 2

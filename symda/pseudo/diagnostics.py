@@ -1,0 +1,134 @@
+"""Why the consistency term helps or not: pseudo-label diagnostics against the target's true labels.
+
+SynthCity writes labels for the target train split, so the choices of the pseudo-label stage can be
+judged pixel by pixel (a diagnostic view only: training never reads these labels). Two questions:
+
+1. **Does consistency rank pixels better than confidence alone?** The paths' fused prediction is the
+   same with and without the consistency term; only the ranking differs (M_prob vs M_conf). So compare
+   per-class precision *at equal coverage*: for each predicted class keep its most confident fraction
+   q of pixels under each score (the class-balanced selection the method uses) and count how many kept
+   pixels are right.
+2. **When the two paths disagree, who is right?** Over labelled pixels: how often argmax P_T differs
+   from argmax P_S, and in those pixels how often F_T, F_S or the fused prediction is right.
+
+`PseudoDiagnostics.update` takes one image's `PixelMaps` and true labels; memory is O(scores * C * bins).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from symda.data.labels import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES
+
+SCORES = ("prob", "conf_soft", "conf_hard")
+"""M_prob; (M_prob + M_consis) / 2 with the soft (1 - JS / ln 2) and the hard (argmax agreement) map."""
+
+
+class PseudoDiagnostics:
+    """Streaming counts for `precision_at_coverage` and `disagreement` (labelled pixels only)."""
+
+    def __init__(self, bins: int = 1000, conf_weight: float = 0.5) -> None:
+        self.bins = bins
+        self.conf_weight = conf_weight
+        # [score, predicted class, bin] counts of all and of correct pixels
+        self.total = np.zeros((len(SCORES), NUM_CLASSES, bins), dtype=np.int64)
+        self.correct = np.zeros_like(self.total)
+        self.pixels = 0
+        self.disagree = 0
+        self.right_when_disagree = {"F_T": 0, "F_S": 0, "fused": 0, "neither path": 0}
+        self.disagree_by_class = np.zeros(NUM_CLASSES, dtype=np.int64)  # by true class
+        self.pixels_by_class = np.zeros(NUM_CLASSES, dtype=np.int64)
+
+    def update(
+        self,
+        pred: torch.Tensor,
+        m_prob: torch.Tensor,
+        m_consis_soft: torch.Tensor,
+        pred_t: torch.Tensor,
+        pred_s: torch.Tensor,
+        label: np.ndarray,
+    ) -> None:
+        """One image: pred, pred_t, pred_s (H, W) int64; m_prob, m_consis_soft (H, W) in [0, 1];
+        label (H, W) uint8 trainIds (IGNORE_INDEX left out)."""
+        y = torch.from_numpy(label.astype(np.int64))
+        valid = y != IGNORE_INDEX
+        if not bool(valid.any()):
+            return
+        y, pred, pred_t, pred_s = y[valid], pred[valid], pred_t[valid], pred_s[valid]
+        agree = (pred_t == pred_s).float()
+        w = self.conf_weight
+        scores = {
+            "prob": m_prob[valid],
+            "conf_soft": w * m_prob[valid] + (1 - w) * m_consis_soft[valid],
+            "conf_hard": w * m_prob[valid] + (1 - w) * agree,
+        }
+        right = pred == y
+        for i, name in enumerate(SCORES):
+            b = (scores[name].clamp(0, 1) * (self.bins - 1)).round().long()
+            flat = pred * self.bins + b
+            size = NUM_CLASSES * self.bins
+            self.total[i] += torch.bincount(flat, minlength=size).numpy().reshape(NUM_CLASSES, self.bins)
+            self.correct[i] += (
+                torch.bincount(flat[right], minlength=size).numpy().reshape(NUM_CLASSES, self.bins)
+            )
+        self.pixels += int(y.numel())
+        self.pixels_by_class += torch.bincount(y, minlength=NUM_CLASSES).numpy()[:NUM_CLASSES]
+        differ = pred_t != pred_s
+        self.disagree += int(differ.sum())
+        self.disagree_by_class += torch.bincount(y[differ], minlength=NUM_CLASSES).numpy()[:NUM_CLASSES]
+        t_right, s_right = pred_t[differ] == y[differ], pred_s[differ] == y[differ]
+        self.right_when_disagree["F_T"] += int(t_right.sum())
+        self.right_when_disagree["F_S"] += int(s_right.sum())
+        self.right_when_disagree["fused"] += int((pred[differ] == y[differ]).sum())
+        self.right_when_disagree["neither path"] += int((~t_right & ~s_right).sum())
+
+    def precision_at_coverage(self, coverage: float) -> dict[str, dict[str, float]]:
+        """{score: {class: precision, ..., "all": pooled precision}} keeping, for each predicted class,
+        its `coverage` most confident pixels under that score (NaN for classes never predicted).
+
+        Ties at the cut bin are kept in proportion, so every score keeps the same number of pixels.
+        """
+        if not 0 < coverage <= 1:
+            raise ValueError(f"coverage: {coverage} is not in (0, 1]")
+        out: dict[str, dict[str, float]] = {}
+        for i, name in enumerate(SCORES):
+            per_class, kept_all, right_all = {}, 0.0, 0.0
+            for c, cls in enumerate(CLASS_NAMES):
+                kept, right = _top_fraction(self.total[i, c], self.correct[i, c], coverage)
+                per_class[cls] = right / kept if kept > 0 else float("nan")
+                kept_all, right_all = kept_all + kept, right_all + right
+            per_class["all"] = right_all / kept_all if kept_all > 0 else float("nan")
+            out[name] = per_class
+        return out
+
+    def disagreement(self) -> dict[str, float]:
+        """Share of labelled pixels where argmax P_T != argmax P_S, and, among those, the share each
+        prediction gets right."""
+        d = max(self.disagree, 1)
+        return {
+            "disagree": self.disagree / max(self.pixels, 1),
+            **{f"{k} right": v / d for k, v in self.right_when_disagree.items()},
+        }
+
+    def disagreement_by_class(self) -> dict[str, float]:
+        """Share of each true class's pixels where the two paths disagree (NaN for absent classes)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = np.where(self.pixels_by_class > 0, self.disagree_by_class / self.pixels_by_class, np.nan)
+        return {cls: float(v) for cls, v in zip(CLASS_NAMES, share, strict=True)}
+
+
+def _top_fraction(total: np.ndarray, correct: np.ndarray, fraction: float) -> tuple[float, float]:
+    """(kept, right) when keeping the top `fraction` of a class's pixels from its (bins,) histograms."""
+    n = float(total.sum())
+    if n == 0:
+        return 0.0, 0.0
+    want = fraction * n
+    kept = right = 0.0
+    for b in range(len(total) - 1, -1, -1):  # from the most confident bin down
+        if kept + total[b] >= want:
+            share = (want - kept) / total[b] if total[b] else 0.0
+            return want, right + share * correct[b]
+        kept += total[b]
+        right += correct[b]
+    return kept, right
