@@ -3,6 +3,11 @@
 Scores are computed at label resolution (logits are upsampled to the label's size), over the whole
 split at once (one confusion matrix, not a mean of per-image scores), and a class absent from both
 ground truth and prediction is left out of the mean: the official cityscapesscripts definition.
+
+`miou_se` is the evaluation's own noise: the standard deviation of the mIoU over bootstrap resamples
+of the val images (each resample sums the per-image confusion matrices of n images drawn with
+replacement). Two trials whose mIoU differ by less than about twice it cannot be told apart on this
+val split.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ class Scores:
     miou: float
     per_class: dict[str, float]
     pixel_accuracy: float
+    miou_se: float = math.nan  # bootstrap std of miou over the val images (NaN: not computed)
 
 
 def scores_from_confusion(conf: np.ndarray, protocol: int = 19) -> Scores:
@@ -69,6 +75,40 @@ def scores_from_confusion(conf: np.ndarray, protocol: int = 19) -> Scores:
     miou = float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
     acc = float(tp.sum() / max(conf.sum(), 1) * 100)
     return Scores(miou=miou, per_class=per_class, pixel_accuracy=acc)
+
+
+BOOTSTRAP_RESAMPLES = 200
+
+
+def miou_of_confusions(confs: np.ndarray, protocol: int = 19) -> np.ndarray:
+    """mIoU (percent) of each of a stack of confusion matrices: (B, C, C) -> (B,), as scores_from_confusion."""
+    classes = list(PROTOCOL_CLASSES[protocol])
+    tp = np.diagonal(confs, axis1=1, axis2=2).astype(np.float64)
+    union = confs.sum(axis=2) + confs.sum(axis=1) - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = (tp / union)[:, classes]
+    defined = np.isfinite(iou)
+    return (
+        np.where(defined.any(axis=1), np.nansum(iou, axis=1) / np.maximum(defined.sum(axis=1), 1), np.nan)
+        * 100
+    )
+
+
+def bootstrap_miou_se(
+    per_image: np.ndarray, protocol: int = 19, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0
+) -> float:
+    """Std of the mIoU over `resamples` bootstrap resamples of the images: per_image (n, C, C).
+
+    Seeded, so the same predictions always give the same figure; NaN for fewer than 2 images.
+    """
+    n = len(per_image)
+    if n < 2:
+        return math.nan
+    rng = np.random.default_rng(seed)
+    flat = per_image.reshape(n, -1).astype(np.float64)
+    counts = np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(resamples)])
+    confs = (counts.astype(np.float64) @ flat).reshape(resamples, *per_image.shape[1:])
+    return float(np.nanstd(miou_of_confusions(confs, protocol), ddof=1))
 
 
 def upsample_logits(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -208,8 +248,8 @@ def evaluate_pair(
     when there is an F_S (F_T's otherwise) as Cityscapes labelId PNGs named after the inputs
     (save_color: colourised beside them).
     """
-    conf = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
-    conf_fused = np.zeros_like(conf)
+    per_image: list[np.ndarray] = []  # (C, C) of each image, for the bootstrap
+    per_image_fused: list[np.ndarray] = []
     agree, entropy, pixels = 0.0, 0.0, 0
     p_s = None
     n = len(dataset)
@@ -223,16 +263,24 @@ def evaluate_pair(
         for k, item in enumerate(items):
             label = item.get("full_label")
             pred = label_prediction(p_t[k : k + 1], item["full_size"])
-            conf += confusion_matrix(pred, label)
+            per_image.append(confusion_matrix(pred, label))
             if fused is not None:
                 pred = label_prediction(fused[k : k + 1], item["full_size"])
-                conf_fused += confusion_matrix(pred, label)
+                per_image_fused.append(confusion_matrix(pred, label))
             if save_predictions is not None:
                 write_prediction(
                     Path(save_predictions), dataset.samples[item["index"]].name, pred, save_color
                 )
     return PairScores(
-        single=scores_from_confusion(conf, protocol),
-        fused=scores_from_confusion(conf_fused, protocol) if p_s is not None else None,
+        single=_scores_with_se(per_image, protocol),
+        fused=_scores_with_se(per_image_fused, protocol) if p_s is not None else None,
         proxies=_proxies(agree, entropy, pixels, p_s is not None),
     )
+
+
+def _scores_with_se(per_image: list[np.ndarray], protocol: int) -> Scores:
+    """Scores of the summed confusion, with the bootstrap standard error over the images."""
+    stack = np.stack(per_image) if per_image else np.zeros((0, NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
+    scores = scores_from_confusion(stack.sum(axis=0), protocol)
+    scores.miou_se = bootstrap_miou_se(stack, protocol)
+    return scores

@@ -493,8 +493,8 @@ def evaluate_method(
     (val_translated_root, Cityscapes layout), the fusion eval.fusion_weight * P_T(v) + (1 - w) * P_S(v')
     and the unsupervised proxies, in one pass.
 
-    Returns miou, iou (per class), miou_fused, iou_fused (= F_T's without F_S), proxy_agreement,
-    proxy_entropy.
+    Returns miou, miou_se (its bootstrap std over the val images), iou (per class), miou_fused,
+    miou_fused_se, iou_fused (= F_T's without F_S), proxy_agreement, proxy_entropy.
     """
     from symda.evaluate import evaluate_pair
 
@@ -513,8 +513,9 @@ def evaluate_method(
     scores = evaluate_pair(pair_probabilities(model_t, model_s, val_t), val, cfg.eval.fusion_weight,
                            cfg.eval.protocol, cfg.eval.batch_size, save_predictions, save_color, progress)  # fmt: skip
     fused = scores.fused or scores.single
-    return {"miou": scores.single.miou, "iou": scores.single.per_class, "miou_fused": fused.miou,
-            "iou_fused": fused.per_class, **scores.proxies}  # fmt: skip
+    return {"miou": scores.single.miou, "miou_se": scores.single.miou_se, "iou": scores.single.per_class,
+            "miou_fused": fused.miou, "miou_fused_se": fused.miou_se, "iou_fused": fused.per_class,
+            **scores.proxies}  # fmt: skip
 
 
 # Pseudo-label statistics a run's record holds per round (the artifact's pseudo_stats.json has them all).
@@ -586,7 +587,7 @@ def run_experiment(
     write_json(out_dir / "metrics.json", metrics)
     record = make_record(cfg, metrics, run_id=out_dir.name)
     write_record(out_dir, record)
-    final = ("miou", "miou_fused", "proxy_agreement", "proxy_entropy")
+    final = ("miou", "miou_se", "miou_fused", "proxy_agreement", "proxy_entropy")
     report({"stage": "result", **{k: metrics[k] for k in final}})
     return record
 

@@ -78,15 +78,17 @@ CLASS_NAMES: tuple[str, ...] = tuple(
 IOU_COLUMNS = tuple(f"iou.{c}" for c in CLASS_NAMES)
 IOU_FUSED_COLUMNS = tuple(f"iou_fused.{c}" for c in CLASS_NAMES)
 ID_COLUMNS = ("run_id", "sweep", "trial_id", "kind", "status", "finished", "error", "name", "seed")
-METRIC_COLUMNS = ("miou", "miou_fused", "proxy_agreement", "proxy_entropy", *IOU_COLUMNS, *IOU_FUSED_COLUMNS)
+METRIC_COLUMNS = ("miou", "miou_se", "miou_fused", "miou_fused_se", "proxy_agreement", "proxy_entropy",
+                  *IOU_COLUMNS, *IOU_FUSED_COLUMNS)  # fmt: skip
 TAIL_COLUMNS = ("git_revision", "record_version", "source")
 CONFIG_KEYS: tuple[str, ...] = tuple(flatten(ExperimentConfig()))
 CONFIG_SECTIONS = frozenset(k.split(".")[0] for k in CONFIG_KEYS if "." in k)
 FINISHED = "finished"  # status of a plain run that wrote its metrics (trials carry Tune's status)
 # Metric names of `symda train` (metrics.json) -> the names of `symda run` records.
-_TRAIN_METRICS = {"val_miou": "miou", "val_per_class_iou": "iou", "train_seconds": "seconds.train"}
+_TRAIN_METRICS = {"val_miou": "miou", "val_miou_se": "miou_se", "val_per_class_iou": "iou",
+                  "train_seconds": "seconds.train"}  # fmt: skip
 # Tune result names of sweep trials (symda.sweeps.trial.tune_result) -> record names.
-_TUNE_METRICS = {"miou": "miou", "miou_fused": "miou_fused", "proxy": "proxy_agreement",
+_TUNE_METRICS = {"miou": "miou", "miou_se": "miou_se", "miou_fused": "miou_fused", "proxy": "proxy_agreement",
                  "proxy_entropy": "proxy_entropy", "progress": "progress"}  # fmt: skip
 
 
@@ -104,7 +106,8 @@ def load_results(*paths: str | Path) -> pd.DataFrame:
     run_id, sweep (NaN for plain runs), trial_id, kind (train | run: which entry point wrote the
     record), status ("finished" for runs; Tune's TERMINATED / ERROR / RUNNING / PENDING for trials;
     "unfinished" for a run folder without metrics), finished (the run wrote its final metrics), error,
-    every config key with its dotted name, miou, miou_fused, proxy_agreement, proxy_entropy,
+    every config key with its dotted name, miou, miou_se (bootstrap std over val images), miou_fused,
+    miou_fused_se, proxy_agreement, proxy_entropy,
     iou.<class>, iou_fused.<class>, pseudo_r<round>.<stat>, seconds.<stage>, artifacts.<stage>,
     git_revision, record_version, source (the file or folder the row was read from). A record of an
     older version lacks some of these: they are NaN. List values (sizes) become tuples, so every

@@ -123,3 +123,22 @@ def test_one_pass_evaluation_equals_three_passes(tiny_data, tmp_path):
     alone = evaluate_pair(lambda x, i: (probs(x, i, 0), None), val, 0.3, batch_size=3)
     assert alone.fused is None and alone.single.miou == single.miou
     assert np.isnan(alone.proxies["proxy_agreement"])
+    assert both.single.miou_se == single.miou_se and 0 < single.miou_se < 100  # 4 images, seeded
+
+
+def test_bootstrap_se_matches_the_scores_and_shrinks_with_agreeing_images():
+    from symda.evaluate import bootstrap_miou_se, miou_of_confusions
+
+    rng = np.random.default_rng(0)
+    per_image = np.stack([
+        confusion_matrix(rng.integers(0, 4, (8, 8)), rng.integers(0, 5, (8, 8))) for _ in range(30)
+    ])  # fmt: skip
+    for protocol in (19, 16, 13):
+        assert miou_of_confusions(per_image, protocol) == pytest.approx(
+            [scores_from_confusion(c, protocol).miou for c in per_image], nan_ok=True
+        )
+    se = bootstrap_miou_se(per_image)
+    assert se > 0 and se == bootstrap_miou_se(per_image)  # seeded
+    same = np.stack([per_image[0]] * 30)
+    assert bootstrap_miou_se(same) == pytest.approx(0.0, abs=1e-9)  # identical images: no noise
+    assert np.isnan(bootstrap_miou_se(per_image[:1]))

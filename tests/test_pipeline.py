@@ -56,7 +56,7 @@ def test_full_method_writes_a_flat_record_and_reuses_upstream(cfg_for, tmp_path,
     # `symda evaluate --run` finds the last round's F_T, F_S and V' in the store: the same numbers.
     assert cli_main(["evaluate", "--run", str(tmp_path / "run"), "--out", str(tmp_path / "eval")]) == 0
     again = json.loads((tmp_path / "eval" / "metrics.json").read_text())
-    for key in ("miou", "miou_fused", "proxy_agreement", "proxy_entropy"):
+    for key in ("miou", "miou_se", "miou_fused", "miou_fused_se", "proxy_agreement", "proxy_entropy"):
         assert again[key] == result[key], key
     assert again["partner"] == str(store / "segmenter_S" / result["artifacts.F_S_r1"] / "checkpoint.pt")
 

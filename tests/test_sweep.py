@@ -142,8 +142,9 @@ def test_tune_result_relays_self_training_evaluations():
     assert r["progress"] == 6 and r["miou"] == 5.0 and r["proxy"] == 0.7 and not r["finished"]
     assert math.isnan(tune_result({"stage": "adapt_T_r1", "step": 2, "val_miou": 1.0}, cfg, 8)["proxy"])
     assert tune_result({"stage": "adapt_T_r2", "step": 4, "val_miou": 5.0}, cfg, 8) is None  # = the result
-    final = {"stage": "result", "miou": 6.0, "miou_fused": 7.0, "proxy_agreement": 0.8, "proxy_entropy": -0.5}
-    assert tune_result(final, cfg, 8) == {"progress": 8, "miou": 6.0, "miou_fused": 7.0, "proxy": 0.8,
+    final = {"stage": "result", "miou": 6.0, "miou_se": 0.4, "miou_fused": 7.0, "proxy_agreement": 0.8,
+             "proxy_entropy": -0.5}  # fmt: skip
+    assert tune_result(final, cfg, 8) == {"progress": 8, "miou": 6.0, "miou_se": 0.4, "miou_fused": 7.0, "proxy": 0.8,
                                           "proxy_entropy": -0.5, "finished": True}  # fmt: skip
 
 
@@ -271,3 +272,13 @@ def test_a_gpu_sweep_on_a_cpu_cluster_fails_before_starting(ray_session, base_co
     with pytest.raises(SweepError, match="GPU"):
         run_sweep(opts)
     assert not (tmp_path / "sweeps" / "gpu").exists()
+
+
+def test_trial_spread_sets_the_trials_against_the_evaluation_noise():
+    import pandas as pd
+
+    from symda.sweeps.summary import trial_spread
+
+    done = pd.DataFrame({"miou": [20.0, 21.0, 23.0], "miou_se": [0.5, 0.7, 0.6]})
+    assert trial_spread(done) == pytest.approx({"min": 20.0, "max": 23.0, "std": 1.5275252, "noise": 0.6})
+    assert all(math.isnan(v) for v in trial_spread(done.iloc[:0]).values())

@@ -412,10 +412,15 @@ def evaluate_segmenter(
     scorer: Callable[[torch.nn.Module], dict[str, float]] | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
-    """val_miou and val_per_class_iou on the labelled `val_set` (and `scorer`'s scores), in eval mode."""
+    """val_miou (its bootstrap std val_miou_se) and val_per_class_iou on the labelled `val_set` (and
+    `scorer`'s scores), in eval mode."""
     model.eval()
     scores = evaluate(segmenter_probabilities(model), val_set, protocol, progress=progress)
-    out: dict[str, Any] = {"val_miou": scores.miou, "val_per_class_iou": scores.per_class}
+    out: dict[str, Any] = {
+        "val_miou": scores.miou,
+        "val_miou_se": scores.miou_se,
+        "val_per_class_iou": scores.per_class,
+    }
     if scorer is not None:
         with torch.no_grad():
             out.update(scorer(model))

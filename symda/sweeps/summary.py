@@ -14,7 +14,7 @@ from typing import Any
 from symda.config import load_config, save_config
 from symda.results import error_line, spearman
 
-RESULT_KEYS = ("miou", "miou_fused", "proxy", "proxy_entropy")
+RESULT_KEYS = ("miou", "miou_se", "miou_fused", "proxy", "proxy_entropy")
 
 
 @dataclass
@@ -25,6 +25,7 @@ class SweepSummary:
     table: Any  # pandas.DataFrame, one row per trial: finished (by select_by), stopped by ASHA, errored
     select_by: str
     correlations: dict[str, float]  # Spearman rank correlation with miou over the finished trials
+    spread: dict[str, float]  # finished trials' miou: min, max, std, and the median bootstrap miou_se
     n_finished: int
     best_config: Path | None
     optuna_db: Path
@@ -33,7 +34,7 @@ class SweepSummary:
 
 def trials_table(exp_dir: Path, keys: list[str], select_by: str) -> Any:
     """One row per trial: id, Tune status, swept params (dotted keys; None = inactive), the last
-    reported miou, miou_fused, proxy, proxy_entropy, progress, whether it finished, its error."""
+    reported miou, miou_se, miou_fused, proxy, proxy_entropy, progress, whether it finished, its error."""
     import pandas as pd
     from ray.tune import ExperimentAnalysis
 
@@ -81,6 +82,7 @@ def summarize(
     table = trials_table(exp_dir, keys, select_by)
     done = table[table["finished"]]
     correlations = {k: spearman(done[k], done["miou"]) for k in ("proxy", "proxy_entropy", "miou_fused")}
+    spread = trial_spread(done)
     best_config = None
     if len(done):
         best = done.iloc[0]
@@ -88,8 +90,21 @@ def summarize(
         best_config = write_best_config(exp_dir / "best_config.yaml", base_config, overrides, params,
                                         name=f"{exp_dir.name}-best-{best['trial_id']}")  # fmt: skip
     table.to_csv(exp_dir / "trials.csv", index=False)
-    return SweepSummary(exp_dir, table, select_by, correlations, len(done), best_config,
+    return SweepSummary(exp_dir, table, select_by, correlations, spread, len(done), best_config,
                         exp_dir / "optuna.db", dashboard)  # fmt: skip
+
+
+def trial_spread(done: Any) -> dict[str, float]:
+    """How far apart the finished trials are, against the evaluation's own noise: min, max and std of
+    their miou, and the median of their miou_se (bootstrap std over the val images). A sweep whose
+    trials span less than about twice the noise cannot tell them apart."""
+    miou = done["miou"].astype(float)
+    return {
+        "min": float(miou.min()) if len(miou) else math.nan,
+        "max": float(miou.max()) if len(miou) else math.nan,
+        "std": float(miou.std(ddof=1)) if len(miou) > 1 else math.nan,
+        "noise": float(done["miou_se"].astype(float).median()) if len(miou) else math.nan,
+    }
 
 
 def _is_set(value: Any) -> bool:
@@ -119,6 +134,14 @@ def print_summary(s: SweepSummary) -> None:
             f"  {key:14s} "
             + ("n/a (needs 3 finished trials with distinct values)" if math.isnan(rho) else f"{rho:+.3f}")
         )
+    sp = s.spread
+    if not math.isnan(sp["min"]):
+        span = sp["max"] - sp["min"]
+        verdict = (
+            "can tell them apart" if span > 2 * sp["noise"] else "within the noise: the sweep cannot tell its trials apart"
+        ) if not math.isnan(sp["noise"]) else "noise unknown"  # fmt: skip
+        print(f"\nfinished trials' miou spans {sp['min']:.2f} to {sp['max']:.2f} ({span:.2f}; std {sp['std']:.2f}); "
+              f"evaluation noise (bootstrap std over val images, median) {sp['noise']:.2f}: {verdict}")  # fmt: skip
     unfinished = s.table[~s.table["status"].isin(["TERMINATED", "ERROR"])]
     if len(unfinished):
         print(

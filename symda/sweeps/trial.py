@@ -59,6 +59,7 @@ def tune_result(metrics: dict[str, Any], cfg: ExperimentConfig, max_t: int) -> d
         return {
             "progress": max_t,
             "miou": metrics["miou"],
+            "miou_se": metrics.get("miou_se", float("nan")),
             "miou_fused": metrics["miou_fused"],
             "proxy": metrics["proxy_agreement"],
             "proxy_entropy": metrics["proxy_entropy"],
@@ -78,6 +79,7 @@ def tune_result(metrics: dict[str, Any], cfg: ExperimentConfig, max_t: int) -> d
         "progress": progress,
         "round": round_,
         "miou": metrics["val_miou"],
+        "miou_se": metrics.get("val_miou_se", nan),
         "proxy": metrics.get("proxy_agreement", nan),  # NaN without F_S (adapt.symmetric false)
         "proxy_entropy": metrics.get("proxy_entropy", nan),
         "finished": False,
