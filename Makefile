@@ -40,7 +40,10 @@ bench: $(STAMP)
 # are kept, so an interrupted table resumes. Runs go to runs/<preset>/, tables to docs/results/<preset>/.
 SEEDS ?= 0 1 2
 PRESET ?= v2
-SYNTH = --set synth.preset=$(PRESET) --set synth.seed=$$s --set synth.root=data/synthcity-$(PRESET)-s$$s
+# v1's published rows were made with the published StarGAN generator (README, Stage 1).
+TRANSLATOR_v1 = --set translate.residual=false
+SYNTH = --set synth.preset=$(PRESET) --set synth.seed=$$s --set synth.root=data/synthcity-$(PRESET)-s$$s \
+  $(TRANSLATOR_$(PRESET))
 EXPERIMENTS ?= source_only translated_source oracle
 baselines: $(STAMP)
 	for s in $(SEEDS); do for e in $(EXPERIMENTS); do \

@@ -73,6 +73,7 @@ FIELDS: dict[str, dict[str, str]] = {
         "translate.batch_size": KEY, "translate.steps": KEY, "translate.n_critic": KEY, "translate.g_lr": KEY,
         "translate.d_lr": KEY, "translate.beta1": KEY, "translate.beta2": KEY, "translate.lambda_cls": KEY,
         "translate.lambda_rec": KEY, "translate.lambda_gp": KEY, "translate.decay_start": KEY,
+        "translate.residual": KEY,  # in the key only when on (off: the keys of stores built before it)
         "translate.log_every": CADENCE, "translate.sample_every": CADENCE, "translate.checkpoint_every": CADENCE,
         "translate.apply_batch_size": "used when translating datasets, a later stage",
         "scale.num_workers": PLACEMENT, "scale.use_gpu": PLACEMENT, "scale.cpus_per_worker": PLACEMENT,
@@ -200,7 +201,10 @@ def data_key(cfg: ExperimentConfig) -> dict[str, Any]:
 
 def translator_key(cfg: ExperimentConfig) -> dict[str, Any]:
     """Key config of the translator."""
-    return {**_precision(cfg), "translate": _section(cfg, "translator", "translate"), "data": data_key(cfg),
+    translate = _section(cfg, "translator", "translate")
+    if not translate["residual"]:
+        del translate["residual"]  # the published generator: keys of stores built before the option
+    return {**_precision(cfg), "translate": translate, "data": data_key(cfg),
             "normalize": cfg.data.normalize, "flip": cfg.data.flip, "skip_bad_pairs": cfg.data.skip_bad_pairs,
             "seed": cfg.seed}  # fmt: skip
 

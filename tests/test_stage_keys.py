@@ -121,17 +121,18 @@ def test_exactly_the_key_fields_change_a_stages_key(stage):
 
 
 # Keys computed by symda 0.1 (before stage_keys.py) for these configs: stores built then stay valid.
+# symda 0.1 had only the published generator: translate.residual false.
 LEGACY = [
-    ({"data.source_root": "/data/gta5", "data.target_root": "/data/cityscapes"},
+    ({"data.source_root": "/data/gta5", "data.target_root": "/data/cityscapes", "translate.residual": False},
      {"translator": "2b611bb4b0625bcd", "translated_val": "82659815357d79ab", "segmenter_T r0": "ad29d8fd9e47ab77",
       "segmenter_S r0": "88c294299a004754", "segmenter_T r1": "e3ce80f1b99e8b4e", "pseudo r1": "0a36e7b31d9e0243"}),
-    ({"synth.root": "/data/synthcity", "synth.preset": "v1"},
+    ({"synth.root": "/data/synthcity", "synth.preset": "v1", "translate.residual": False},
      {"translator": "5f3614a46485c9b2", "translated_val": "88326f905e2218a3", "segmenter_T r0": "0eea05eed7e975d3",
       "segmenter_S r0": "bc657f825e516991", "segmenter_T r1": "ce974e534f986524", "pseudo r1": "7ee16ee6725ba165"}),
     # symda 0.1 spelled these pseudo.self_train_steps and adapt.pseudo_weight; its translator key
     # ignored scale.precision (a bf16 translator was reused by fp32 runs), which is mended.
     ({"synth.root": "/data/synthcity", "synth.preset": "v1", "self_train.steps": 150, "self_train.pseudo_weight": 0.5,
-      "scale.precision": "bf16", "data.crop_size": [32, 64]},
+      "scale.precision": "bf16", "data.crop_size": [32, 64], "translate.residual": False},
      {"translated_val": "88326f905e2218a3", "segmenter_T r0": "61872e1f8ce736d1", "segmenter_S r0": "6a58bc72a27d5c79",
       "segmenter_T r1": "d8081776dcf22320", "pseudo r1": "7ee16ee6725ba165"}),
 ]  # fmt: skip
@@ -152,6 +153,8 @@ def test_keys_of_stores_built_by_symda_0_1_are_unchanged(overrides, expected):
     assert {k: keys[k] for k in expected} == expected
     if cfg.scale.precision != "fp32":
         assert keys["translator"] != LEGACY[1][1]["translator"]
+    residual = load_config(overrides={**overrides, "translate.residual": True})
+    assert artifact_key("translator", translator_key(residual)) != keys["translator"]
 
 
 def test_the_synthcity_preset_and_gap_are_part_of_the_data_key():

@@ -60,7 +60,7 @@ def load_generator(
         cfg = TranslateConfig(
             **{k: v for k, v in state["config"].items() if k in TranslateConfig.__dataclass_fields__}
         )
-    G = Generator(cfg.g_conv_dim, cfg.g_repeat_num, num_domains=2)
+    G = Generator(cfg.g_conv_dim, cfg.g_repeat_num, num_domains=2, residual=cfg.residual)
     try:
         G.load_state_dict(state["G"])
     except RuntimeError as err:

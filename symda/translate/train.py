@@ -97,7 +97,7 @@ def uint8_to_tanh(images: np.ndarray) -> Tensor:
 def build_translator(cfg: TranslateConfig) -> tuple[Generator, Discriminator]:
     """The generator and discriminator of `cfg`, freshly initialised (PyTorch's default init, as StarGAN)."""
     return (
-        Generator(cfg.g_conv_dim, cfg.g_repeat_num, num_domains=2),
+        Generator(cfg.g_conv_dim, cfg.g_repeat_num, num_domains=2, residual=cfg.residual),
         Discriminator(cfg.d_conv_dim, cfg.d_repeat_num, num_domains=2),
     )
 

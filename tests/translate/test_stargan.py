@@ -119,3 +119,14 @@ def test_lr_factor_is_linear_over_the_second_half():
     assert [lr_factor(s, 10, 0.5) for s in (0, 5, 6, 8, 10)] == [1.0, 1.0, 0.8, 0.4, 0.0]
     assert lr_factor(7, 10, 1.0) == 1.0  # decay_start >= 1: no decay
     assert lr_factor(0, 10, 0.0) == 1.0 and lr_factor(5, 10, 0.0) == 0.5
+
+
+def test_residual_generator_starts_as_the_identity_and_learns():
+    G = Generator(8, 1, residual=True)
+    x = torch.rand(2, 3, 18, 30) * 1.8 - 0.9  # odd sizes: padded and cropped back
+    c = torch.tensor([0, 1])
+    assert torch.allclose(G(x, c), x, atol=1e-5)
+    G(x, c).sum().backward()
+    assert G.main[-2].weight.grad.abs().sum() > 0  # the zero-initialised last conv receives gradient
+    plain = Generator(8, 1)
+    plain.load_state_dict(G.state_dict())  # the same parameters: checkpoints load either way
