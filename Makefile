@@ -78,7 +78,7 @@ ladder: $(STAMP)
 # table in docs/results/<preset>/ (the README's). Finished cells are kept; ARGS passes flags, e.g.
 # ARGS="--seeds 0".
 ablation: $(STAMP)
-	$(BIN)/python tune/run_ablation.py --set synth.preset=$(PRESET) $(ARGS)
+	$(BIN)/python tune/run_ablation.py --set synth.preset=$(PRESET) $(TRANSLATOR_$(PRESET)) $(ARGS)
 	$(BIN)/python analysis/ablation_table.py runs/ablation-$(PRESET) --out docs/results/$(PRESET)/ablation.md
 
 clean:
