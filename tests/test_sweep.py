@@ -282,3 +282,23 @@ def test_trial_spread_sets_the_trials_against_the_evaluation_noise():
     done = pd.DataFrame({"miou": [20.0, 21.0, 23.0], "miou_se": [0.5, 0.7, 0.6]})
     assert trial_spread(done) == pytest.approx({"min": 20.0, "max": 23.0, "std": 1.5275252, "noise": 0.6})
     assert all(math.isnan(v) for v in trial_spread(done.iloc[:0]).values())
+
+
+def test_the_summary_judges_the_spread_only_with_two_finished_trials(tmp_path, capsys):
+    import pandas as pd
+
+    from symda.sweeps.summary import SweepSummary, print_summary, trial_spread
+
+    def summary(miou):
+        table = pd.DataFrame({"trial_id": [f"t{i}" for i in range(len(miou))], "status": "TERMINATED",
+                              "miou": miou, "miou_se": 0.6, "finished": True, "error": ""})  # fmt: skip
+        return SweepSummary(
+            tmp_path, table, "miou", {}, trial_spread(table), len(miou), None, tmp_path / "o.db", ""
+        )
+
+    print_summary(summary([21.3]))
+    assert "too few" in capsys.readouterr().out
+    print_summary(summary([20.0, 20.5]))
+    assert "within the noise" in capsys.readouterr().out
+    print_summary(summary([20.0, 22.0]))
+    assert "can tell them apart" in capsys.readouterr().out

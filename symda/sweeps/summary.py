@@ -135,13 +135,18 @@ def print_summary(s: SweepSummary) -> None:
             + ("n/a (needs 3 finished trials with distinct values)" if math.isnan(rho) else f"{rho:+.3f}")
         )
     sp = s.spread
-    if not math.isnan(sp["min"]):
+    if s.n_finished >= 2:
         span = sp["max"] - sp["min"]
         verdict = (
-            "can tell them apart" if span > 2 * sp["noise"] else "within the noise: the sweep cannot tell its trials apart"
-        ) if not math.isnan(sp["noise"]) else "noise unknown"  # fmt: skip
+            "noise unknown" if math.isnan(sp["noise"])
+            else "can tell them apart" if span > 2 * sp["noise"]
+            else "within the noise: the sweep cannot tell its trials apart"
+        )  # fmt: skip
         print(f"\nfinished trials' miou spans {sp['min']:.2f} to {sp['max']:.2f} ({span:.2f}; std {sp['std']:.2f}); "
               f"evaluation noise (bootstrap std over val images, median) {sp['noise']:.2f}: {verdict}")  # fmt: skip
+    else:
+        print(f"\n{s.n_finished} finished trial(s): too few to set the trials' spread against the evaluation "
+              f"noise (median bootstrap std {sp['noise']:.2f})")  # fmt: skip
     unfinished = s.table[~s.table["status"].isin(["TERMINATED", "ERROR"])]
     if len(unfinished):
         print(
