@@ -27,7 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from symda.config import SynthGapConfig  # noqa: E402
 from symda.results import ablation_factors, load_results  # noqa: E402
 
-FACTORS = tuple(f.name for f in dataclasses.fields(SynthGapConfig))  # the synth.gap keys
+FACTORS = tuple(
+    f.name for f in dataclasses.fields(SynthGapConfig)
+)  # the synth.gap keys (gap.GAP_FACTORS imports torch)
 ROWS = {"source only": "source_only", "+ translation": "translated", "oracle": "oracle"}
 
 

@@ -29,10 +29,8 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from symda.artifacts import ArtifactStore  # noqa: E402
 from symda.config import ExperimentConfig, load_config  # noqa: E402
-from symda.data import build_dataset  # noqa: E402
 from symda.data.labels import CLASS_NAMES  # noqa: E402
-from symda.models.build import load_segmenter  # noqa: E402
-from symda.pipeline import adapted_networks, pair_probabilities, translation_stage, with_roots  # noqa: E402
+from symda.pipeline import adapted_networks, labelling_inputs, translation_stage  # noqa: E402
 from symda.pseudo.diagnostics import SCORES, PseudoDiagnostics  # noqa: E402
 from symda.pseudo.generate import iter_pixel_maps  # noqa: E402
 
@@ -54,18 +52,13 @@ def diagnose_run(run: Path, progress: bool = False) -> PseudoDiagnostics:
     report = lambda metrics, checkpoint=None: None  # noqa: E731  (the networks come from the store)
     roots, keys = translation_stage(cfg, store, report, progress)
     adapted = adapted_networks(cfg, store, roots, keys, report, progress)
-    target = build_dataset(cfg.data, cfg.synth, "target")
-    labelled = build_dataset(cfg.data, cfg.synth, "target_labelled")
-    translated = build_dataset(with_roots(cfg, target_root=roots.target_translated).data, cfg.synth, "target")
-    f_t = load_segmenter(cfg.model, adapted.f_t.path / "checkpoint.pt")
-    f_s = load_segmenter(cfg.model, adapted.f_s.path / "checkpoint.pt")
+    pair, target, labelled = labelling_inputs(cfg, roots, adapted.f_t, adapted.f_s)
     pseudo_cfg = dataclasses.replace(cfg.pseudo, consistency="soft")  # M_consis for every run
     diag = PseudoDiagnostics(conf_weight=cfg.pseudo.conf_weight)
     with torch.no_grad():
         for maps in iter_pixel_maps(
-            pair_probabilities(f_t, f_s, translated), target, pseudo_cfg, None, cfg.eval.batch_size,
-            progress, f"diagnostics {run.name}",
-        ):  # fmt: skip
+            pair, target, pseudo_cfg, None, cfg.eval.batch_size, progress, f"diagnostics {run.name}"
+        ):
             label = labelled.decode_label(labelled.samples[maps.index].label)
             diag.update(maps.pred, maps.m_prob, maps.m_consis, maps.pred_t, maps.pred_s, label)
     return diag
@@ -126,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     pooled, per_class, disagreement = report_tables(diags)
     delta = per_class.sub(per_class["M_prob"], axis=0).drop(columns="M_prob").add_prefix("Δ ")
+    disagree = (
+        pd.DataFrame([d.disagreement_by_class() for d in diags.values()]).mean().rename("paths disagree")
+    )
     plot = args.out.with_suffix(".png")
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for name in pooled.columns:
@@ -149,9 +145,10 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"![precision against coverage]({plot.name})",
         "",
-        "Per-class precision (%) at 60% coverage, and the consistency terms' difference to M_prob:",
+        "Per-class precision (%) at 60% coverage, the consistency terms' difference to M_prob, and the "
+        "share of the class's true pixels where the two paths disagree:",
         "",
-        _markdown(pd.concat([per_class, delta], axis=1)),
+        _markdown(pd.concat([per_class, delta, disagree], axis=1)),
         "",
         "How often the two paths disagree (argmax P_T != argmax P_S, share of labelled pixels), and in "
         "those pixels the share each prediction gets right:",

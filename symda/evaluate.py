@@ -13,6 +13,7 @@ val split.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,16 @@ class Scores:
     miou_se: float = math.nan  # bootstrap std of miou over the val images (NaN: not computed)
 
 
+def class_iou(confs: np.ndarray) -> np.ndarray:
+    """IoU = TP / (TP + FP + FN) of every class (NaN where it is absent from truth and prediction):
+    (..., C, C) confusion matrices -> (..., C) fractions."""
+    tp = np.diagonal(confs, axis1=-2, axis2=-1).astype(np.float64)
+    fn = confs.sum(axis=-1) - tp
+    fp = confs.sum(axis=-2) - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return tp / (tp + fp + fn)
+
+
 def scores_from_confusion(conf: np.ndarray, protocol: int = 19) -> Scores:
     """IoU = TP / (TP + FP + FN) per class, in percent; mIoU = mean over classes with a defined IoU.
 
@@ -66,10 +77,7 @@ def scores_from_confusion(conf: np.ndarray, protocol: int = 19) -> Scores:
     """
     classes = PROTOCOL_CLASSES[protocol]
     tp = np.diag(conf).astype(np.float64)
-    fn = conf.sum(axis=1) - tp
-    fp = conf.sum(axis=0) - tp
-    with np.errstate(invalid="ignore", divide="ignore"):
-        iou = tp / (tp + fp + fn)
+    iou = class_iou(conf)
     per_class = {CLASS_NAMES[c]: float(iou[c] * 100) for c in classes}
     values = np.array([per_class[CLASS_NAMES[c]] for c in classes])
     miou = float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
@@ -82,16 +90,10 @@ BOOTSTRAP_RESAMPLES = 200
 
 def miou_of_confusions(confs: np.ndarray, protocol: int = 19) -> np.ndarray:
     """mIoU (percent) of each of a stack of confusion matrices: (B, C, C) -> (B,), as scores_from_confusion."""
-    classes = list(PROTOCOL_CLASSES[protocol])
-    tp = np.diagonal(confs, axis1=1, axis2=2).astype(np.float64)
-    union = confs.sum(axis=2) + confs.sum(axis=1) - tp
-    with np.errstate(invalid="ignore", divide="ignore"):
-        iou = (tp / union)[:, classes]
-    defined = np.isfinite(iou)
-    return (
-        np.where(defined.any(axis=1), np.nansum(iou, axis=1) / np.maximum(defined.sum(axis=1), 1), np.nan)
-        * 100
-    )
+    iou = class_iou(confs)[:, list(PROTOCOL_CLASSES[protocol])] * 100
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a resample with no defined class: NaN
+        return np.nanmean(iou, axis=1)
 
 
 def bootstrap_miou_se(

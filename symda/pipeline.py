@@ -383,6 +383,17 @@ def partner_scorer(cfg: ExperimentConfig, roots: DomainRoots, partner: Artifact 
     return scorer
 
 
+def labelling_inputs(cfg: ExperimentConfig, roots: DomainRoots, f_t: Artifact, f_s: Artifact | None):
+    """What labels the target train split: (the pair of paths' probabilities, the split T, the same
+    split with its true labels for diagnostics only), F_T and F_S loaded from their artifacts."""
+    target = build_dataset(cfg.data, cfg.synth, "target")
+    labelled = build_dataset(cfg.data, cfg.synth, "target_labelled")
+    translated = build_dataset(with_roots(cfg, target_root=roots.target_translated).data, cfg.synth, "target")
+    model_t = load_segmenter(cfg.model, f_t.path / "checkpoint.pt")
+    model_s = load_segmenter(cfg.model, f_s.path / "checkpoint.pt") if f_s is not None else None
+    return pair_probabilities(model_t, model_s, translated), target, labelled
+
+
 def pseudo_stage(
     cfg: ExperimentConfig,
     store: ArtifactStore,
@@ -400,17 +411,11 @@ def pseudo_stage(
 
     def build(work: Path) -> None:
         labels, labels_s = work / PSEUDO_FOLDERS["T"], work / PSEUDO_FOLDERS["S"]
-        target = build_dataset(cfg.data, cfg.synth, "target")
-        labelled = build_dataset(cfg.data, cfg.synth, "target_labelled")  # diagnostics only
-        translated = build_dataset(
-            with_roots(cfg, target_root=roots.target_translated).data, cfg.synth, "target"
-        )
-        model_t = load_segmenter(cfg.model, f_t.path / "checkpoint.pt")
-        model_s = load_segmenter(cfg.model, f_s.path / "checkpoint.pt") if f_s is not None else None
+        pair, target, labelled = labelling_inputs(cfg, roots, f_t, f_s)
         with torch.no_grad():
             generate_pseudo_labels(
-                pair_probabilities(model_t, model_s, translated), target, cfg.pseudo, labels, roots.target,
-                labelled_dataset=labelled, batch_size=cfg.eval.batch_size, progress=progress,
+                pair, target, cfg.pseudo, labels, roots.target, labelled_dataset=labelled,
+                batch_size=cfg.eval.batch_size, progress=progress,
             )  # fmt: skip
         if f_s is not None:
             from symda.data.cityscapes import label_path_for

@@ -64,10 +64,10 @@ class PseudoDiagnostics:
             "conf_hard": w * m_prob[valid] + (1 - w) * agree,
         }
         right = pred == y
+        size = NUM_CLASSES * self.bins
         for i, name in enumerate(SCORES):
             b = (scores[name].clamp(0, 1) * (self.bins - 1)).round().long()
             flat = pred * self.bins + b
-            size = NUM_CLASSES * self.bins
             self.total[i] += torch.bincount(flat, minlength=size).numpy().reshape(NUM_CLASSES, self.bins)
             self.correct[i] += (
                 torch.bincount(flat[right], minlength=size).numpy().reshape(NUM_CLASSES, self.bins)
