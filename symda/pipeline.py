@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -74,6 +75,43 @@ def tagged(report: Report, stage: str) -> Report:
         report({"stage": stage, **metrics}, checkpoint=checkpoint)
 
     return tagged_report
+
+
+EVALUATIONS = "evaluations.jsonl"  # a segmenter's val evaluations during training, in its artifact
+
+
+def recording_evaluations(report: Report, path: Path) -> Report:
+    """`report` that also keeps every evaluation (a record with "val_miou") in `path`, one JSON line
+    each. A record at step s replaces those at steps >= s: a build resumed from an earlier checkpoint
+    evaluates those steps again."""
+
+    def recording_report(metrics: dict[str, Any], checkpoint: Path | None = None) -> None:
+        if "val_miou" in metrics:
+            kept = [r for r in read_evaluations(path) if r.get("step", -1) < metrics.get("step", -1)]
+            path.write_text("".join(json.dumps(r) + "\n" for r in [*kept, _plain(metrics)]))
+        report(metrics, checkpoint=checkpoint)
+
+    return recording_report
+
+
+def read_evaluations(path: Path) -> list[dict[str, Any]]:
+    """The evaluations `recording_evaluations` kept in `path` ([] when there is none)."""
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def replay_evaluations(path: Path, report: Report) -> None:
+    """Report the evaluations kept in `path` again, marked "replayed": a stage taken from the store
+    (or resumed) then shows the same evaluation history as when it was built, so a sweep's scheduler
+    (ASHA) sees the same rungs in a cached rerun as in the first run."""
+    for record in read_evaluations(path):
+        report({**record, "replayed": True})
+
+
+def _plain(metrics: dict[str, Any]) -> dict[str, Any]:
+    """JSON-safe copy (numbers, strings, lists and dicts of them); the stage tag is added on replay."""
+    return json.loads(json.dumps({k: v for k, v in metrics.items() if k != "stage"}, default=float))
 
 
 def translator_stage(
@@ -327,16 +365,22 @@ def segmenter_stage(
         if runtime.is_main:
             write_json(work / "metrics.json", metrics)
 
+    stage_report = tagged(report, net.tag(round_))
+
     def build(work: Path) -> None:
-        run_stage(functools.partial(loop, work), cfg.scale, work, tagged(report, net.tag(round_)),
-                  ray_train_storage(store))  # fmt: skip
+        replay_evaluations(work / EVALUATIONS, stage_report)  # an interrupted build's, before it resumes
+        run_stage(functools.partial(loop, work), cfg.scale, work,
+                  recording_evaluations(stage_report, work / EVALUATIONS), ray_train_storage(store))  # fmt: skip
 
     inputs = dict(net.inputs)
     if round_:
         inputs.update(pseudo=pseudo.key, init=init.key)
-    return store.get_or_build(
+    artifact = store.get_or_build(
         f"segmenter_{net.name}", stage_keys.segmenter_key(cfg, net.name, round_), inputs, build
     )
+    if artifact.reused:
+        replay_evaluations(artifact.path / EVALUATIONS, stage_report)
+    return artifact
 
 
 def pair_probabilities(f_t: torch.nn.Module, f_s: torch.nn.Module | None, translated):

@@ -280,8 +280,25 @@ def test_trial_spread_sets_the_trials_against_the_evaluation_noise():
     from symda.sweeps.summary import trial_spread
 
     done = pd.DataFrame({"miou": [20.0, 21.0, 23.0], "miou_se": [0.5, 0.7, 0.6]})
-    assert trial_spread(done) == pytest.approx({"min": 20.0, "max": 23.0, "std": 1.5275252, "noise": 0.6})
-    assert all(math.isnan(v) for v in trial_spread(done.iloc[:0]).values())
+    expected = {"n": 3, "min": 20.0, "max": 23.0, "std": 1.5275252, "noise": 0.6}
+    assert trial_spread(done) == pytest.approx(expected)
+    empty = trial_spread(done.iloc[:0])
+    assert empty.pop("n") == 0 and all(math.isnan(v) for v in empty.values())
+
+
+def test_rung_scores_take_every_trial_at_the_deepest_progress_all_reached():
+    import pandas as pd
+
+    from symda.sweeps.summary import rung_scores
+
+    def history(mious):
+        return pd.DataFrame({"progress": [50, 100, 150][: len(mious)], "miou": mious, "miou_se": 0.5})
+
+    rung, scores = rung_scores({"a": history([18.0, 19.0, 21.0]), "b": history([20.0, 21.5]),
+                                "c": history([19.5, 20.5])})  # fmt: skip
+    assert rung == 100 and scores["miou"].to_dict() == {"a": 19.0, "b": 21.5, "c": 20.5}
+    rung, scores = rung_scores({})
+    assert rung == 0 and scores.empty
 
 
 def test_the_summary_judges_the_spread_only_with_two_finished_trials(tmp_path, capsys):
@@ -292,13 +309,15 @@ def test_the_summary_judges_the_spread_only_with_two_finished_trials(tmp_path, c
     def summary(miou):
         table = pd.DataFrame({"trial_id": [f"t{i}" for i in range(len(miou))], "status": "TERMINATED",
                               "miou": miou, "miou_se": 0.6, "finished": True, "error": ""})  # fmt: skip
-        return SweepSummary(
-            tmp_path, table, "miou", {}, trial_spread(table), len(miou), None, tmp_path / "o.db", ""
-        )
+        spread = trial_spread(table)
+        return SweepSummary(tmp_path, table, "miou", {}, spread, spread, len(miou), None, tmp_path / "o.db", "",
+                            rung=50)  # fmt: skip
 
     print_summary(summary([21.3]))
-    assert "too few" in capsys.readouterr().out
+    assert "the 1 finished trials: too few" in capsys.readouterr().out
     print_summary(summary([20.0, 20.5]))
-    assert "within the noise" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "all 2 trials at progress 50 (the deepest all reached): miou spans 20.00 to 20.50" in out
+    assert "within the noise" in out
     print_summary(summary([20.0, 22.0]))
-    assert "can tell them apart" in capsys.readouterr().out
+    assert "the sweep can tell them apart" in capsys.readouterr().out

@@ -25,21 +25,30 @@ class SweepSummary:
     table: Any  # pandas.DataFrame, one row per trial: finished (by select_by), stopped by ASHA, errored
     select_by: str
     correlations: dict[str, float]  # Spearman rank correlation with miou over the finished trials
-    spread: dict[str, float]  # finished trials' miou: min, max, std, and the median bootstrap miou_se
+    spread: dict[str, float]  # finished trials' miou: n, min, max, std, and the median bootstrap miou_se
+    rung_spread: dict[str, float]  # the same over every trial at `rung`, the deepest progress all reached
     n_finished: int
     best_config: Path | None
     optuna_db: Path
     dashboard: str
+    rung: int = 0  # 0: no trial reported
 
 
-def trials_table(exp_dir: Path, keys: list[str], select_by: str) -> Any:
+def trials_table(exp_dir: Path, keys: list[str], select_by: str) -> tuple[Any, dict[str, Any]]:
     """One row per trial: id, Tune status, swept params (dotted keys; None = inactive), the last
-    reported miou, miou_se, miou_fused, proxy, proxy_entropy, progress, whether it finished, its error."""
+    reported miou, miou_se, miou_fused, proxy, proxy_entropy, progress, whether it finished, its error.
+    Also every non-errored trial's history: {trial id: DataFrame of its results (progress, miou,
+    miou_se, ...)}, for `rung_scores`."""
     import pandas as pd
     from ray.tune import ExperimentAnalysis
 
+    analysis = ExperimentAnalysis(str(exp_dir))
+    histories = {}
     rows = []
-    for t in ExperimentAnalysis(str(exp_dir)).trials:
+    for t in analysis.trials:
+        history = analysis.trial_dataframes.get(t.path)
+        if t.status != "ERROR" and history is not None and "progress" in history:
+            histories[t.trial_id] = history
         last = t.last_result or {}
         row: dict[str, Any] = {"trial_id": t.trial_id, "status": t.status}
         row.update({k: t.config.get(k) for k in keys})
@@ -56,7 +65,25 @@ def trials_table(exp_dir: Path, keys: list[str], select_by: str) -> Any:
     order = table.assign(_group=group).sort_values(
         ["_group", select_by], ascending=[True, False], na_position="last"
     )
-    return table.loc[order.index].reset_index(drop=True)
+    return table.loc[order.index].reset_index(drop=True), histories
+
+
+def rung_scores(histories: dict[str, Any]) -> tuple[int, Any]:
+    """(rung, scores): the deepest progress every trial reported, and each trial's miou and miou_se
+    there (DataFrame indexed by trial id). ASHA stops most trials at its first rung, so the finished
+    trials are few and pre-selected; at the rung all trials are measured alike, which is where a sweep
+    shows whether its space matters more than the evaluation's noise."""
+    import pandas as pd
+
+    if not histories:
+        return 0, pd.DataFrame(columns=["miou", "miou_se"])
+    rung = int(min(h["progress"].max() for h in histories.values()))
+    rows = {}
+    for trial_id, h in histories.items():
+        at = h[h["progress"] == rung]
+        if len(at):
+            rows[trial_id] = at.iloc[-1][["miou", "miou_se"]].astype(float)
+    return rung, pd.DataFrame.from_dict(rows, orient="index", columns=["miou", "miou_se"])
 
 
 def write_best_config(
@@ -79,10 +106,11 @@ def summarize(
 ) -> SweepSummary:
     """Table of every trial of exp_dir (also written as trials.csv), rank correlations of the proxies
     with miou over finished trials, and the best finished trial's config (best_config.yaml)."""
-    table = trials_table(exp_dir, keys, select_by)
+    table, histories = trials_table(exp_dir, keys, select_by)
     done = table[table["finished"]]
     correlations = {k: spearman(done[k], done["miou"]) for k in ("proxy", "proxy_entropy", "miou_fused")}
     spread = trial_spread(done)
+    rung, at_rung = rung_scores(histories)
     best_config = None
     if len(done):
         best = done.iloc[0]
@@ -90,21 +118,36 @@ def summarize(
         best_config = write_best_config(exp_dir / "best_config.yaml", base_config, overrides, params,
                                         name=f"{exp_dir.name}-best-{best['trial_id']}")  # fmt: skip
     table.to_csv(exp_dir / "trials.csv", index=False)
-    return SweepSummary(exp_dir, table, select_by, correlations, spread, len(done), best_config,
-                        exp_dir / "optuna.db", dashboard)  # fmt: skip
+    return SweepSummary(exp_dir, table, select_by, correlations, spread, trial_spread(at_rung), len(done),
+                        best_config, exp_dir / "optuna.db", dashboard, rung)  # fmt: skip
 
 
 def trial_spread(done: Any) -> dict[str, float]:
-    """How far apart the finished trials are, against the evaluation's own noise: min, max and std of
-    their miou, and the median of their miou_se (bootstrap std over the val images). A sweep whose
-    trials span less than about twice the noise cannot tell them apart."""
+    """How far apart trials are (rows with miou, miou_se), against the evaluation's own noise: min, max
+    and std of their miou, and the median of their miou_se (bootstrap std over the val images). A
+    sweep whose trials span less than about twice the noise cannot tell them apart."""
     miou = done["miou"].astype(float)
     return {
+        "n": len(miou),
         "min": float(miou.min()) if len(miou) else math.nan,
         "max": float(miou.max()) if len(miou) else math.nan,
         "std": float(miou.std(ddof=1)) if len(miou) > 1 else math.nan,
         "noise": float(done["miou_se"].astype(float).median()) if len(miou) else math.nan,
     }
+
+
+def spread_line(what: str, sp: dict[str, float]) -> str:
+    """One line: the span of `what` against the evaluation noise, and the verdict (span > 2 x noise)."""
+    if sp["n"] < 2:
+        return f"{what}: too few to set against the evaluation noise (median bootstrap std {sp['noise']:.2f})"
+    span = sp["max"] - sp["min"]
+    verdict = (
+        "noise unknown" if math.isnan(sp["noise"])
+        else "the sweep can tell them apart" if span > 2 * sp["noise"]
+        else "within the noise: the sweep cannot tell them apart"
+    )  # fmt: skip
+    return (f"{what}: miou spans {sp['min']:.2f} to {sp['max']:.2f} ({span:.2f}; std {sp['std']:.2f}); evaluation "
+            f"noise (bootstrap std over val images, median) {sp['noise']:.2f}: {verdict}")  # fmt: skip
 
 
 def _is_set(value: Any) -> bool:
@@ -134,19 +177,12 @@ def print_summary(s: SweepSummary) -> None:
             f"  {key:14s} "
             + ("n/a (needs 3 finished trials with distinct values)" if math.isnan(rho) else f"{rho:+.3f}")
         )
-    sp = s.spread
-    if s.n_finished >= 2:
-        span = sp["max"] - sp["min"]
-        verdict = (
-            "noise unknown" if math.isnan(sp["noise"])
-            else "can tell them apart" if span > 2 * sp["noise"]
-            else "within the noise: the sweep cannot tell its trials apart"
-        )  # fmt: skip
-        print(f"\nfinished trials' miou spans {sp['min']:.2f} to {sp['max']:.2f} ({span:.2f}; std {sp['std']:.2f}); "
-              f"evaluation noise (bootstrap std over val images, median) {sp['noise']:.2f}: {verdict}")  # fmt: skip
-    else:
-        print(f"\n{s.n_finished} finished trial(s): too few to set the trials' spread against the evaluation "
-              f"noise (median bootstrap std {sp['noise']:.2f})")  # fmt: skip
+    n_rung = s.rung_spread["n"]
+    print(
+        "\n"
+        + spread_line(f"all {n_rung} trials at progress {s.rung} (the deepest all reached)", s.rung_spread)
+    )
+    print(spread_line(f"the {s.n_finished} finished trials", s.spread))
     unfinished = s.table[~s.table["status"].isin(["TERMINATED", "ERROR"])]
     if len(unfinished):
         print(
