@@ -177,6 +177,8 @@ def test_three_trial_sweep(ray_session, base_config, tmp_path, capsys):
         and finished["proxy"].between(0, 1).all()
     )
     assert finished["miou"].is_monotonic_decreasing  # sorted by the selected metric
+    # The spread is judged over all three trials at the deepest progress every one of them reached.
+    assert summary.rung == table["progress"].min() > 0 and summary.rung_spread["n"] == 3
     best = load_config(summary.best_config)  # a ready-to-use config
     row = finished.iloc[0]
     assert (

@@ -46,7 +46,7 @@ def trials_table(exp_dir: Path, keys: list[str], select_by: str) -> tuple[Any, d
     histories = {}
     rows = []
     for t in analysis.trials:
-        history = analysis.trial_dataframes.get(t.path)
+        history = analysis.trial_dataframes.get(t.trial_id)  # keyed by trial id in Ray 2.60
         if t.status != "ERROR" and history is not None and "progress" in history:
             histories[t.trial_id] = history
         last = t.last_result or {}
