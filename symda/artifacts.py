@@ -31,6 +31,17 @@ MARKER = "artifact.json"
 
 
 @dataclass(frozen=True)
+class UnfinishedBuild:
+    """A build's work folder (`.<key>.building`): an interrupted build, or one running now (busy)."""
+
+    stage: str
+    key: str
+    path: Path
+    bytes: int
+    busy: bool  # a live process holds its lock: building it now
+
+
+@dataclass(frozen=True)
 class Artifact:
     stage: str
     key: str
@@ -53,6 +64,19 @@ def _locked(lock_path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _is_locked(lock_path: Path) -> bool:
+    """True when another process holds the build lock at lock_path (flock is per open file)."""
+    if not lock_path.is_file():
+        return False
+    with open(lock_path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(f, fcntl.LOCK_UN)
+        return False
 
 
 class ArtifactStore:
@@ -109,6 +133,32 @@ class ArtifactStore:
             )
             os.replace(work, final)
         return Artifact(stage, key, final, reused=False)
+
+    def unfinished(self) -> list[UnfinishedBuild]:
+        """Every build work folder in the store, with its size and whether a process is building it.
+
+        They are kept on purpose (the next build of the same key resumes from them: an ASHA-stopped
+        trial's self-training, say), but nothing else needs them; `remove_unfinished` frees the space."""
+        out = []
+        for work in sorted(self.root.glob("*/.*.building")):
+            stage, key = work.parent.name, work.name[1 : -len(".building")]
+            size = sum(f.stat().st_size for f in work.rglob("*") if f.is_file())
+            out.append(UnfinishedBuild(stage, key, work, size, _is_locked(work.parent / f".{key}.lock")))
+        return out
+
+    def remove_unfinished(self) -> list[UnfinishedBuild]:
+        """Delete the work folders no process is building (under their lock); return what was removed."""
+        import shutil
+
+        removed = []
+        for build in self.unfinished():
+            if build.busy:
+                continue
+            with _locked(build.path.parent / f".{build.key}.lock"):
+                if build.path.is_dir():
+                    shutil.rmtree(build.path)
+                    removed.append(build)
+        return removed
 
     def record(self, stage: str, key: str) -> dict[str, Any]:
         """The artifact.json of a stored artifact."""

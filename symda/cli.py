@@ -1,4 +1,4 @@
-"""`symda` / `python -m symda`: synth, check-data, train, run, translate, evaluate.
+"""`symda` / `python -m symda`: synth, check-data, train, run, translate, evaluate, store.
 
 Every command that takes a config accepts `--set KEY=VALUE` (dotted keys, repeatable). Errors in
 the user's input (config, dataset) end the command with one clear message and exit status 2.
@@ -7,14 +7,21 @@ the user's input (config, dataset) end the command with one clear message and ex
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import errno
 import json
 import logging
+import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+from symda.checkpoints import CheckpointError
 from symda.config import ConfigError, ExperimentConfig, load_config
 from symda.data.dataset import DatasetError
+
+DISK_ERRORS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EACCES}
 
 
 def _progress() -> bool:
@@ -39,9 +46,9 @@ def cmd_synth(args: argparse.Namespace) -> int:
         Path(args.out or s.root),
         seed=s.seed if args.seed is None else args.seed,
         size=(h, w),
-        n_source=args.n_source or s.n_source,
-        n_target=args.n_target or s.n_target,
-        n_val=args.n_val or s.n_val,
+        n_source=s.n_source if args.n_source is None else args.n_source,
+        n_target=s.n_target if args.n_target is None else args.n_target,
+        n_val=s.n_val if args.n_val is None else args.n_val,
         progress=_progress(),
         preset=s.preset,
         gap=dataclasses.asdict(s.gap),
@@ -61,7 +68,20 @@ def _parse_size(text: str) -> tuple[int, int]:
         h, w = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"--size {text!r}: expected HxW, e.g. 128x256") from None
+    if h < 8 or w < 8:
+        raise argparse.ArgumentTypeError(f"--size {text!r}: height and width must be at least 8 pixels")
     return h, w
+
+
+def _count(text: str) -> int:
+    """A number of images: a positive int (0 would silently mean the default, a negative nothing)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive number of images") from None
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"{n}: expected a positive number of images")
+    return n
 
 
 def cmd_check_data(args: argparse.Namespace) -> int:
@@ -79,6 +99,30 @@ def cmd_check_data(args: argparse.Namespace) -> int:
 
 def _run_dir(cfg, out: Path | None) -> Path:
     return Path(out) if out else Path(cfg.out_dir) / cfg.name
+
+
+@contextlib.contextmanager
+def _run_folder(out_dir: Path, cfg: ExperimentConfig, command: str, resume: bool = False) -> Iterator[None]:
+    """Check out_dir before anything is written (symda.run_folder); if the command then fails on the
+    user's input in a folder that held nothing before, remove what it wrote there: a bad input leaves
+    nothing half-written."""
+    from symda.preflight import preflight
+    from symda.run_folder import check_run_folder
+
+    preflight(cfg, out_dir)
+    was_empty = not out_dir.exists() or not any(out_dir.iterdir())
+    existed = out_dir.exists()
+    check_run_folder(out_dir, cfg, command, resume)
+    try:
+        yield
+    except (ConfigError, DatasetError, FileNotFoundError):
+        if was_empty and out_dir.is_dir():
+            if existed:
+                for p in out_dir.iterdir():
+                    shutil.rmtree(p) if p.is_dir() else p.unlink()
+            else:
+                shutil.rmtree(out_dir)
+        raise
 
 
 def _printing_report(log_path: Path):
@@ -99,8 +143,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.overrides)
     out_dir = _run_dir(cfg, args.out)
-    report = _printing_report(out_dir / "log.jsonl")
-    metrics = run_supervised(cfg, out_dir, report, resume=args.resume, progress=_progress())
+    with _run_folder(out_dir, cfg, "train", args.resume):
+        report = _printing_report(out_dir / "log.jsonl")
+        metrics = run_supervised(cfg, out_dir, report, resume=args.resume, progress=_progress())
     print(f"target val mIoU {metrics.get('val_miou', float('nan')):.2f}; outputs in {out_dir}")
     return 0
 
@@ -110,7 +155,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.overrides)
     out_dir = _run_dir(cfg, args.out)
-    record = run_experiment(cfg, out_dir, _printing_report(out_dir / "log.jsonl"), progress=_progress())
+    with _run_folder(out_dir, cfg, "run"):
+        record = run_experiment(cfg, out_dir, _printing_report(out_dir / "log.jsonl"), progress=_progress())
     print(f"target val mIoU single {record['miou']:.2f}, fused {record['miou_fused']:.2f}; "
           f"record: {out_dir / 'result.json'}")  # fmt: skip
     return 0
@@ -123,9 +169,10 @@ def cmd_translate_train(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.overrides)
     out_dir = _run_dir(cfg, args.out)
-    save_config(cfg, out_dir / "config.yaml")
-    artifact = translator_stage(cfg, ArtifactStore(cfg.artifacts_dir), _printing_report(out_dir / "log.jsonl"),
-                                progress=_progress())  # fmt: skip
+    with _run_folder(out_dir, cfg, "translate train"):
+        save_config(cfg, out_dir / "config.yaml")
+        artifact = translator_stage(cfg, ArtifactStore(cfg.artifacts_dir), _printing_report(out_dir / "log.jsonl"),
+                                    progress=_progress())  # fmt: skip
     state = "reused" if artifact.reused else "trained"
     print(f"translator {state}: {artifact.path / 'translator.pt'}\nsample grids: {artifact.path / 'samples'}")
     return 0
@@ -165,14 +212,24 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from symda.data import ensure_synthcity
     from symda.io import write_json
     from symda.pipeline import evaluate_method
+    from symda.preflight import check_writable
 
     if args.run is not None:
+        if not args.run.is_dir() or not (args.run / "config.yaml").is_file():
+            raise DatasetError(f"--run {args.run}: not a symda run folder (no config.yaml); give the --out "
+                               "folder of a finished `symda run`")  # fmt: skip
         cfg = load_config(args.config or args.run / "config.yaml", args.overrides, legacy=args.config is None)
         checkpoint, partner, partner_data = _run_networks(args.run, cfg)
         partner = args.partner or partner
         partner_data = args.partner_data or partner_data
     elif args.checkpoint is not None:
-        cfg = load_config(args.config, args.overrides)
+        # The network's own config: --config, else the config.yaml of the run folder it was saved in.
+        # Defaults would silently score it on another dataset, or build another architecture.
+        beside = args.checkpoint.parent / "config.yaml"
+        if args.config is None and not beside.is_file():
+            raise ConfigError(f"--checkpoint {args.checkpoint}: no --config given and no config.yaml beside it; "
+                              "pass --config with the config the network was trained with")  # fmt: skip
+        cfg = load_config(args.config or beside, args.overrides, legacy=args.config is None)
         checkpoint, partner, partner_data = args.checkpoint, args.partner, args.partner_data
     else:
         raise DatasetError(
@@ -191,6 +248,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if not Path(partner_data).is_dir():
             raise DatasetError(f"{partner_data}: partner data (V') not found")
     cfg.data.val_split = args.split
+    default_out = (args.run if args.run is not None else checkpoint.parent) / f"eval_{args.split}"
+    out = Path(args.out) if args.out else default_out
+    check_writable(out, "--out")  # before the evaluation, not after it
+    if args.save_predictions:
+        check_writable(args.save_predictions, "--save-predictions")
     ensure_synthcity(cfg.data, cfg.synth, progress=_progress())
     metrics = evaluate_method(
         cfg, checkpoint, partner, partner_data, args.save_predictions, args.color, _progress()
@@ -205,8 +267,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if partner:
         print(f"proxies (no labels read): agreement {metrics['proxy_agreement']:.4f}, "
               f"entropy {metrics['proxy_entropy']:.4f}")  # fmt: skip
-    default_out = (args.run if args.run is not None else checkpoint.parent) / f"eval_{args.split}"
-    out = Path(args.out) if args.out else default_out
     inputs = {"checkpoint": str(checkpoint), "partner": str(partner) if partner else None,
               "partner_data": str(partner_data) if partner else None, "split": args.split,
               "fusion_weight": cfg.eval.fusion_weight if partner else None}  # fmt: skip
@@ -214,6 +274,31 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.save_predictions:
         kind = "fused" if partner else "F_T"
         print(f"predictions ({kind}, Cityscapes labelIds): {args.save_predictions}")
+    return 0
+
+
+def cmd_store_gc(args: argparse.Namespace) -> int:
+    from symda.artifacts import ArtifactStore
+
+    cfg = load_config(args.config, args.overrides)
+    store = ArtifactStore(cfg.artifacts_dir)
+    builds = store.unfinished()
+    for b in builds:
+        state = "building now (kept)" if b.busy else "interrupted"
+        print(f"{b.bytes / 2**20:8.1f} MB  {b.stage}/{b.key}  {state}  {b.path}")
+    idle = [b for b in builds if not b.busy]
+    total = sum(b.bytes for b in idle) / 2**20
+    if not args.remove:
+        hint = (
+            f"; remove them with: symda store gc --remove --set artifacts_dir={cfg.artifacts_dir}"
+            if idle
+            else ""
+        )
+        print(f"{len(idle)} interrupted builds in {cfg.artifacts_dir}, {total:.1f} MB{hint}")
+        return 0
+    removed = store.remove_unfinished()
+    print(f"removed {len(removed)} interrupted builds ({sum(b.bytes for b in removed) / 2**20:.1f} MB); "
+          "finished artifacts are untouched")  # fmt: skip
     return 0
 
 
@@ -226,9 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="output folder (default: synth.root)")
     p.add_argument("--seed", type=int)
     p.add_argument("--size", type=_parse_size, help="HxW, e.g. 128x256")
-    p.add_argument("--n-source", type=int)
-    p.add_argument("--n-target", type=int)
-    p.add_argument("--n-val", type=int)
+    p.add_argument("--n-source", type=_count)
+    p.add_argument("--n-target", type=_count)
+    p.add_argument("--n-val", type=_count)
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("check-data", help="check the configured datasets and report every problem")
@@ -271,6 +356,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", type=Path, required=True)
     t.set_defaults(func=cmd_translate_apply)
 
+    p = sub.add_parser("store", help="the artifact store: list or remove interrupted builds")
+    ssub = p.add_subparsers(dest="store_command", required=True)
+    g = ssub.add_parser("gc", help="list the interrupted builds (.building folders) and their size")
+    _add_config_args(g)
+    g.add_argument(
+        "--remove", action="store_true", help="delete them (a later build of the same key starts over)"
+    )
+    g.set_defaults(func=cmd_store_gc)
+
     p = sub.add_parser("evaluate", help="score F_T, and fused F_T + F_S, on the target val split")
     _add_config_args(p)
     p.add_argument("--checkpoint", type=Path, help="F_T (or any segmenter) checkpoint.pt")
@@ -294,8 +388,24 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, DatasetError, FileNotFoundError, FileExistsError) as err:
+    except (
+        ConfigError,
+        DatasetError,
+        CheckpointError,
+        FileNotFoundError,
+        FileExistsError,
+        FloatingPointError,
+    ) as err:
+        # FloatingPointError: a loss turned non-finite; the message names the stage, step and loss.
         print(f"symda {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        if err.errno not in DISK_ERRORS:
+            raise
+        # A full disk or a read-only folder mid-run: what was being written is named; the store never
+        # registers a half-written artifact (its work folder stays hidden, and a rerun resumes it).
+        print(f"symda {args.command}: error: cannot write {err.filename or 'a file'}: {err.strerror} "
+              "(free some space, or point --out / artifacts_dir elsewhere, then rerun)", file=sys.stderr)  # fmt: skip
         return 2
 
 

@@ -12,6 +12,7 @@ The defaults describe the CPU setting on the embedded SynthCity benchmark (runs 
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -329,6 +330,9 @@ _NON_NEGATIVE = (
 def validate(cfg: ExperimentConfig) -> None:
     """Raise ConfigError (naming the dotted key) for values no run could use."""
     flat = flatten(cfg)
+    for key, value in flat.items():  # a NaN or infinite rate or weight trains nothing, silently
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{key}: must be a finite number, got {value!r}")
     for key, choices in _CHOICES.items():
         if flat[key] not in choices:
             raise ConfigError(f"{key}: {flat[key]!r} is not one of {list(choices)}")
@@ -360,6 +364,13 @@ def validate(cfg: ExperimentConfig) -> None:
     ):
         if not 0.0 <= flat[key] <= 1.0:
             raise ConfigError(f"{key}: must be in [0, 1], got {flat[key]!r}")
+    crop = cfg.data.crop_size
+    if crop is not None:
+        for key in ("data.source_size", "data.target_size"):
+            size = flat[key]
+            if size is not None and (crop[0] > size[0] or crop[1] > size[1]):
+                raise ConfigError(f"data.crop_size: {list(crop)} is larger than the resized image ({key}: "
+                                  f"{list(size)}); crop at most {list(size)}, or resize larger")  # fmt: skip
     workers = max(cfg.scale.num_workers, 1)
     for key in ("train.batch_size", "translate.batch_size"):
         if flat[key] % workers:

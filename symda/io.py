@@ -47,21 +47,18 @@ def _jsonable(obj: Any) -> Any:
 
 
 def atomic_torch_save(obj: Any, path: Path) -> Path:
-    """torch.save through a temporary file, so a checkpoint is either the old one or the new one."""
+    """torch.save through a temporary file, so a checkpoint is either the old one or the new one.
+
+    Serialised in memory first: torch.save writing to a file that cannot grow (disk full, file-size
+    limit) fails with a RuntimeError from its zip writer ("unexpected pos ..."), while a plain write
+    fails with the OSError (ENOSPC, EFBIG) and file name that the command line reports clearly."""
+    import io
+
     import torch
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.fchmod(fd, 0o644)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return atomic_write_bytes(path, buffer.getbuffer())
 
 
 def png_bytes(image: Any, compress_level: int = 6) -> bytes:

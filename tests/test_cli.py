@@ -80,10 +80,19 @@ def test_unknown_config_key_exits_with_a_named_error(tmp_path, capsys):
 
 def test_missing_dataset_root_exits_with_a_named_error(tmp_path, capsys):
     missing = tmp_path / "no_gta5"
-    assert (
-        main(["train", "--set", f"data.source_root={missing}", "--set", f"data.target_root={tmp_path}"]) == 2
-    )
+    out = tmp_path / "run"
+    args = [
+        "train",
+        "--set",
+        f"data.source_root={missing}",
+        "--set",
+        f"data.target_root={tmp_path}",
+        "--out",
+        str(out),
+    ]
+    assert main(args) == 2
     assert f"{missing}: dataset root not found" in capsys.readouterr().err
+    assert not out.exists()  # a run that failed on its input leaves no folder behind
 
 
 def test_corrupt_png_stops_training_before_it_starts(tiny_data, tmp_path, capsys):
@@ -97,13 +106,18 @@ def test_corrupt_png_stops_training_before_it_starts(tiny_data, tmp_path, capsys
 
 
 def test_evaluate_names_what_fused_inference_lacks(tmp_path, capsys):
-    ckpt = tmp_path / "f_t.pt"
+    from symda.config import load_config, save_config
+
+    ckpt = tmp_path / "run" / "f_t.pt"
+    save_config(load_config(), tmp_path / "run" / "config.yaml")  # evaluate reads the config beside it
     ckpt.write_bytes(b"")  # the inputs are checked before anything loads
     assert main(["evaluate", "--checkpoint", str(ckpt), "--partner", str(tmp_path / "f_s.pt")]) == 2
     assert f"{tmp_path / 'f_s.pt'}: partner checkpoint not found" in capsys.readouterr().err
     assert main(["evaluate", "--checkpoint", str(ckpt), "--partner", str(ckpt)]) == 2
     assert "--partner needs --partner-data" in capsys.readouterr().err
     assert main(["evaluate", "--run", str(tmp_path)]) == 2
-    assert f"{tmp_path / 'config.yaml'}: config file not found" in capsys.readouterr().err
+    assert f"--run {tmp_path}: not a symda run folder (no config.yaml)" in capsys.readouterr().err
+    assert main(["evaluate", "--run", str(tmp_path / "run")]) == 2
+    assert "metrics.json: not found (is" in capsys.readouterr().err
     assert main(["evaluate"]) == 2
     assert "give --checkpoint" in capsys.readouterr().err

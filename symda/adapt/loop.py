@@ -391,13 +391,15 @@ def save_checkpoint(state: SegmenterState, path: Path) -> Path:
 
 def load_checkpoint(state: SegmenterState, path: Path, device: torch.device) -> None:
     """Restore `state` from a checkpoint of `save_checkpoint`; it must hold the same discriminators."""
-    blob = torch.load(path, map_location=device, weights_only=False)
+    from symda.checkpoints import CheckpointError, load_model_state, read_checkpoint
+
+    blob = read_checkpoint(path, "training checkpoint", required=("model", "optimizer", "step"))
     if set(blob.get("discriminators", {})) != set(state.discs):
-        raise ValueError(
+        raise CheckpointError(
             f"{path}: holds discriminators {sorted(blob.get('discriminators', {}))} but this run "
             f"has {sorted(state.discs)}; resume it with the config that wrote it"
         )
-    state.model.load_state_dict(blob["model"])
+    load_model_state(state.model, blob["model"], path, "this run's model.* settings")
     state.optimizer.load_state_dict(blob["optimizer"])
     for name in state.discs:
         state.discs[name].load_state_dict(blob["discriminators"][name])

@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import torch
-
 from symda.config import ModelConfig
 from symda.data.labels import NUM_CLASSES
 from symda.models.deeplabv2 import DeepLabV2, build_deeplabv2, load_backbone_weights
@@ -34,7 +32,12 @@ def build_segmenter(cfg: ModelConfig, num_classes: int = NUM_CLASSES, load_weigh
 def load_segmenter(cfg: ModelConfig, checkpoint: Path, num_classes: int = NUM_CLASSES) -> DeepLabV2:
     """The configured network with the weights of a checkpoint ({"model": state} or a bare state dict),
     in eval mode."""
+    from symda.checkpoints import load_model_state, read_checkpoint, segmenter_state
+
+    blob = read_checkpoint(checkpoint, "segmenter checkpoint")
     model = build_segmenter(cfg, num_classes, load_weights=False)
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    model.load_state_dict(state.get("model", state))
+    settings = (
+        f"model.backbone={cfg.backbone} model.last_layer={cfg.last_layer} model.aux_head={cfg.aux_head}"
+    )
+    load_model_state(model, segmenter_state(blob, checkpoint), checkpoint, settings)
     return model.eval()

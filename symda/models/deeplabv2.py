@@ -425,7 +425,8 @@ def load_backbone_weights(model: DeepLabV2, weights: str | None, allow_random_in
             stride of a Bottleneck on its first 1x1 conv while torchvision (V1.5) puts it on the 3x3 conv;
             the tensors have the same shapes and load, but layer2's first block then differs slightly from
             the original network.
-        allow_random_init: what to do when the file is missing (warn and continue vs FileNotFoundError).
+        allow_random_init: what to do when torch_cache has no file or weights is None (warn and continue
+            vs FileNotFoundError). A local file that does not exist is always an error.
 
     Returns:
         A short description of what was loaded (for the run log / result record).
@@ -455,5 +456,10 @@ def load_backbone_weights(model: DeepLabV2, weights: str | None, allow_random_in
 
     path = os.path.expanduser(weights)
     if not os.path.isfile(path):
-        return _random_init_or_raise(model, path, allow_random_init)
+        # A file named explicitly and absent is a typo or a missing copy, never a reason to train from
+        # random weights (model.allow_random_init covers torch_cache and null only).
+        raise FileNotFoundError(
+            f"model.weights: {path} not found (nothing is downloaded); fix the path, or set "
+            "model.weights=none to train from random initialisation"
+        )
     return _load_file_into(model, path)

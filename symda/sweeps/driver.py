@@ -265,6 +265,11 @@ def _check(space: SweepSpace, settings: SweepSettings) -> ExperimentConfig:
             f"({total_progress(cfg)} steps = self_train.rounds x self_train.steps): ASHA would stop every "
             "trial before its final evaluation"
         )
+    from symda.preflight import check_model_weights, check_writable
+
+    # Before Ray starts: the sweep's folder, the trials' shared store and their weights file.
+    check_writable(Path(cfg.artifacts_dir), "artifacts_dir")
+    check_model_weights(cfg)
     return cfg
 
 
@@ -287,6 +292,9 @@ def run_sweep(opts: SweepOptions) -> SweepSummary:
     exp_dir, settings = _resolve(opts)
     space = load_space(settings.space)
     cfg = _check(space, settings)
+    from symda.preflight import check_writable
+
+    check_writable(exp_dir, "--storage")
 
     dashboard = connect(opts.address)
     import ray
@@ -378,8 +386,25 @@ def main(argv: list[str] | None = None, default_space: str = "configs/sweeps/thr
     opts = parse_args(argv, default_space)
     try:
         summary = run_sweep(opts)
-    except (ConfigError, SweepError, DatasetError) as err:
+    except (ConfigError, SweepError, DatasetError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print_summary(summary)
+    report_unfinished_builds(summary.exp_dir)
     return 0
+
+
+def report_unfinished_builds(exp_dir: Path) -> None:
+    """One line on the store's interrupted builds (ASHA-stopped trials leave their self-training's work
+    folder: a rerun of the same trial resumes from it) and the command that lists or removes them."""
+    from symda.artifacts import ArtifactStore
+
+    settings = SweepSettings.load(exp_dir / SETTINGS_FILE)
+    store_dir = settings.paths.get("artifacts_dir")
+    if not store_dir:
+        return
+    idle = [b for b in ArtifactStore(store_dir).unfinished() if not b.busy]
+    if idle:
+        mb = sum(b.bytes for b in idle) / 2**20
+        print(f"\nthe store holds {len(idle)} interrupted builds ({mb:.0f} MB; a rerun of their trials resumes them): "
+              f"list them with `symda store gc --set artifacts_dir={store_dir}`, delete them with --remove")  # fmt: skip

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from collections import defaultdict
 from collections.abc import Callable
@@ -33,6 +34,8 @@ from symda.data.dataset import DatasetError, Sample
 from symda.io import atomic_write_bytes, link_or_copy, png_bytes, write_json
 from symda.models.stargan import Generator
 from symda.translate.train import tanh_to_uint8, uint8_to_tanh
+
+log = logging.getLogger(__name__)
 
 MARKER = "translation.json"
 KINDS = ("gta5", "cityscapes", "synthia")
@@ -55,7 +58,9 @@ def load_generator(
     checkpoint: Path, cfg: TranslateConfig | None = None, device: str | torch.device = "cpu"
 ) -> Generator:
     """The generator of a translator.pt, in eval mode; `cfg` None = the config stored in the checkpoint."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    from symda.checkpoints import CheckpointError, read_checkpoint
+
+    state = read_checkpoint(checkpoint, "translator checkpoint", required=("G", "config"))
     if cfg is None:
         cfg = TranslateConfig(
             **{k: v for k, v in state["config"].items() if k in TranslateConfig.__dataclass_fields__}
@@ -64,10 +69,13 @@ def load_generator(
     try:
         G.load_state_dict(state["G"])
     except RuntimeError as err:
-        raise ValueError(
+        stored = state["config"]
+        raise CheckpointError(
             f"{checkpoint}: generator does not match translate.g_conv_dim={cfg.g_conv_dim}, "
-            f"translate.g_repeat_num={cfg.g_repeat_num} ({str(err).splitlines()[0]})"
-        ) from err
+            f"translate.g_repeat_num={cfg.g_repeat_num}, translate.residual={cfg.residual} (the file was written "
+            f"with g_conv_dim={stored.get('g_conv_dim')}, g_repeat_num={stored.get('g_repeat_num')}, "
+            f"residual={stored.get('residual', False)}; {str(err).splitlines()[0]})"
+        ) from None
     return G.to(device).eval()
 
 
@@ -194,9 +202,12 @@ def translate_root(
         return out_root
 
     partial = out_root.parent / f".{out_root.name}.partial-{digest}-{to_domain}"
-    partial.mkdir(parents=True, exist_ok=True)
-    if generator is None:
+    if partial.is_dir():  # an interrupted run of the same translation: finished images are skipped
+        done = sum(1 for _ in partial.rglob("*.png"))
+        log.warning("resuming the interrupted translation in %s (%d images already written)", partial, done)
+    if generator is None:  # before anything is written: a bad checkpoint leaves no partial folder
         generator = load_generator(checkpoint, cfg, device)
+    partial.mkdir(parents=True, exist_ok=True)
 
     def layout_fn(s: Sample) -> Path:
         return s.image.relative_to(root)

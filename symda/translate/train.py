@@ -247,7 +247,11 @@ def save_checkpoint(state: TranslatorState, cfg: TranslateConfig, path: Path) ->
 def load_checkpoint(state: TranslatorState, path: Path, runtime: Runtime) -> None:
     """Restore `state` from a checkpoint of `save_checkpoint` (the GP generator only on one rank: with
     several, each rank's stream differs from the one rank 0 saved)."""
-    blob = torch.load(path, map_location=runtime.device, weights_only=False)
+    from symda.checkpoints import read_checkpoint
+
+    blob = read_checkpoint(
+        path, "translator training checkpoint", required=("G", "D", "g_opt", "d_opt", "step")
+    )
     state.G.load_state_dict(blob["G"])
     state.D.load_state_dict(blob["D"])
     state.g_opt.load_state_dict(blob["g_opt"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing
 import os
 import shutil
@@ -19,6 +20,8 @@ from symda.data.synthcity.appearance import STYLES, render_appearance
 from symda.data.synthcity.gap import GAP_FACTORS, DomainSpec, domain_specs
 from symda.data.synthcity.layout import LAYOUT_STATS, V1_LAYOUT_FIELDS, sample_layout
 from symda.data.synthcity.look import render_look
+
+log = logging.getLogger(__name__)
 
 GENERATOR_VERSION = 1  # of the v1 preset's files (its manifest keeps this number)
 PRESETS = ("v1", "v2")  # v1: a global colour map (the benchmark of symda 0.1); v2: the factored gap (gap.py)
@@ -177,6 +180,7 @@ def generate_synthcity(
         _check_existing(out, expected)
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_tmp(out)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
@@ -209,6 +213,33 @@ def generate_synthcity(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def remove_stale_tmp(out: Path) -> list[Path]:
+    """Remove the temporary folders of generations of `out` whose process is gone (killed: its
+    `except` never ran), saying so; a live process's folder is left alone. Returns what was removed."""
+    removed = []
+    for stale in sorted(out.parent.glob(f".{out.name}.tmp-*")):
+        try:
+            pid = int(stale.name.rsplit(".tmp-", 1)[1].split("-")[0])
+        except ValueError:
+            continue
+        if _alive(pid):
+            continue
+        log.warning("removing %s: the temporary folder of an interrupted generation (pid %d is gone)", stale, pid)
+        shutil.rmtree(stale, ignore_errors=True)
+        removed.append(stale)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
 
 
 def _check_existing(out: Path, expected: dict) -> None:

@@ -1,0 +1,130 @@
+"""Reading checkpoints a user points at: one clear error for a missing, empty, truncated or foreign
+file, and for a segmenter of another architecture, the tensors that differ and the model.* settings
+that would match it."""
+
+from __future__ import annotations
+
+import itertools
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used; the message names the file and what is wrong."""
+
+
+def read_checkpoint(path: Path, what: str, required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The dict saved in `path` (on the CPU), or CheckpointError naming the file.
+
+    what: the kind of file, for the message ("translator checkpoint"); required: keys it must hold.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: {what} not found")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: {what} is empty (0 bytes): an interrupted copy or save?")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=False)
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(
+            f"{path}: not a readable {what} ({type(err).__name__}: {first}); truncated, or not a torch checkpoint"
+        ) from None
+    if not isinstance(blob, dict):
+        raise CheckpointError(
+            f"{path}: not a {what}: it holds a {type(blob).__name__}, not a dict of tensors"
+        )
+    missing = [k for k in required if k not in blob]
+    if missing:
+        raise CheckpointError(
+            f"{path}: not a {what}: no {', '.join(map(repr, missing))} in it (it has {_keys(blob)})"
+        )
+    return blob
+
+
+def _keys(blob: dict[str, Any], n: int = 6) -> str:
+    keys = list(blob)
+    return ", ".join(map(repr, keys[:n])) + (f", ... ({len(keys)} keys)" if len(keys) > n else "")
+
+
+def segmenter_state(blob: dict[str, Any], path: Path) -> dict[str, torch.Tensor]:
+    """The network's state dict in a segmenter checkpoint ({"model": state} or a bare state dict)."""
+    state = blob.get("model", blob)
+    if not isinstance(state, dict) or not any(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(
+            f"{path}: not a segmenter checkpoint: no tensors under 'model' (it has {_keys(blob)})"
+        )
+    return state
+
+
+def matching_model_settings(state: dict[str, torch.Tensor]) -> list[dict[str, Any]]:
+    """Every model.* setting (backbone, last_layer, aux_head, number of ASPP branches) whose network has
+    exactly the tensors and shapes of `state`. Built on the meta device: no memory, milliseconds each."""
+    from symda.config import ModelConfig
+    from symda.models.deeplabv2 import build_deeplabv2
+
+    shapes = {k: tuple(v.shape) for k, v in state.items()}
+    branches = _aspp_branches(shapes)
+    out = []
+    for backbone, last_layer, aux in itertools.product(
+        ("resnet18", "resnet34", "resnet50", "resnet101"), ("layer3", "layer4"), (False, True)
+    ):
+        dilations = (
+            tuple(ModelConfig().aspp_dilations)[:branches]
+            if branches
+            else tuple(ModelConfig().aspp_dilations)
+        )
+        with torch.device("meta"):
+            model = build_deeplabv2(backbone, last_layer=last_layer, aspp_dilations=dilations, aux_head=aux)
+        own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        if own == shapes:
+            out.append({"model.backbone": backbone, "model.last_layer": last_layer, "model.aux_head": aux,
+                        "model.aspp_dilations": f"{branches} values"})  # fmt: skip
+    return out
+
+
+def _aspp_branches(shapes: dict[str, tuple[int, ...]]) -> int:
+    """Number of ASPP branches of the main classifier in a state dict (0 when it has none)."""
+    prefix = "classifier.conv2d_list."
+    return len({k[len(prefix) :].split(".")[0] for k in shapes if k.startswith(prefix)})
+
+
+def load_model_state(
+    model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path, settings: str
+) -> None:
+    """model.load_state_dict(state), or CheckpointError saying which tensors differ and which model.*
+    settings would match the file. settings: the current ones, for the message."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} {tuple(state[k].shape)} in the file, {tuple(own[k].shape)} here"
+              for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]  # fmt: skip
+    if not (missing or unexpected or shapes):
+        model.load_state_dict(state)
+        return
+    parts = []
+    if shapes:
+        parts.append(
+            f"{len(shapes)} tensors of another shape ({'; '.join(shapes[:3])}{'; ...' if len(shapes) > 3 else ''})"
+        )
+    if missing:
+        parts.append(
+            f"{len(missing)} missing ({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''})"
+        )
+    if unexpected:
+        parts.append(
+            f"{len(unexpected)} unexpected ({', '.join(unexpected[:3])}{', ...' if len(unexpected) > 3 else ''})"
+        )
+    matches = matching_model_settings(state)
+    hint = (
+        "it matches " + " | ".join(" ".join(f"--set {k}={v}" for k, v in m.items() if k != "model.aspp_dilations")
+                                   for m in matches)
+        if matches else "no model.* setting of symda matches it"
+    )  # fmt: skip
+    raise CheckpointError(
+        f"{path}: a network of another architecture than {settings}: {', '.join(parts)}; {hint}"
+    )

@@ -1,0 +1,52 @@
+"""Checks of the user's paths before any work starts: a run that would fail on an unwritable folder or a
+missing weights file fails in its first second, naming the key, not after hours of training."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from symda.config import ConfigError, ExperimentConfig
+
+
+def check_writable(path: Path, what: str) -> None:
+    """ConfigError unless `path` is (or can be created as) a folder this process can write into.
+
+    Tries a real temporary file in the nearest existing folder: permission bits alone say nothing for
+    root, nor about read-only mounts or a full disk.
+    """
+    path = Path(path).expanduser()
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ConfigError(f"{what}: {path} cannot be a folder: {probe} is a file")
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as err:
+        raise ConfigError(f"{what}: {path} is not writable ({probe}: {err.strerror or err})") from None
+
+
+def check_model_weights(cfg: ExperimentConfig) -> None:
+    """ConfigError when model.weights names a local file that does not exist (a typo)."""
+    weights = cfg.model.weights
+    if weights is None or weights.strip().lower() in ("none", "torch_cache"):
+        return
+    if not Path(weights).expanduser().is_file():
+        raise ConfigError(
+            f"model.weights: {weights} not found (nothing is downloaded); fix the path, or set "
+            "model.weights=none to train from random initialisation"
+        )
+
+
+def preflight(cfg: ExperimentConfig, out_dir: Path | None = None, store: bool = True) -> None:
+    """Everything a command can check before it starts: the run folder and the artifact store are
+    writable, model.weights exists."""
+    if out_dir is not None:
+        check_writable(out_dir, "--out")
+    if store:
+        check_writable(Path(cfg.artifacts_dir), "artifacts_dir")
+    check_model_weights(cfg)
