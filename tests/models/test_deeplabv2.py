@@ -246,15 +246,14 @@ def test_wrong_file_fails(tmp_path) -> None:
         load_backbone_weights(model, str(path), allow_random_init=True)
 
 
-def test_missing_file_raises_or_warns(tmp_path) -> None:
+def test_a_missing_named_file_is_an_error_even_with_random_init_allowed(tmp_path) -> None:
+    # A path in model.weights that is not there is a typo: never a silent fall-back to random weights.
     model = build_deeplabv2("resnet18", last_layer="layer3")
     path = str(tmp_path / "nope" / "resnet18.pth")
-    with pytest.raises(FileNotFoundError) as err:
-        load_backbone_weights(model, path, allow_random_init=False)
-    assert path in str(err.value) and "model.allow_random_init" in str(err.value)
-    with pytest.warns(RuntimeWarning, match="nope"):
-        desc = load_backbone_weights(model, path, allow_random_init=True)
-    assert desc.startswith("random init")
+    for allow in (False, True):
+        with pytest.raises(FileNotFoundError) as err:
+            load_backbone_weights(model, path, allow_random_init=allow)
+        assert path in str(err.value) and "model.weights=none" in str(err.value)
 
 
 def test_none_is_silent_and_null_is_loud() -> None:

@@ -181,7 +181,9 @@ def test_reuse_with_the_same_checkpoint_and_refuse_another(tiny_data, tmp_path, 
         translate_root(ckpt, "cityscapes", tiny_data["target"], "val", 1, out)
 
 
-def test_interrupted_translation_leaves_nothing_at_out_root_and_resumes(tiny_data, tmp_path, monkeypatch):
+def test_interrupted_translation_leaves_nothing_at_out_root_and_resumes(
+    tiny_data, tmp_path, monkeypatch, caplog
+):
     ckpt = fake_checkpoint(tmp_path / "a.pt", seed=0)
     real_write, written = apply_mod._write_png, []
 
@@ -198,6 +200,11 @@ def test_interrupted_translation_leaves_nothing_at_out_root_and_resumes(tiny_dat
 
     written.clear()
     monkeypatch.setattr(apply_mod, "_write_png", lambda p, a: (written.append(p), real_write(p, a)))
+    caplog.set_level("WARNING")
     out = translate_root(ckpt, "gta5", tiny_data["source"], None, 1, tmp_path / "S_prime", batch_size=4)
+    assert (
+        "resuming the interrupted translation in" in caplog.text
+        and "(5 images already written)" in caplog.text
+    )
     assert len(written) == 12 - 5  # only the images the first run did not finish
     assert len(gta5.list_gta5(out)) == 12
