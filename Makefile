@@ -37,7 +37,8 @@ bench: $(STAMP)
 
 # Source-only, source-only on S' (translated) and oracle on SynthCity over seeds (README table): each
 # seed generates its own SynthCity of the preset (PRESET=v1: the benchmark of symda 0.1); finished runs
-# are kept, so an interrupted table resumes. Runs go to runs/<preset>/, tables to docs/results/<preset>/.
+# are kept and an interrupted one resumes from its checkpoint (--resume), so an interrupted table
+# resumes. Runs go to runs/<preset>/, tables to docs/results/<preset>/.
 SEEDS ?= 0 1 2
 PRESET ?= v2
 # v1's published rows were made with the published StarGAN generator (README, Stage 1).
@@ -49,7 +50,8 @@ baselines: $(STAMP)
 	for s in $(SEEDS); do for e in $(EXPERIMENTS); do \
 	  test -f runs/$(PRESET)/baselines/$$e-s$$s/metrics.json || \
 	  $(BIN)/symda train --config configs/synthcity/$$e.yaml --set seed=$$s $(SYNTH) \
-	    --out runs/$(PRESET)/baselines/$$e-s$$s || exit 1; done; done
+	    --out runs/$(PRESET)/baselines/$$e-s$$s $$(test -f runs/$(PRESET)/baselines/$$e-s$$s/checkpoint.pt && echo --resume) \
+	    || exit 1; done; done
 	$(BIN)/python analysis/ablation_table.py runs/$(PRESET)/baselines --out docs/results/$(PRESET)/baselines.md
 
 # SynthCity v2's factor table: the baselines with one gap factor on and the others off (seed 0 by
@@ -61,7 +63,8 @@ factors: $(STAMP)
 	  test -f runs/v2/factors/$$f/$$e-s$$s/metrics.json || \
 	  $(BIN)/symda train --config configs/synthcity/$$e.yaml --set seed=$$s --set synth.seed=$$s \
 	    $$(for g in tone texture illumination sensor layout; do printf -- "--set synth.gap.$$g=%s " $$([ $$g = $$f ] && echo 1 || echo 0); done) \
-	    --set synth.root=data/synthcity-v2-$$f-s$$s --out runs/v2/factors/$$f/$$e-s$$s || exit 1; done; done; done
+	    --set synth.root=data/synthcity-v2-$$f-s$$s --out runs/v2/factors/$$f/$$e-s$$s \
+	    $$(test -f runs/v2/factors/$$f/$$e-s$$s/checkpoint.pt && echo --resume) || exit 1; done; done; done
 	$(BIN)/python analysis/factor_table.py runs/v2/factors runs/v2/baselines --out docs/results/v2/factors.md
 
 # The method's ablation ladder with `symda run` (one config per row; rows share upstream artifacts).

@@ -9,7 +9,9 @@ with the config that started it, and nothing is written before the folder is kno
 - a non-empty folder that is not a run folder (no config.yaml): it holds someone else's files;
 - an unfinished run started with another config, in any key that changes what is computed (the
   network, the data, the schedule): its checkpoint and its config.yaml would disagree;
-- for `symda train`: an unfinished run without `--resume`, and `--resume` with nothing to resume.
+- for `symda train`: an unfinished run with a checkpoint without `--resume` (it would be overwritten),
+  and `--resume` with no checkpoint to resume from (a run killed before its first checkpoint starts
+  again without `--resume`, in the same folder, with the same config).
 """
 
 from __future__ import annotations
@@ -79,12 +81,13 @@ def check_run_folder(out_dir: Path, cfg: ExperimentConfig, command: str, resume:
             f"--out {out_dir}: its config.yaml does not load ({err}); choose another --out"
         ) from None
     if command == "train":
-        if not resume:
-            raise RunFolderError(f"--out {out_dir}: holds an unfinished run; continue it with --resume, or choose "
-                                 "another --out")  # fmt: skip
-        if not (out_dir / CHECKPOINT).is_file():
+        has_checkpoint = (out_dir / CHECKPOINT).is_file()
+        if has_checkpoint and not resume:  # starting over would overwrite its checkpoint
+            raise RunFolderError(f"--out {out_dir}: holds an unfinished run (checkpoint.pt); continue it with "
+                                 "--resume, or choose another --out")  # fmt: skip
+        if resume and not has_checkpoint:
             raise RunFolderError(f"--resume: {out_dir / CHECKPOINT} not found: the run there never reached a "
-                                 "checkpoint, so there is nothing to resume; drop --resume and choose another --out")  # fmt: skip
+                                 "checkpoint, so there is nothing to resume; drop --resume to start it again")  # fmt: skip
     differ = differing_keys(stored, cfg)
     if differ:
         shown = "; ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in list(differ.items())[:8])

@@ -45,7 +45,7 @@ def test_an_unfinished_run_continues_only_with_resume_and_its_own_config(finishe
     (finished_run / "metrics.json").unlink()  # as if killed after its last checkpoint
     before = snapshot(finished_run)
     assert main(["train", *tiny_args(tiny_data), "--out", str(finished_run)]) == 2
-    assert "holds an unfinished run; continue it with --resume" in capsys.readouterr().err
+    assert "holds an unfinished run (checkpoint.pt); continue it with --resume" in capsys.readouterr().err
     assert main(["train", *tiny_args(tiny_data), "--resume", "--set", "model.backbone=resnet34",
                  "--out", str(finished_run)]) == 2  # fmt: skip
     err = capsys.readouterr().err
@@ -65,6 +65,8 @@ def test_resume_needs_a_checkpoint(tiny_data, tmp_path, capsys):
     save_config(load_config(overrides=tiny_args(tiny_data)[1::2]), started / "config.yaml")
     assert main(["train", *tiny_args(tiny_data), "--resume", "--out", str(started)]) == 2
     assert "checkpoint.pt not found" in capsys.readouterr().err
+    assert main(["train", *tiny_args(tiny_data), "--out", str(started)]) == 0  # nothing to lose: it starts again
+    assert (started / "metrics.json").is_file()
 
 
 def test_a_failed_new_run_leaves_no_folder(tiny_data, tmp_path, capsys):
