@@ -65,7 +65,9 @@ def test_resume_needs_a_checkpoint(tiny_data, tmp_path, capsys):
     save_config(load_config(overrides=tiny_args(tiny_data)[1::2]), started / "config.yaml")
     assert main(["train", *tiny_args(tiny_data), "--resume", "--out", str(started)]) == 2
     assert "checkpoint.pt not found" in capsys.readouterr().err
-    assert main(["train", *tiny_args(tiny_data), "--out", str(started)]) == 0  # nothing to lose: it starts again
+    assert (
+        main(["train", *tiny_args(tiny_data), "--out", str(started)]) == 0
+    )  # nothing to lose: it starts again
     assert (started / "metrics.json").is_file()
 
 

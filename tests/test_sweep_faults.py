@@ -17,14 +17,10 @@ from symda.artifacts import MARKER
 from symda.config import apply_overrides
 from symda.sweeps.space import REPO_ROOT
 from tests.conftest import write_cityscapes, write_gta5
+from tests.test_sweep import TINY as SWEEP_TINY
 
-TINY = {
-    "translate.g_conv_dim": 8, "translate.g_repeat_num": 1, "translate.d_conv_dim": 8, "translate.d_repeat_num": 2,
-    "translate.load_size": [32, 64], "translate.image_size": [16, 32], "translate.batch_size": 2,
-    "translate.steps": 2, "translate.n_critic": 1, "data.source_size": [32, 64], "data.target_size": [32, 64],
-    "train.steps": 3, "train.batch_size": 2, "train.log_every": 2, "train.eval_every": 4, "train.checkpoint_every": 4,
-    "adapt.d_channels": 8, "eval.batch_size": 4, "self_train.steps": 16, "self_train.paths": "T",
-}  # fmt: skip
+# The sweep tests' tiny experiment, with 16 self-training steps: long enough to lose a node mid-trial.
+TINY = {**SWEEP_TINY, "train.eval_every": 4, "train.checkpoint_every": 4, "self_train.steps": 16}
 # RAY_DEDUP_LOGS=0: Ray would fold the same log line from two workers into one ("repeated 2x").
 ENV = {
     **os.environ,
