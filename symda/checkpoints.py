@@ -69,15 +69,12 @@ def matching_model_settings(state: dict[str, torch.Tensor]) -> list[dict[str, An
 
     shapes = {k: tuple(v.shape) for k, v in state.items()}
     branches = _aspp_branches(shapes)
+    default = tuple(ModelConfig().aspp_dilations)
+    dilations = default[:branches] if branches else default  # only their number shapes the tensors
     out = []
     for backbone, last_layer, aux in itertools.product(
         ("resnet18", "resnet34", "resnet50", "resnet101"), ("layer3", "layer4"), (False, True)
     ):
-        dilations = (
-            tuple(ModelConfig().aspp_dilations)[:branches]
-            if branches
-            else tuple(ModelConfig().aspp_dilations)
-        )
         with torch.device("meta"):
             model = build_deeplabv2(backbone, last_layer=last_layer, aspp_dilations=dilations, aux_head=aux)
         own = {k: tuple(v.shape) for k, v in model.state_dict().items()}

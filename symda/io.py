@@ -35,10 +35,11 @@ def atomic_write_text(path: Path, text: str) -> Path:
 
 def write_json(path: Path, obj: Any) -> Path:
     """Atomically write `obj` as indented JSON (NaN allowed: pandas reads it back)."""
-    return atomic_write_text(path, json.dumps(obj, indent=2, default=_jsonable) + "\n")
+    return atomic_write_text(path, json.dumps(obj, indent=2, default=jsonable) + "\n")
 
 
-def _jsonable(obj: Any) -> Any:
+def jsonable(obj: Any) -> Any:
+    """json.dumps' default: numpy arrays and scalars as lists and numbers, paths as strings."""
     if hasattr(obj, "tolist"):  # numpy arrays and scalars
         return obj.tolist()
     if isinstance(obj, Path):

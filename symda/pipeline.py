@@ -27,7 +27,7 @@ from symda.config import ExperimentConfig, save_config, stage_train_config
 from symda.data import build_dataset, check_role, ensure_synthcity, resolve_roots
 from symda.data.dataset import DatasetError
 from symda.distributed import Report, Runtime, run_stage
-from symda.io import write_json
+from symda.io import atomic_write_text, jsonable, write_json
 from symda.models.build import build_segmenter, load_segmenter
 from symda.pseudo.generate import STATS_FILE
 
@@ -88,7 +88,8 @@ def recording_evaluations(report: Report, path: Path) -> Report:
     def recording_report(metrics: dict[str, Any], checkpoint: Path | None = None) -> None:
         if "val_miou" in metrics:
             kept = [r for r in read_evaluations(path) if r.get("step", -1) < metrics.get("step", -1)]
-            path.write_text("".join(json.dumps(r) + "\n" for r in [*kept, _plain(metrics)]))
+            new = {k: v for k, v in metrics.items() if k != "stage"}  # the tag is added on replay
+            atomic_write_text(path, "".join(json.dumps(r, default=jsonable) + "\n" for r in [*kept, new]))
         report(metrics, checkpoint=checkpoint)
 
     return recording_report
@@ -107,11 +108,6 @@ def replay_evaluations(path: Path, report: Report) -> None:
     (ASHA) sees the same rungs in a cached rerun as in the first run."""
     for record in read_evaluations(path):
         report({**record, "replayed": True})
-
-
-def _plain(metrics: dict[str, Any]) -> dict[str, Any]:
-    """JSON-safe copy (numbers, strings, lists and dicts of them); the stage tag is added on replay."""
-    return json.loads(json.dumps({k: v for k, v in metrics.items() if k != "stage"}, default=float))
 
 
 def translator_stage(

@@ -36,10 +36,9 @@ def check_model_weights(cfg: ExperimentConfig) -> None:
     if weights is None or weights.strip().lower() in ("none", "torch_cache"):
         return
     if not Path(weights).expanduser().is_file():
-        raise ConfigError(
-            f"model.weights: {weights} not found (nothing is downloaded); fix the path, or set "
-            "model.weights=none to train from random initialisation"
-        )
+        from symda.models.deeplabv2 import missing_weights_message  # torch: only on this path
+
+        raise ConfigError(missing_weights_message(weights))
 
 
 def preflight(cfg: ExperimentConfig, out_dir: Path | None = None, store: bool = True) -> None:

@@ -458,8 +458,13 @@ def load_backbone_weights(model: DeepLabV2, weights: str | None, allow_random_in
     if not os.path.isfile(path):
         # A file named explicitly and absent is a typo or a missing copy, never a reason to train from
         # random weights (model.allow_random_init covers torch_cache and null only).
-        raise FileNotFoundError(
-            f"model.weights: {path} not found (nothing is downloaded); fix the path, or set "
-            "model.weights=none to train from random initialisation"
-        )
+        raise FileNotFoundError(missing_weights_message(path))
     return _load_file_into(model, path)
+
+
+def missing_weights_message(path: str) -> str:
+    """What to say when model.weights names a file that is not there (also said before a run starts)."""
+    return (
+        f"model.weights: {path} not found (nothing is downloaded); fix the path, or set "
+        "model.weights=none to train from random initialisation"
+    )

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from symda.config import ConfigError, ExperimentConfig, load_config, parse_override
+from symda.preflight import check_model_weights, check_writable
 from symda.sweeps.space import DefineByRun, SweepSpace, check_space, find_file, load_space
 from symda.sweeps.summary import SweepSummary, http, print_summary, summarize
 from symda.sweeps.trial import TrialSetup, run_trial, total_progress, tune_result
@@ -265,9 +266,7 @@ def _check(space: SweepSpace, settings: SweepSettings) -> ExperimentConfig:
             f"({total_progress(cfg)} steps = self_train.rounds x self_train.steps): ASHA would stop every "
             "trial before its final evaluation"
         )
-    from symda.preflight import check_model_weights, check_writable
-
-    # Before Ray starts: the sweep's folder, the trials' shared store and their weights file.
+    # Before Ray starts: the trials' shared store and their weights file (the sweep's folder: run_sweep).
     check_writable(Path(cfg.artifacts_dir), "artifacts_dir")
     check_model_weights(cfg)
     return cfg
@@ -292,8 +291,6 @@ def run_sweep(opts: SweepOptions) -> SweepSummary:
     exp_dir, settings = _resolve(opts)
     space = load_space(settings.space)
     cfg = _check(space, settings)
-    from symda.preflight import check_writable
-
     check_writable(exp_dir, "--storage")
 
     dashboard = connect(opts.address)
