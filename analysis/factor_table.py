@@ -5,8 +5,9 @@
 Reads `symda train` runs of source_only, translated_source and oracle (any seeds) and groups them by
 the gap they were generated with (synth.gap.*): one row per factor alone (the others at 0) and one
 for all factors on. Columns: source-only, S' (translated source) and oracle mIoU (mean over seeds),
-the gap (oracle - source-only), how much of it translation closes, and the row's gap as a share of
-the all-factors gap (the calibration asks every single factor to stay at or below 0.6). Writes the
+the gap (oracle - source-only), how much of it translation closes (left blank where the gap is
+smaller than twice its noise, from the runs' bootstrap miou_se: a share of nothing says nothing), and
+the row's gap as a share of the all-factors gap (the calibration asks every single factor to stay at or below 0.6). Writes the
 markdown table and a bar plot beside it.
 """
 
@@ -58,6 +59,13 @@ def factor_table(frame: pd.DataFrame) -> pd.DataFrame:
     table["translation closes"] = (table["translated"] - table["source_only"]) / table[
         "gap (oracle - source)"
     ]
+    if "miou_se" in runs:
+        # The noise of a seed-mean gap: the two rows' bootstrap errors, over sqrt(seeds); runs from
+        # before the bootstrap was recorded count with the median error of those that have it.
+        se = runs["miou_se"].fillna(runs["miou_se"].median())
+        se2 = runs.assign(se2=se**2).pivot_table(index="gap", columns="row", values="se2")
+        noise = ((se2.get("oracle", 0) + se2.get("source_only", 0)) / table["seeds"]) ** 0.5
+        table.loc[table["gap (oracle - source)"] < 2 * noise, "translation closes"] = float("nan")
     full = table.loc["all", "gap (oracle - source)"] if "all" in table.index else float("nan")
     table["share of the full gap"] = table["gap (oracle - source)"] / full
     order = [g for g in (*FACTORS, "none", "all") if g in table.index] + [
