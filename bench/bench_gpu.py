@@ -8,7 +8,13 @@ speed and memory do not depend on them. Self-training reads the target's labels 
 labels": the same files and the same work as real pseudo labels.
 
     python bench/bench_gpu.py --out bench_gpu_out          # on a GPU machine
+    python bench/bench_gpu.py --out o --precisions bf16 --compile --batch 2 --profile   # the step profiled
     python bench/bench_gpu.py --tiny --out /tmp/b          # a CPU smoke test of the script itself
+
+--profile adds, per stage and variant: a torch.profiler trace of the first steps (trace-*.json, open
+it in https://ui.perfetto.dev; ops-*.txt: the op table by device time), the host-device
+synchronisations per step (counted with torch.cuda.set_sync_debug_mode), the arithmetic of a step
+(torch.utils.flop_counter) and the MFU it gives against --peak-tflops.
 
 Prints a Markdown table and writes results.json and table.md to --out after every stage, so a run
 cut short still leaves what it measured.
@@ -140,6 +146,11 @@ def main() -> int:
         "--in-memory", action="store_true", help="time the networks alone: 8 decoded items repeated"
     )
     p.add_argument("--tiny", action="store_true", help="small shapes: a CPU smoke test of this script")
+    p.add_argument("--compile", action="store_true", help="also run each precision with torch.compile")
+    p.add_argument("--batch", type=int, default=1, help="segmenter images per domain and step (default 1)")
+    p.add_argument("--profile", action="store_true", help="trace, syncs per step, FLOP and MFU (see above)")
+    p.add_argument("--peak-tflops", type=float, default=786.0,
+                   help="the device's dense bf16 rate for MFU (default: 786, measured on the H100s)")  # fmt: skip
     p.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "symda_bench_gpu_data")
     args = p.parse_args()
 
@@ -149,7 +160,7 @@ def main() -> int:
     overrides = [
         "data.source_root=", "data.target_root=", f"synth.root={args.data}", f"synth.height={h}",
         f"synth.width={w}", "synth.n_source=48", "synth.n_target=48", "synth.n_val=4", "model.weights=none",
-        "model.allow_random_init=true", "model.freeze_bn=false", "scale.num_workers=0", "train.batch_size=1", "data.num_workers=6",
+        "model.allow_random_init=true", "model.freeze_bn=false", "scale.num_workers=0", f"train.batch_size={args.batch}", "data.num_workers=6",
     ] + (TINY if args.tiny else [])  # fmt: skip
     cfg = load_config(args.config, overrides)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -162,9 +173,11 @@ def main() -> int:
     ensure_synthcity(cfg.data, cfg.synth, progress=False)
     print(f"SynthCity {h}x{w} ready in {time.perf_counter() - t0:.0f} s", flush=True)
 
-    variants = [(prec, False) for prec in args.precisions.split(",")]
+    variants = [(prec, False, False) for prec in args.precisions.split(",")]
     if args.channels_last:
-        variants.append(("bf16", True))
+        variants.append(("bf16", True, False))
+    if args.compile:
+        variants += [(prec, False, True) for prec in args.precisions.split(",")]
     rows: list[dict] = []
     args.out.mkdir(parents=True, exist_ok=True)
     info = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
@@ -172,9 +185,11 @@ def main() -> int:
             "data": "in memory (networks alone)" if args.in_memory else f"loaders, {cfg.data.num_workers} workers"}  # fmt: skip
     torch.backends.cudnn.benchmark = args.cudnn_benchmark
     info["cudnn_benchmark"] = args.cudnn_benchmark
+    info["peak_tflops"] = args.peak_tflops
     for stage in args.stages.split(","):
-        for prec, cl in variants:
-            runtime = Runtime(device=device, precision=prec, channels_last=cl)
+        for prec, cl, compiled in variants:
+            runtime = Runtime(device=device, precision=prec, channels_last=cl, compile=compiled)
+            name = prec + ("+channels_last" if cl else "") + ("+compile" if compiled else "")
             if device.type == "cuda":
                 torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats()
@@ -187,12 +202,13 @@ def main() -> int:
                         row = run_segmenter(
                             cfg, runtime, args.steps, Path(work), stage == "self_train", args.in_memory
                         )
+                    if args.profile and "error" not in row:
+                        row.update(profile_stage(cfg, runtime, stage, Path(work), args, f"{stage}-{name}"))
                 except Exception as err:  # record and go on: one failing variant must not lose the others
                     row = {"error": f"{type(err).__name__}: {err}"}
             sync(device)
             peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
-            row.update(stage=stage, precision=prec + ("+channels_last" if cl else ""), peak_gib=peak,
-                       wall_s=time.perf_counter() - t1)  # fmt: skip
+            row.update(stage=stage, precision=name, peak_gib=peak, wall_s=time.perf_counter() - t1)
             rows.append(row)
             print(json.dumps(row), flush=True)
             (args.out / "results.json").write_text(json.dumps({"info": info, "rows": rows}, indent=1))
@@ -201,19 +217,58 @@ def main() -> int:
     return 0
 
 
+def profile_stage(cfg, runtime: Runtime, stage: str, work: Path, args, tag: str) -> dict:
+    """A few more steps of `stage` under torch.profiler, counting host-device syncs; FLOP of a step.
+
+    Returns syncs_per_step, tflop_per_step and mfu (at the s/step just measured: filled in by the
+    caller's row), and writes trace-<tag>.json and ops-<tag>.txt to args.out.
+    """
+    import warnings
+
+    from torch.profiler import ProfilerActivity, profile
+    from torch.utils.flop_counter import FlopCounterMode
+
+    steps = 6 if stage != "translate" else 2
+    run = (lambda n: run_translate(cfg, runtime, n, work / f"p{n}", args.in_memory)) if stage == "translate" else (
+        lambda n: run_segmenter(cfg, runtime, n, work / f"p{n}", stage == "self_train", args.in_memory))  # fmt: skip
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if runtime.device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        run(steps)
+    prof.export_chrome_trace(str(args.out / f"trace-{tag}.json"))
+    sort = "cuda_time_total" if runtime.device.type == "cuda" else "cpu_time_total"
+    (args.out / f"ops-{tag}.txt").write_text(prof.key_averages().table(sort_by=sort, row_limit=30))
+    syncs = float("nan")
+    if runtime.device.type == "cuda":
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                run(steps)
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        n_sync = sum("synchroniz" in str(w.message) for w in caught)
+        syncs = n_sync / steps  # includes the loop's set-up and final evaluation-free end: an upper bound
+    with FlopCounterMode(display=False) as counter:
+        run(1)
+    return {"syncs_per_step": syncs, "tflop_per_step": counter.get_total_flops() / 1e12}
+
+
 def table(rows: list[dict], info: dict) -> str:
     lines = [f"device: {info['device']}, torch {info['torch']}, config {info['config']}, data: {info.get('data')}, "
              f"cudnn.benchmark: {info.get('cudnn_benchmark')}", "",
-             "| stage | precision | s/step | images/s | peak GPU memory (GiB) | batch | steps timed |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+             "| stage | precision | s/step | images/s | peak GPU memory (GiB) | batch | steps timed | syncs/step | TFLOP/step | MFU |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     for r in rows:
         if "error" in r:
             lines.append(f"| {r['stage']} | {r['precision']} | error: {r['error'][:80]} | | | | |")
             continue
         s = r.get("s_per_step", r.get("s_per_g_step"))
         steps = r.get("steps", r.get("g_steps"))
+        tflop = r.get("tflop_per_step", float("nan"))
+        mfu = tflop / s / info.get("peak_tflops", float("nan"))
         lines.append(f"| {r['stage']} | {r['precision']} | {s:.3f} | {r['images_per_s']:.1f} | "
-                     f"{r['peak_gib']:.1f} | {r['batch']} | {steps} |")  # fmt: skip
+                     f"{r['peak_gib']:.1f} | {r['batch']} | {steps} | {r.get('syncs_per_step', float('nan')):.1f} | "
+                     f"{tflop:.2f} | {mfu:.1%} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

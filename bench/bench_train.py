@@ -4,11 +4,13 @@ Uses the configured model and input size (defaults, or --config/--set), syntheti
 training loop's own loss and optimiser. Prints numbers; asserts nothing.
 
     python bench/bench_train.py [--config CFG] [--set model.backbone=resnet50] [--steps 20]
+    python bench/bench_train.py --threads 1 --channels-last --bf16    # this CPU's other options
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 
 import torch
@@ -27,6 +29,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--channels-last", action="store_true", help="NHWC model and inputs")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast of the forward passes")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     cfg = load_config(args.config, args.overrides)
@@ -36,12 +40,22 @@ def main() -> None:
     x = torch.randn(n, 3, h, w)
     y = torch.randint(0, NUM_CLASSES, (n, h, w))
     opt = make_optimizer(model, cfg.train)
+    if args.channels_last:
+        model, x = (
+            model.to(memory_format=torch.channels_last),
+            x.contiguous(memory_format=torch.channels_last),
+        )
+
+    def autocast():
+        return torch.autocast("cpu", dtype=torch.bfloat16) if args.bf16 else contextlib.nullcontext()
 
     model.train()
     for i in range(args.warmup + args.steps):
         if i == args.warmup:
             t0 = time.perf_counter()
-        loss = segmentation_loss(model(x), y)
+        with autocast():
+            out = model(x)
+        loss = segmentation_loss(out, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -51,7 +65,9 @@ def main() -> None:
     model.eval()
     eh, ew = cfg.data.target_size
     xe = torch.randn(cfg.eval.batch_size, 3, eh, ew)
-    with torch.no_grad():
+    if args.channels_last:
+        xe = xe.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad(), autocast():
         for i in range(args.warmup + args.steps):
             if i == args.warmup:
                 t0 = time.perf_counter()
@@ -59,7 +75,8 @@ def main() -> None:
     eval_s = (time.perf_counter() - t0) / args.steps
 
     m = cfg.model
-    print(f"model: DeepLabV2 {m.backbone} to {m.last_layer}, OS{m.output_stride}; threads {args.threads}")
+    print(f"model: DeepLabV2 {m.backbone} to {m.last_layer}, OS{m.output_stride}; threads {args.threads}"
+          f"{'; channels-last' if args.channels_last else ''}{'; bf16 autocast' if args.bf16 else ''}")  # fmt: skip
     print(f"{'what':<12}{'input':>10}{'batch':>7}{'s/step':>9}{'images/s':>10}")
     print(f"{'train step':<12}{f'{h}x{w}':>10}{n:>7}{train_s:>9.3f}{n / train_s:>10.1f}")
     print(

@@ -80,6 +80,9 @@ class DataConfig:
     skip_bad_pairs: bool = False  # train on the readable pairs of a damaged dataset instead of refusing
     check: bool = True  # run the dataset check before training
     num_workers: int = 0  # DataLoader workers; 0 keeps both CPU cores for the model
+    # Decode and resize a split once and keep it in memory when it fits in this many MB (per dataset
+    # and process; 0 = off): SynthCity's splits take a few MB, GTA5 at 720x1280 would take 70 GB.
+    cache_mb: int = 1024
 
 
 @dataclass
@@ -206,6 +209,9 @@ class SelfTrainConfig:
     enabled: bool = True  # off: stop after adaptation (no pseudo labels, no self-training)
     rounds: int = 1
     steps: int = 0  # steps of one round's self-training; 0 = train.steps (the adaptation's length)
+    # Evaluations during a round (0: at its end only); None = train.eval_every. Sweeps need them (ASHA's
+    # rungs are F_T's self-training evaluations), the adaptation before them does not.
+    eval_every: int | None = None
     # Which networks a round retrains: "both" (the method: F_T and F_S), or "T" (F_T only; F_S keeps its
     # round-0 weights and still gives M_consis, fusion and the proxy: half the cost, the quick configs).
     paths: str = "both"  # both | T
@@ -236,6 +242,7 @@ class ScaleConfig:
     gpus_per_worker: float = 1.0
     precision: str = "fp32"  # fp32 | bf16 (autocast on GPU; results differ, so it is part of the keys)
     channels_last: bool = False  # NHWC memory format for conv nets on GPU
+    compile: bool = False  # torch.compile the stage loops' networks (pays back on long GPU runs only)
     max_failures: int = 0  # restarts of a crashed worker group, from the last checkpoint Ray saw
 
 
@@ -260,10 +267,14 @@ class ExperimentConfig:
 
 
 def stage_train_config(cfg: ExperimentConfig, round_: int) -> TrainConfig:
-    """cfg.train for round 0 (adaptation); with self_train.steps in place of steps for later rounds."""
+    """cfg.train for round 0 (adaptation); for later rounds with self_train.steps and
+    self_train.eval_every in place of steps and eval_every where they are set."""
+    train = cfg.train
     if round_ and cfg.self_train.steps:
-        return dataclasses.replace(cfg.train, steps=cfg.self_train.steps)
-    return cfg.train
+        train = dataclasses.replace(train, steps=cfg.self_train.steps)
+    if round_ and cfg.self_train.eval_every is not None:
+        train = dataclasses.replace(train, eval_every=cfg.self_train.eval_every)
+    return train
 
 
 # Keys that moved in symda 0.2 (self-training got its own section), old dotted key -> new one. A user's
@@ -321,9 +332,9 @@ _POSITIVE = (
 )  # fmt: skip
 _NON_NEGATIVE = (
     "train.head_lr_mult", "train.momentum", "train.weight_decay", "train.poly_power", "train.eval_every",
-    "train.threads", "data.num_workers", "translate.lambda_cls", "translate.lambda_rec", "translate.lambda_gp",
+    "train.threads", "data.num_workers", "data.cache_mb", "translate.lambda_cls", "translate.lambda_rec", "translate.lambda_gp",
     "translate.decay_start", "adapt.lambda_adv", "adapt.lambda_adv_aux", "self_train.pseudo_weight",
-    "self_train.rounds", "self_train.steps", "scale.num_workers", "scale.gpus_per_worker", "scale.max_failures",
+    "self_train.rounds", "self_train.steps", "self_train.eval_every", "scale.num_workers", "scale.gpus_per_worker", "scale.max_failures",
 )  # fmt: skip
 
 
@@ -340,7 +351,7 @@ def validate(cfg: ExperimentConfig) -> None:
         if not flat[key] > 0:
             raise ConfigError(f"{key}: must be > 0, got {flat[key]!r}")
     for key in _NON_NEGATIVE:
-        if not flat[key] >= 0:
+        if flat[key] is not None and not flat[key] >= 0:  # None: "as another key" (self_train.eval_every)
             raise ConfigError(f"{key}: must be >= 0, got {flat[key]!r}")
     for key in (
         "data.source_size",

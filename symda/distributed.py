@@ -54,6 +54,7 @@ class Runtime:
     world_size: int = 1
     precision: str = "fp32"  # fp32 | bf16 (autocast)
     channels_last: bool = False
+    compile: bool = False  # torch.compile the networks (nn.Module.compile: in place, state_dict keys kept)
 
     @property
     def is_main(self) -> bool:
@@ -72,6 +73,8 @@ class Runtime:
         model = model.to(self.device)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
+        if self.compile:
+            model.compile()
         if self.world_size > 1:
             import torch.distributed as dist
 
@@ -115,6 +118,7 @@ def local_runtime(scale: ScaleConfig) -> Runtime:
         device=torch.device("cuda" if use_gpu else "cpu"),
         precision=scale.precision,
         channels_last=scale.channels_last,
+        compile=scale.compile,
     )
 
 
@@ -189,7 +193,12 @@ def _run_in_trainer(
         ray.init(include_dashboard=True, dashboard_host="127.0.0.1", logging_level="WARNING")
     check_resources(scale, ray.cluster_resources(), f"the stage in {work_dir}")
     queue = Queue(actor_options={"num_cpus": 0})
-    precision, channels_last, use_gpu = scale.precision, scale.channels_last, scale.use_gpu
+    precision, channels_last, use_gpu, compiled = (
+        scale.precision,
+        scale.channels_last,
+        scale.use_gpu,
+        scale.compile,
+    )
     threads = scale.cpus_per_worker
 
     def worker(_: dict) -> None:
@@ -221,7 +230,7 @@ def _run_in_trainer(
                 os.link(checkpoint, Path(tmp) / Path(checkpoint).name)
                 ray.train.report(_scalars(metrics), checkpoint=ray.train.Checkpoint.from_directory(tmp))
 
-        loop(Runtime(device, rank, world, precision, channels_last), worker_report)
+        loop(Runtime(device, rank, world, precision, channels_last, compiled), worker_report)
 
     resources = {"CPU": scale.cpus_per_worker, **({"GPU": scale.gpus_per_worker} if use_gpu else {})}
     trainer = TorchTrainer(

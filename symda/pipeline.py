@@ -14,18 +14,18 @@ import functools
 import json
 import logging
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from symda import stage_keys
-from symda.adapt.loop import train_segmenter
+from symda.adapt.loop import Evaluator, train_segmenter
 from symda.artifacts import Artifact, ArtifactStore
 from symda.config import ExperimentConfig, save_config, stage_train_config
 from symda.data import build_dataset, check_role, ensure_synthcity, resolve_roots
 from symda.data.dataset import DatasetError
+from symda.data.labels import NUM_CLASSES
 from symda.distributed import Report, Runtime, run_stage
 from symda.io import atomic_write_text, jsonable, write_json
 from symda.models.build import build_segmenter, load_segmenter
@@ -320,14 +320,14 @@ def segmenter_stage(
     pseudo: Artifact | None = None,
     init: Artifact | None = None,
     progress: bool = False,
-    scorer: Callable[[torch.nn.Module], dict[str, float]] | None = None,
+    evaluator: Evaluator | None = None,
 ) -> Artifact:
     """Stages 2 and 4: the segmentation network of path `net` after round `round_`.
 
     Round 0 is adversarial adaptation (adversarial term off when adapt.lambda_adv = 0); a later
     round self-trains on the `pseudo` artifact's images + labels in this path's style, with the
     adversarial term kept, starting from the previous round's network `init`.
-    `scorer(model)` adds unsupervised scores to the loop's evaluations (see `partner_scorer`).
+    `evaluator(model)` replaces the loop's plain val evaluation (see `partner_evaluator`).
     """
     if (pseudo is None) != (round_ == 0) or (init is None) != (round_ == 0):
         raise ValueError(
@@ -356,7 +356,7 @@ def segmenter_stage(
             stage_train_config(cfg, round_), model, train_set, val_set, work, report_, cfg.seed, resume=True,
             eval_protocol=cfg.eval.protocol, progress=progress, target_set=target_set, adapt=cfg.adapt,
             pseudo_set=pseudo_set, pseudo_weight=cfg.self_train.pseudo_weight,
-            scorer=scorer if runtime.is_main else None, runtime=runtime, num_workers=cfg.data.num_workers,
+            evaluator=evaluator if runtime.is_main else None, runtime=runtime, num_workers=cfg.data.num_workers,
         )  # fmt: skip
         if runtime.is_main:
             write_json(work / "metrics.json", metrics)
@@ -379,48 +379,83 @@ def segmenter_stage(
     return artifact
 
 
-def pair_probabilities(f_t: torch.nn.Module, f_s: torch.nn.Module | None, translated):
-    """ProbabilityFn pair for pseudo labels: (softmax F_T(t), softmax F_S(t') or None).
+def pair_probabilities(f_t: torch.nn.Module, f_s: torch.nn.Module | None, translated,
+                       partner_memo: dict[tuple[int, ...], torch.Tensor] | None = None,
+                       memo: dict[tuple[int, ...], tuple] | None = None):  # fmt: skip
+    """ProbabilityFn pair for pseudo labels and evaluation: (softmax F_T(t), softmax F_S(t') or None).
 
     `translated` is the dataset of the translated images in the same order as the one being labelled.
+    Memos (dicts the caller keeps, keyed by the batch's indices) skip forward passes whose result cannot
+    have changed: `partner_memo` keeps F_S's probabilities (F_S is fixed while F_T self-trains), `memo`
+    both networks' (both fixed while they label: the second pass of per-class thresholds reuses the
+    first's).
     """
 
     from symda.evaluate import model_device
 
     def fn(images: torch.Tensor, indices: list[int]):
+        key = tuple(indices)
+        if memo is not None and key in memo:
+            return memo[key]
         p_t = torch.softmax(f_t(images.to(model_device(f_t)))["main"].float(), dim=1)
-        if f_s is None:
-            return p_t, None
-        x_s = torch.stack([translated[i]["image"] for i in indices]).to(model_device(f_s))
-        return p_t, torch.softmax(f_s(x_s)["main"].float(), dim=1).to(p_t.device)
+        p_s = None
+        if f_s is not None and partner_memo is not None and key in partner_memo:
+            p_s = partner_memo[key].to(p_t.device)
+        elif f_s is not None:
+            x_s = torch.stack([translated[i]["image"] for i in indices]).to(model_device(f_s))
+            p_s = torch.softmax(f_s(x_s)["main"].float(), dim=1).to(p_t.device)
+            if partner_memo is not None:
+                partner_memo[key] = p_s
+        if memo is not None:
+            memo[key] = (p_t, p_s)
+        return p_t, p_s
 
     return fn
 
 
-def partner_scorer(cfg: ExperimentConfig, roots: DomainRoots, partner: Artifact | None):
-    """scorer(F_T) for F_T's self-training: unsupervised scores on target val images against F_S
-    (`partner`, fixed while F_T trains); None without F_S. Labels are never read.
+def probability_memo(dataset, cfg: ExperimentConfig, networks: int) -> dict | None:
+    """A memo for `pair_probabilities` when `networks` networks' output probabilities over `dataset`
+    (at 1/8 of its input size, float32) fit in data.cache_mb, else None: on SynthCity they take a few MB,
+    on Cityscapes train (2,975 frames) several GB, where recomputing is the better trade."""
+    h, w = dataset.size
+    nbytes = networks * len(dataset) * NUM_CLASSES * (h // 8 + 1) * (w // 8 + 1) * 4
+    return {} if nbytes <= cfg.data.cache_mb * 2**20 else None
 
-    F_S and the val datasets are loaded at the first evaluation, so a self-trained F_T that comes
-    from the store costs nothing here.
+
+def partner_evaluator(
+    cfg: ExperimentConfig, roots: DomainRoots, partner: Artifact | None
+) -> Evaluator | None:
+    """evaluator(F_T) for F_T's self-training beside a fixed F_S (`partner`); None without F_S.
+
+    One pass over the val split gives F_T's val_miou (val_miou_se, val_per_class_iou), the fused
+    val_miou_fused (val_miou_fused_se) and the unsupervised scores against F_S (proxy_agreement,
+    proxy_entropy, which read no labels): symda.evaluate.evaluate_pair, as the final evaluation. F_S
+    is fixed while F_T trains, so its probabilities on V' are computed at the first evaluation and
+    kept; F_S and V' are loaded then too, so a self-trained F_T that comes from the store costs nothing.
     """
-    from symda.evaluate import unsupervised_scores
+    from symda.evaluate import evaluate_pair
 
     if partner is None:
         return None
     loaded: dict[str, Any] = {}
 
-    def scorer(model: torch.nn.Module) -> dict[str, float]:
+    def evaluator(model: torch.nn.Module) -> dict[str, Any]:
         if not loaded:
-            loaded["val"] = build_dataset(cfg.data, cfg.synth, "val", with_labels=False)
+            loaded["val"] = build_dataset(cfg.data, cfg.synth, "val")
             loaded["val_t"] = build_dataset(
                 with_roots(cfg, target_root=roots.val_translated).data, cfg.synth, "val", with_labels=False
             )
             loaded["f_s"] = load_segmenter(cfg.model, partner.path / "checkpoint.pt")
-        pair = pair_probabilities(model, loaded["f_s"], loaded["val_t"])
-        return unsupervised_scores(pair, loaded["val"], cfg.eval.batch_size)
+            loaded["memo"] = probability_memo(loaded["val"], cfg, 1)
+        pair = pair_probabilities(model, loaded["f_s"], loaded["val_t"], loaded["memo"])
+        scores = evaluate_pair(
+            pair, loaded["val"], cfg.eval.fusion_weight, cfg.eval.protocol, cfg.eval.batch_size
+        )
+        return {"val_miou": scores.single.miou, "val_miou_se": scores.single.miou_se,
+                "val_per_class_iou": scores.single.per_class, "val_miou_fused": scores.fused.miou,
+                "val_miou_fused_se": scores.fused.miou_se, **scores.proxies}  # fmt: skip
 
-    return scorer
+    return evaluator
 
 
 def labelling_inputs(cfg: ExperimentConfig, roots: DomainRoots, f_t: Artifact, f_s: Artifact | None):
@@ -431,7 +466,8 @@ def labelling_inputs(cfg: ExperimentConfig, roots: DomainRoots, f_t: Artifact, f
     translated = build_dataset(with_roots(cfg, target_root=roots.target_translated).data, cfg.synth, "target")
     model_t = load_segmenter(cfg.model, f_t.path / "checkpoint.pt")
     model_s = load_segmenter(cfg.model, f_s.path / "checkpoint.pt") if f_s is not None else None
-    return pair_probabilities(model_t, model_s, translated), target, labelled
+    memo = probability_memo(target, cfg, 2 if f_s is not None else 1)
+    return pair_probabilities(model_t, model_s, translated, memo=memo), target, labelled
 
 
 def pseudo_stage(
@@ -581,7 +617,7 @@ def run_experiment(
     -> evaluate single and fused. Every stage comes from the store when it was built before.
 
     Writes config.yaml, result.json (flat record), metrics.json and stage log lines into out_dir.
-    Self-training of F_T evaluates every train.eval_every steps (val_miou and, with F_S, the
+    Self-training of F_T evaluates every self_train.eval_every steps (val_miou and, with F_S, the
     unsupervised proxies) and reports it under stage "adapt_T_r<round>"; the last report has stage
     "result" and the final miou, miou_fused, proxy_agreement and proxy_entropy.
     """
@@ -614,8 +650,8 @@ def run_experiment(
         pseudo_stats.update({f"pseudo_r{r}.{k}": stats[k] for k in RECORDED_PSEUDO_STATS if k in stats})
         artifacts[f"pseudo_r{r}"] = pl.key
         lap("pseudo")
-        scorer = partner_scorer(cfg, roots, f_s)
-        f_t = segmenter_stage(cfg, store, up.path_t, r, report, pl, f_t, progress, scorer)
+        evaluator = partner_evaluator(cfg, roots, f_s)
+        f_t = segmenter_stage(cfg, store, up.path_t, r, report, pl, f_t, progress, evaluator)
         if f_s is not None and retrain_s:
             f_s = segmenter_stage(cfg, store, up.path_s, r, report, pl, f_s, progress)
         artifacts[f"F_T_r{r}"] = f_t.key

@@ -28,7 +28,8 @@ CHECKPOINT = "checkpoint.pt"
 # Everything else changes the network, the data or the schedule.
 OPERATIONAL_KEYS = frozenset({
     "name", "out_dir", "artifacts_dir", "train.log_every", "train.eval_every", "train.checkpoint_every",
-    "train.threads", "data.num_workers", "data.check", "eval.batch_size", "synth.auto_generate",
+    "self_train.eval_every",
+    "train.threads", "data.num_workers", "data.cache_mb", "data.check", "eval.batch_size", "synth.auto_generate",
 })  # fmt: skip
 
 

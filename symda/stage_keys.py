@@ -66,7 +66,7 @@ FIELDS: dict[str, dict[str, str]] = {
         "data.target_size": "the translator resizes to translate.load_size",
         "data.crop_size": "the translator crops to translate.image_size",
         "data.flip": KEY, "data.normalize": KEY, "data.skip_bad_pairs": KEY, "data.check": CHECKS,
-        "data.num_workers": PLACEMENT,
+        "data.num_workers": PLACEMENT, "data.cache_mb": PLACEMENT,
         "translate.enabled": SWITCH,
         "translate.g_conv_dim": KEY, "translate.g_repeat_num": KEY, "translate.d_conv_dim": KEY,
         "translate.d_repeat_num": KEY, "translate.load_size": KEY, "translate.image_size": KEY,
@@ -77,7 +77,8 @@ FIELDS: dict[str, dict[str, str]] = {
         "translate.log_every": CADENCE, "translate.sample_every": CADENCE, "translate.checkpoint_every": CADENCE,
         "translate.apply_batch_size": "used when translating datasets, a later stage",
         "scale.num_workers": PLACEMENT, "scale.use_gpu": PLACEMENT, "scale.cpus_per_worker": PLACEMENT,
-        "scale.gpus_per_worker": PLACEMENT, "scale.channels_last": PLACEMENT, "scale.max_failures": PLACEMENT,
+        "scale.gpus_per_worker": PLACEMENT, "scale.channels_last": PLACEMENT, "scale.compile": PLACEMENT,
+        "scale.max_failures": PLACEMENT,
         "scale.precision": KEY,  # bf16 changes the numbers (in the key only when not fp32)
         "model.*": "the translator has no segmentation network",
         "train.*": "the translator's schedule is translate.*",
@@ -96,7 +97,7 @@ FIELDS: dict[str, dict[str, str]] = {
         "data.flip": "datasets are translated without augmentation",
         "data.normalize": "the generator reads and writes RGB images, not normalised tensors",
         "data.skip_bad_pairs": "every readable image is translated", "data.check": CHECKS,
-        "data.num_workers": PLACEMENT,
+        "data.num_workers": PLACEMENT, "data.cache_mb": PLACEMENT,
         "translate.*": INPUT + " (the translator's)",
         "scale.*": "translation runs in fp32 in this process",
         "model.*": "a later stage", "train.*": "a later stage", "adapt.*": "a later stage",
@@ -110,7 +111,7 @@ FIELDS: dict[str, dict[str, str]] = {
         "data.source_size": KEY, "data.target_size": KEY, "data.crop_size": KEY, "data.flip": KEY,
         "data.normalize": KEY,
         "data.skip_bad_pairs": "the segmenter stages read the dataset whole", "data.check": CHECKS,
-        "data.num_workers": PLACEMENT,
+        "data.num_workers": PLACEMENT, "data.cache_mb": PLACEMENT,
         "model.backbone": KEY, "model.last_layer": KEY, "model.output_stride": KEY, "model.aspp_dilations": KEY,
         "model.aux_head": KEY, "model.freeze_bn": KEY, "model.weights": KEY, "model.allow_random_init": KEY,
         "train.steps": KEY,  # round 0; later rounds train self_train.steps when it is set
@@ -126,10 +127,12 @@ FIELDS: dict[str, dict[str, str]] = {
         "self_train.enabled": SWITCH, "self_train.rounds": SWITCH + " (each round is its own artifact)",
         "self_train.paths": SWITCH + " (whether F_S is self-trained)",
         "self_train.steps": KEY,  # rounds >= 1 only
+        "self_train.eval_every": CADENCE,
         "self_train.pseudo_weight": KEY,  # rounds >= 1 only: round 0 has no pseudo labels
         "eval.protocol": REPORTING, "eval.batch_size": REPORTING, "eval.fusion_weight": REPORTING,
         "scale.num_workers": PLACEMENT, "scale.use_gpu": PLACEMENT, "scale.cpus_per_worker": PLACEMENT,
-        "scale.gpus_per_worker": PLACEMENT, "scale.channels_last": PLACEMENT, "scale.max_failures": PLACEMENT,
+        "scale.gpus_per_worker": PLACEMENT, "scale.channels_last": PLACEMENT, "scale.compile": PLACEMENT,
+        "scale.max_failures": PLACEMENT,
         "scale.precision": KEY,  # in the key only when not fp32
     },
     # Stage 3: pseudo labels of the target train split from F_T (and F_S).
@@ -142,7 +145,7 @@ FIELDS: dict[str, dict[str, str]] = {
         "data.crop_size": "labels are made on whole images", "data.flip": "labels are made without augmentation",
         "data.normalize": INPUT + " (F_T's)",
         "data.skip_bad_pairs": "every target image is labelled", "data.check": CHECKS,
-        "data.num_workers": PLACEMENT,
+        "data.num_workers": PLACEMENT, "data.cache_mb": PLACEMENT,
         "pseudo.fusion_weight": KEY, "pseudo.consistency": KEY, "pseudo.conf_weight": KEY,
         "pseudo.threshold": KEY, "pseudo.tau": KEY, "pseudo.quantile": KEY, "pseudo.cap": KEY, "pseudo.bins": KEY,
         "self_train.*": "how the labels are used: a self-training sweep shares them",

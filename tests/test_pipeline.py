@@ -80,11 +80,18 @@ def test_full_method_writes_a_flat_record_and_reuses_upstream(cfg_for, tmp_path,
 
     # How the labels are used (self-training length, which paths retrain) is not part of their key.
     caplog.clear()
+    records.clear()
     fewer = run_experiment(cfg_for(**{"self_train.steps": 2, "self_train.paths": "T"}),
-                           tmp_path / "run3", lambda m, checkpoint=None: None)  # fmt: skip
+                           tmp_path / "run3", lambda m, checkpoint=None: records.append(m))  # fmt: skip
     assert "reusing pseudo artifact" in caplog.text
     assert fewer["artifacts.pseudo_r1"] == result["artifacts.pseudo_r1"]
     assert fewer["artifacts.F_T_r1"] != result["artifacts.F_T_r1"]
+    # F_T's evaluations beside the fixed F_S (one pass, F_S's probabilities kept) give at the last step
+    # exactly what the method's final evaluation gives for the same two networks.
+    last = [r for r in records if r["stage"] == "adapt_T_r1" and "val_miou" in r][-1]
+    for ours, final in (("val_miou", "miou"), ("val_miou_se", "miou_se"), ("val_miou_fused", "miou_fused"),
+                        ("proxy_agreement", "proxy_agreement"), ("proxy_entropy", "proxy_entropy")):  # fmt: skip
+        assert last[ours] == fewer[final], ours
 
 
 def test_ablation_switches_change_the_graph(cfg_for, tmp_path):
@@ -133,3 +140,34 @@ def test_pseudo_diagnostics_of_a_finished_run(cfg_for, tmp_path):
     assert "M_conf (soft)" in text and "F_S right" in text
     assert out.with_suffix(".png").is_file()
     assert module.main([str(tmp_path / "nothing"), "--out", str(out)]) == 2
+
+
+def test_a_fixed_partner_runs_once_over_repeated_evaluations():
+    import torch
+
+    from symda.pipeline import pair_probabilities
+
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.calls = torch.nn.Conv2d(3, 19, 1), 0
+
+        def forward(self, x):
+            self.calls += 1
+            return {"main": self.conv(x)}
+
+    f_t, f_s = Net(), Net()
+    translated = [{"image": torch.randn(3, 4, 8)} for _ in range(4)]
+    images = torch.randn(2, 3, 4, 8)
+    memo: dict = {}
+    first = pair_probabilities(f_t, f_s, translated, memo)(images, [1, 3])
+    again = pair_probabilities(f_t, f_s, translated, memo)(images, [1, 3])
+    assert f_t.calls == 2 and f_s.calls == 1
+    assert torch.equal(first[1], again[1]) and torch.equal(first[0], again[0])
+    pair_probabilities(f_t, f_s, translated)(images, [1, 3])  # without a memo: every call
+    assert f_s.calls == 2
+    # Labelling: both networks are fixed, so the second pass over the same batches runs neither.
+    both: dict = {}
+    first = pair_probabilities(f_t, f_s, translated, memo=both)(images, [0, 2])
+    again = pair_probabilities(f_t, f_s, translated, memo=both)(images, [0, 2])
+    assert (f_t.calls, f_s.calls) == (4, 3) and all(torch.equal(a, b) for a, b in zip(first, again, strict=True))

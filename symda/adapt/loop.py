@@ -67,13 +67,19 @@ def segmentation_loss(outputs: dict[str, torch.Tensor], labels: torch.Tensor) ->
     return loss
 
 
-def pseudo_label_loss(outputs: dict[str, torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
+def pseudo_label_loss(
+    outputs: dict[str, torch.Tensor], labels: torch.Tensor, labelled: bool | None = None
+) -> torch.Tensor:
     """`segmentation_loss` on (N, H, W) pseudo labels; 0 (with a graph) when every pixel is ignored.
 
     Why: thresholded pseudo labels can leave a whole crop at 255, where cross-entropy's mean over zero
-    pixels is NaN; such a batch simply carries no pseudo-label signal.
+    pixels is NaN; such a batch simply carries no pseudo-label signal. `labelled`: whether any pixel
+    is labelled, when the caller knows it (train_step reads it off the batch before it goes to the
+    GPU: asking the device would cost a host-device sync every step).
     """
-    if not bool((labels != IGNORE_INDEX).any()):
+    if labelled is None:
+        labelled = bool((labels != IGNORE_INDEX).any())
+    if not labelled:
         return outputs["main"].sum() * 0.0
     return segmentation_loss(outputs, labels)
 
@@ -99,6 +105,11 @@ def poly_lr(optimizer: torch.optim.Optimizer, step: int, total: int, power: floa
 def _check_finite(name: str, value: float, step: int) -> None:
     if not math.isfinite(value):
         raise FloatingPointError(f"non-finite training loss {value} at step {step} ({name})")
+
+
+# Losses stay 0-dim tensors on the device through a step (no .item()): a GPU step then never waits for
+# the host. LogWindow turns a whole log interval's losses into floats with one transfer, and checks them.
+Losses = dict[str, torch.Tensor]
 
 
 # ------------------------------------------------------------------------------- adversarial pieces
@@ -181,14 +192,15 @@ def discriminator_step(
     target_probs: dict[str, torch.Tensor],
     kind: str,
     runtime: Runtime | None = None,
-) -> dict[str, float]:
+) -> Losses:
     """One update of each discriminator on detached (N, C, H, W) probabilities: source -> 1, target -> 0.
 
     Loss per discriminator = (loss on source + loss on target) / 2, as AdaptSegNet. Returns loss_d
     (main), loss_d_aux (when present) and d_acc: the fraction of the main discriminator's patch
-    decisions that were right on this batch, both domains pooled (measured before its update).
+    decisions that were right on this batch, both domains pooled (measured before its update); 0-dim
+    tensors, as every loss of a step (see `Losses`).
     """
-    metrics: dict[str, float] = {}
+    metrics: Losses = {}
     runtime = runtime or Runtime()
     for name, d in discs.items():
         with runtime.autocast():
@@ -199,7 +211,7 @@ def discriminator_step(
         loss.backward()
         runtime.average_gradients(d)
         d_optimizers[name].step()
-        metrics["loss_d" if name == "main" else f"loss_d_{name}"] = loss.item()
+        metrics["loss_d" if name == "main" else f"loss_d_{name}"] = loss.detach()
         if name == "main":
             correct = torch.cat(
                 [
@@ -207,7 +219,7 @@ def discriminator_step(
                     d_decisions_correct(out_t, False, kind).flatten(),
                 ]
             )
-            metrics["d_acc"] = correct.float().mean().item()
+            metrics["d_acc"] = correct.float().mean()
     return metrics
 
 
@@ -221,9 +233,8 @@ def adversarial_step(
     target_size: tuple[int, int],
     kind: str,
     target_loss: torch.Tensor | None = None,
-    step: int = 0,
     runtime: Runtime | None = None,
-) -> dict[str, float]:
+) -> Losses:
     """AdaptSegNet's two adversarial updates; call between the segmenter's backward and its step.
 
     G part: backpropagates sum_name weights[name] * (D_name calls the target output "source"), plus
@@ -231,7 +242,7 @@ def adversarial_step(
     segmenter; the discriminators get no gradient from it. D part: one discriminator_step on the detached
     outputs. source_out / target_out: {name: (N, C, h, w) logits}; sizes: (H, W) of the input images.
     Returns loss_adv(_aux) (unweighted), loss_d(_aux), d_acc and adv_weighted (what the segmenter's
-    objective gained).
+    objective gained), as 0-dim tensors (see `Losses`).
     """
     runtime = runtime or Runtime()
     target_probs = output_probabilities({n: target_out[n].float() for n in discs}, target_size)
@@ -239,18 +250,14 @@ def adversarial_step(
         adv = generator_adversarial_loss(discs, target_probs, kind)
     adv = {n: v.float() for n, v in adv.items()}
     weighted = sum(weights[n] * adv[n] for n in discs)
-    metrics = {("loss_adv" if n == "main" else f"loss_adv_{n}"): v.item() for n, v in adv.items()}
-    for name, value in metrics.items():
-        _check_finite(name, value, step)
+    metrics = {("loss_adv" if n == "main" else f"loss_adv_{n}"): v.detach() for n, v in adv.items()}
     # Backward before the D update: D's optimiser changes its weights in place, which autograd (rightly)
     # refuses once they were used by a graph that has not been backpropagated yet.
     (weighted if target_loss is None else weighted + target_loss).backward()
     with torch.no_grad():
         source_probs = output_probabilities({n: source_out[n].float() for n in discs}, source_size)
     d_metrics = discriminator_step(discs, d_optimizers, source_probs, target_probs, kind, runtime)
-    for name, value in d_metrics.items():
-        _check_finite(name, value, step)
-    return {**metrics, **d_metrics, "adv_weighted": float(weighted.item())}
+    return {**metrics, **d_metrics, "adv_weighted": weighted.detach()}
 
 
 # ------------------------------------------------------------------------------------------ the step
@@ -260,7 +267,6 @@ def train_step(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     source: dict[str, Any],
-    step: int,
     pseudo: dict[str, Any] | None = None,
     target: dict[str, Any] | None = None,
     discs: dict[str, OutputDiscriminator] | None = None,
@@ -268,13 +274,14 @@ def train_step(
     adapt: AdaptConfig | None = None,
     runtime: Runtime | None = None,
     pseudo_weight: float = 1.0,
-) -> dict[str, float]:
-    """One update of the segmenter (and of the discriminators when `discs`); returns float losses.
+) -> Losses:
+    """One update of the segmenter (and of the discriminators when `discs`); returns its losses as
+    0-dim tensors (see `Losses`: no host-device sync in a step; LogWindow checks them for NaN).
 
     Batches are dicts with "image" (N, 3, H, W) and, for source and pseudo, "label" (N, H, W) int64.
     Without discriminators `target` is unused; with them and no `target`, the pseudo batch's images are
     the target images. Each loss is backpropagated as soon as its forward pass is done, so at most one
-    pass's graph is alive (AdaptSegNet's order), and is checked for NaN before it is. `runtime` puts the
+    pass's graph is alive (AdaptSegNet's order). `runtime` puts the
     batches on its device, runs the forward passes under its autocast and averages gradients over ranks.
     """
     runtime = runtime or Runtime()
@@ -284,20 +291,19 @@ def train_step(
     with runtime.autocast():
         source_out = model(source["image"])
     loss_seg = segmentation_loss(source_out, source["label"])
-    _check_finite("loss_seg", loss_seg.item(), step)
     loss_seg.backward()
-    metrics = {"loss_seg": loss_seg.item()}
+    metrics: Losses = {"loss_seg": loss_seg.detach()}
     total = metrics["loss_seg"]
 
     target_out, target_loss = None, None
     if pseudo is not None:
+        labelled = bool((pseudo["label"] != IGNORE_INDEX).any())  # on the host batch: no device sync
         pseudo = {"image": runtime.images(pseudo["image"]), "label": runtime.to(pseudo["label"])}
         with runtime.autocast():
             pseudo_out = model(pseudo["image"])
-        loss_pseudo = pseudo_label_loss(pseudo_out, pseudo["label"])
-        _check_finite("loss_pseudo", loss_pseudo.item(), step)
-        metrics["loss_pseudo"] = loss_pseudo.item()
-        total += pseudo_weight * metrics["loss_pseudo"]
+        loss_pseudo = pseudo_label_loss(pseudo_out, pseudo["label"], labelled)
+        metrics["loss_pseudo"] = loss_pseudo.detach()
+        total = total + pseudo_weight * metrics["loss_pseudo"]
         if discs and target is None:  # the adversarial term reuses this forward pass
             target, target_out, target_loss = pseudo, pseudo_out, pseudo_weight * loss_pseudo
         else:
@@ -311,9 +317,9 @@ def train_step(
         adv = adversarial_step(
             discs, d_optimizers, adversarial_weights(model, adapt), source_out, target_out,
             tuple(source["image"].shape[-2:]), tuple(target["image"].shape[-2:]), adapt.gan_loss,
-            target_loss, step, runtime,
+            target_loss, runtime,
         )  # fmt: skip
-        total += adv.pop("adv_weighted")
+        total = total + adv.pop("adv_weighted")
         metrics.update(adv)
     runtime.average_gradients(model)
     optimizer.step()
@@ -407,50 +413,72 @@ def load_checkpoint(state: SegmenterState, path: Path, device: torch.device) -> 
     state.step = int(blob["step"])
 
 
+Evaluator = Callable[[torch.nn.Module], dict[str, Any]]
+"""evaluator(model) -> {"val_miou", "val_miou_se", "val_per_class_iou", ...}; called in eval mode, no grad."""
+
+
 def evaluate_segmenter(
     model: torch.nn.Module,
     val_set: SegmentationDataset,
     protocol: int,
-    scorer: Callable[[torch.nn.Module], dict[str, float]] | None = None,
+    evaluator: Evaluator | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
-    """val_miou (its bootstrap std val_miou_se) and val_per_class_iou on the labelled `val_set` (and
-    `scorer`'s scores), in eval mode."""
+    """val_miou (its bootstrap std val_miou_se) and val_per_class_iou on the labelled `val_set`, in
+    eval mode; `evaluator` replaces that evaluation with its own (which returns those keys and more)."""
     model.eval()
-    scores = evaluate(segmenter_probabilities(model), val_set, protocol, progress=progress)
-    out: dict[str, Any] = {
-        "val_miou": scores.miou,
-        "val_miou_se": scores.miou_se,
-        "val_per_class_iou": scores.per_class,
-    }
-    if scorer is not None:
+    if evaluator is not None:
         with torch.no_grad():
-            out.update(scorer(model))
+            out = evaluator(model)
+    else:
+        scores = evaluate(segmenter_probabilities(model), val_set, protocol, progress=progress)
+        out = {"val_miou": scores.miou, "val_miou_se": scores.miou_se, "val_per_class_iou": scores.per_class}
     model.train()
     return out
 
 
 class LogWindow:
-    """Sums of the step losses since the last log line, and the images seen in that time."""
+    """The steps' losses since the last log line, and the images seen in that time.
+
+    Losses are kept as the step left them (0-dim tensors on the device); `values` turns the whole
+    window into floats with one host-device transfer and raises FloatingPointError at the first
+    non-finite loss, naming its step and its name. The loop calls it at every log line and before
+    every checkpoint, so no checkpoint ever holds weights a non-finite loss has touched.
+    """
 
     def __init__(self) -> None:
-        self.sums: dict[str, float] = {}
-        self.count = self.images = 0
+        self.steps: list[tuple[int, Losses]] = []
+        self.images = 0
         self.t0 = time.perf_counter()
 
-    def add(self, losses: dict[str, float], images: int) -> None:
-        for key, value in losses.items():
-            self.sums[key] = self.sums.get(key, 0.0) + value
-        self.count += 1
+    def add(self, step: int, losses: Losses, images: int) -> None:
+        self.steps.append((step, losses))
         self.images += images
 
-    def means(self, last: dict[str, float], adapting: bool) -> dict[str, float]:
+    def values(self) -> list[dict[str, float]]:
+        """Every step's losses as floats (one transfer); FloatingPointError at a non-finite one."""
+        if not self.steps:
+            return []
+        flat = torch.stack([v.float() for _, losses in self.steps for v in losses.values()]).tolist()
+        out, i = [], 0
+        for step, losses in self.steps:
+            row = dict(zip(losses, flat[i : i + len(losses)], strict=True))
+            i += len(losses)
+            for name, value in row.items():
+                _check_finite(name, value, step)
+            out.append(row)
+        return out
+
+    def means(self, adapting: bool) -> dict[str, float]:
         """The window's mean loss (every loss term when adapting; d_acc is the last batch's: D moves fast)."""
-        out = {"loss": self.sums["loss"] / self.count}
+        rows = self.values()
+        out = {"loss": sum(r["loss"] for r in rows) / len(rows)}
         if adapting:
-            out.update({k: v / self.count for k, v in self.sums.items() if k not in ("loss", "d_acc")})
-            if "d_acc" in last:
-                out["d_acc"] = last["d_acc"]
+            out.update(
+                {k: sum(r[k] for r in rows) / len(rows) for k in rows[-1] if k not in ("loss", "d_acc")}
+            )
+            if "d_acc" in rows[-1]:
+                out["d_acc"] = rows[-1]["d_acc"]
         return out
 
     def images_per_s(self) -> float:
@@ -473,7 +501,7 @@ def train_segmenter(
     adapt: AdaptConfig | None = None,
     pseudo_set: SegmentationDataset | None = None,
     pseudo_weight: float = 1.0,
-    scorer: Callable[[torch.nn.Module], dict[str, float]] | None = None,
+    evaluator: Evaluator | None = None,
     runtime: Runtime | None = None,
     num_workers: int = 0,
 ) -> dict[str, Any]:
@@ -489,8 +517,9 @@ def train_segmenter(
     images_per_s. With adaptation they add loss_seg, loss_pseudo (self-training), loss_adv and loss_d
     (unweighted main-output GAN losses; _aux variants for the aux level), d_acc; "loss" is the segmenter's
     whole objective (seg + pseudo_weight * pseudo + sum of lambda * adv) and images_per_s counts every
-    image the segmenter saw. `scorer(model)` (eval mode, no grad) adds its scores to every evaluation,
-    e.g. the unsupervised model-selection scores that sweeps select by.
+    image the segmenter saw. `evaluator(model)` replaces the plain val evaluation at every evaluation,
+    e.g. with F_T's evaluation beside its fixed partner F_S (symda.pipeline.partner_evaluator: the
+    fused prediction and the unsupervised model-selection scores that sweeps select by, in one pass).
 
     `runtime` (default: one CPU process) says where this runs: each of its world_size ranks trains on
     its share of every global batch of cfg.batch_size and gradients are averaged, so N ranks see the
@@ -531,7 +560,7 @@ def train_segmenter(
     def validate() -> dict[str, Any]:
         if not runtime.is_main or val_set is None:
             return {}
-        return evaluate_segmenter(state.model, val_set, eval_protocol, scorer, progress)
+        return evaluate_segmenter(state.model, val_set, eval_protocol, evaluator, progress)
 
     state.model.train()
     window = LogWindow()
@@ -543,21 +572,22 @@ def train_segmenter(
             poly_lr(opt, state.step, cfg.steps, cfg.poly_power)  # the same decay as the segmenter
         state.step += 1
         step = state.step
-        last = train_step(state.model, state.optimizer, source, step, pseudo, target, state.discs,
-                          state.d_optimizers, adapt, runtime, pseudo_weight)  # fmt: skip
+        losses = train_step(state.model, state.optimizer, source, pseudo, target, state.discs,
+                            state.d_optimizers, adapt, runtime, pseudo_weight)  # fmt: skip
         # Every image the segmenter saw; the target batch only when it is not the pseudo batch itself.
         seen = runtime.world_size * sum(len(b["image"]) for b in (source, pseudo, target) if b is not None)
-        window.add(last, seen)
+        window.add(step, losses, seen)
         bar.update(1)
-        bar.set_postfix(loss=f"{last['loss']:.3f}")
         if step % cfg.log_every == 0 or step == cfg.steps:
-            metrics: dict[str, Any] = {"step": step, **window.means(last, adapting), "lr": lr,
+            metrics: dict[str, Any] = {"step": step, **window.means(adapting), "lr": lr,
                                        "images_per_s": window.images_per_s()}  # fmt: skip
             window = LogWindow()
+            bar.set_postfix(loss=f"{metrics['loss']:.3f}")
             if cfg.eval_every and step % cfg.eval_every == 0 and step != cfg.steps:
                 metrics.update(validate())
             report(metrics, checkpoint=checkpoint() if step % cfg.checkpoint_every == 0 else None)
         elif step % cfg.checkpoint_every == 0:
+            window.values()  # raises on a non-finite loss before its weights are saved
             checkpoint()
     bar.close()
     final: dict[str, Any] = {"step": state.step}

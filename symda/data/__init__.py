@@ -144,4 +144,5 @@ def build_dataset(
         normalize=data.normalize,
         with_labels=(role != "target") if with_labels is None else (with_labels and role != "target"),
         root=root,
+        cache_mb=data.cache_mb,
     )

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from symda.data.transforms import paired_transform
+from symda.data.transforms import augment, resize_pair
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,12 @@ class SegmentationDataset(torch.utils.data.Dataset):
     "index" int; the evaluation view adds "full_size" (H, W) and "full_label" (H, W) uint8, the
     untransformed label. Index with an int for the deterministic evaluation view, or with (index, seed) to
     draw this sample's random crop/flip from `seed` (what `ResumableBatchSampler` yields).
+
+    `cache_mb` > 0: when the whole split, decoded and resized, fits in that many MB (judged from its
+    first sample), every sample is decoded and resized once and kept in memory; crop, flip and
+    normalisation still run per item. Items are the same bit for bit with and without the cache.
+    Why: at SynthCity's sizes decoding a PNG and resizing it costs about as much as a tenth of a
+    training step, and every stage reads each image many times (epochs, evaluations).
     """
 
     def __init__(
@@ -53,6 +59,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
         normalize: str = "imagenet",
         with_labels: bool = True,
         root: Path | None = None,
+        cache_mb: float = 0,
     ) -> None:
         if not samples:
             raise DatasetError(f"{root or 'dataset'}: no images found")
@@ -66,6 +73,8 @@ class SegmentationDataset(torch.utils.data.Dataset):
         self.normalize = normalize
         self.with_labels = with_labels
         self.root = root
+        self.cache_bytes = int(cache_mb * 2**20)
+        self._cache: dict[int, tuple] | None = {} if self.cache_bytes > 0 else None
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -88,18 +97,36 @@ class SegmentationDataset(torch.utils.data.Dataset):
                 )
         return image, label
 
+    def prepared(self, index: int) -> tuple[np.ndarray, np.ndarray | None, tuple[int, int], np.ndarray | None]:
+        """(image resized to `size`, (H, W, 3) uint8; its label resized, (h, w) uint8 or None; the
+        original (H, W); the original label or None): what both views start from. Never modified by
+        the caller, so it can be kept in the cache."""
+        if self._cache is not None and index in self._cache:
+            return self._cache[index]
+        image, label = self.read(index)
+        resized, small = resize_pair(image.convert("RGB"), label, self.size)
+        entry = (np.asarray(resized), small, (image.height, image.width), label)
+        if self._cache is not None:
+            if not self._cache:  # the first sample decides whether the whole split fits
+                arrays = {id(a): a.nbytes for a in (entry[0], entry[1], entry[3]) if a is not None}
+                if sum(arrays.values()) * len(self) > self.cache_bytes:
+                    self._cache = None
+                    return entry
+            self._cache[index] = entry
+        return entry
+
     def __getitem__(self, key: int | tuple[int, int]) -> dict:
         index, seed = (key, None) if isinstance(key, int) else key
-        image, label = self.read(index)
+        image, label, full_size, full_label = self.prepared(index)
         rng = np.random.default_rng(seed) if seed is not None else None
-        x, y = paired_transform(image, label, self.size, self.crop_size, self.flip, self.normalize, rng)
+        x, y = augment(image, label, self.crop_size, self.flip, self.normalize, rng)
         item = {"image": x, "name": self.samples[index].name, "index": index}
         if y is not None:
             item["label"] = y
         if seed is None:  # evaluation view: scores are computed at the original label resolution
-            item["full_size"] = (image.height, image.width)
-            if label is not None:
-                item["full_label"] = label
+            item["full_size"] = full_size
+            if full_label is not None:
+                item["full_label"] = full_label
         return item
 
 

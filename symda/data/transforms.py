@@ -67,6 +67,29 @@ def denormalize(x: torch.Tensor, mode: str) -> np.ndarray:
     return np.clip(a + 0.5, 0, 255).astype(np.uint8)
 
 
+def augment(
+    image: np.ndarray,
+    label: np.ndarray | None,
+    crop_size: tuple[int, int] | None,
+    flip: bool,
+    normalize_mode: str,
+    rng: np.random.Generator | None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Random crop and flip (rng=None: neither, the evaluation view), then normalisation.
+
+    (H, W, 3) uint8 image and (H, W) uint8 label, already resized; neither is modified. Returns image
+    (3, h, w) float32 and label (h, w) int64 (255 = ignore) or None.
+    """
+    if rng is not None and crop_size is not None:
+        image, label = random_crop(image, label, crop_size, rng)
+    if rng is not None and flip and rng.random() < 0.5:
+        image = image[:, ::-1]
+        label = label[:, ::-1] if label is not None else None
+    tensor = normalize(image, normalize_mode)
+    label_t = torch.from_numpy(np.ascontiguousarray(label).astype(np.int64)) if label is not None else None
+    return tensor, label_t
+
+
 def paired_transform(
     image: Image.Image,
     label: np.ndarray | None,
@@ -76,17 +99,9 @@ def paired_transform(
     normalize_mode: str,
     rng: np.random.Generator | None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Full pipeline for one sample. rng=None means evaluation: no crop, no flip.
+    """Full pipeline for one sample: resize_pair, then augment. rng=None means evaluation: no crop, no flip.
 
     Returns image (3, h, w) float32 and label (h, w) int64 (255 = ignore) or None.
     """
     image, label = resize_pair(image.convert("RGB"), label, size)
-    arr = np.asarray(image)
-    if rng is not None and crop_size is not None:
-        arr, label = random_crop(arr, label, crop_size, rng)
-    if rng is not None and flip and rng.random() < 0.5:
-        arr = arr[:, ::-1]
-        label = label[:, ::-1] if label is not None else None
-    tensor = normalize(arr, normalize_mode)
-    label_t = torch.from_numpy(np.ascontiguousarray(label).astype(np.int64)) if label is not None else None
-    return tensor, label_t
+    return augment(np.asarray(image), label, crop_size, flip, normalize_mode, rng)

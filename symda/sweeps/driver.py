@@ -4,7 +4,7 @@ A sweep = a space file (symda/sweeps/space.py) + a base experiment config. The d
 upstream stages the space names (data | translate | adapt) once, then runs trials; each trial is
 `run_trial`: the base config plus its sampled parameters through `symda.pipeline.run_experiment`,
 so everything upstream of what it varies comes from the artifact store. During F_T's self-training
-a trial reports, at every evaluation (train.eval_every), with "progress" = self-training steps done
+a trial reports, at every evaluation (self_train.eval_every), with "progress" = self-training steps done
 (ASHA's time attribute):
 - "miou": target-val mIoU of F_T (the truth; needs the val labels, read only by the evaluation),
 - "proxy": agreement of F_T(v) and F_S(v') on val *images* (symda.evaluate.unsupervised_scores),
@@ -330,7 +330,10 @@ def _tuner(space: SweepSpace, settings: SweepSettings, cfg: ExperimentConfig, ex
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
 
-    setup = TrialSetup(settings.base_config, settings.trial_overrides(), space.max_t,
+    # The driver checked the datasets before the trials (build_upstream): each trial need not read
+    # every label file again.
+    overrides = {**settings.trial_overrides(), "data.check": False}
+    setup = TrialSetup(settings.base_config, overrides, space.max_t,
                        threads=max(1, int(request.get("CPU", 1))), runs_dir=str(exp_dir / "runs"))  # fmt: skip
     trainable = tune.with_resources(tune.with_parameters(run_trial, setup=setup), request)
     if tune.Tuner.can_restore(exp_dir):
@@ -365,6 +368,9 @@ def _tuner(space: SweepSpace, settings: SweepSettings, cfg: ExperimentConfig, ex
                 reduction_factor=space.reduction_factor,
             ),  # fmt: skip
             num_samples=settings.num_samples,
+            # One trial's process takes the next trial: no Ray worker start and no torch import per
+            # trial. Trials share nothing else (each seeds its stages and builds its own datasets).
+            reuse_actors=True,
         ),
         run_config=tune.RunConfig(
             storage_path=str(exp_dir.parent),
@@ -378,8 +384,13 @@ def _tuner(space: SweepSpace, settings: SweepSettings, cfg: ExperimentConfig, ex
 
 def main(argv: list[str] | None = None, default_space: str = "configs/sweeps/threshold.yaml") -> int:
     """Entry point of the tune/sweep_*.py scripts. Bad input ends with one message and exit status 2."""
+    import logging
+
     from symda.data.dataset import DatasetError
 
+    # The stages' own lines (which artifact is built or reused), as `symda run` shows them.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("symda").setLevel(logging.INFO)
     opts = parse_args(argv, default_space)
     try:
         summary = run_sweep(opts)

@@ -216,3 +216,30 @@ def test_all_ignored_pseudo_labels_give_zero_loss_not_nan():
     loss = pseudo_label_loss(logits, torch.full((1, 32, 64), 255, dtype=torch.long))
     assert loss.item() == 0.0
     loss.backward()
+
+
+def test_a_step_reads_no_value_off_the_device_and_a_log_interval_one(tiny_data, tmp_path, monkeypatch):
+    """GPU steps never wait for the host: the loop's own code turns tensors into Python values once per
+    log interval (LogWindow), and once before a checkpoint between log lines; nowhere else in a step."""
+    import sys
+
+    cfg, model, source, target, labelled = setup(tiny_data, tmp_path, **{"steps": 6, "log_every": 3,
+                                                                         "checkpoint_every": 2})  # fmt: skip
+    reads: list[str] = []
+    for name in ("item", "tolist", "__bool__", "__float__", "__int__"):
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *a, _original=original, _name=name, **k):
+            if sys._getframe(1).f_code.co_filename.endswith("adapt/loop.py"):
+                reads.append(f"{_name} in {sys._getframe(1).f_code.co_name}")
+            return _original(self, *a, **k)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    # Self-training with the adversarial term: every loss term of a step is there.
+    train_segmenter(cfg, model, source, None, tmp_path / "run", lambda m, checkpoint=None: None,
+                    pseudo_set=labelled, adapt=adapt_cfg())  # fmt: skip
+    in_steps = [r for r in reads if not r.endswith(" in values")]
+    # The one host read in a step is of the pseudo-label batch while it is still on the host.
+    assert in_steps == ["__bool__ in train_step"] * 6, in_steps
+    # Log lines at steps 3 and 6, checkpoints at steps 2 and 4 between them (6's is the log line's).
+    assert reads.count("tolist in values") == 4

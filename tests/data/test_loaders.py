@@ -1,3 +1,4 @@
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +92,27 @@ def test_augmentation_is_a_function_of_the_seed(tiny_data):
     a, b = ds[(3, 7)], ds[(3, 7)]
     assert a["image"].shape == (3, 8, 16)
     assert np.array_equal(a["image"], b["image"]) and np.array_equal(a["label"], b["label"])
+
+
+@pytest.mark.parametrize("role", ["source", "val"])
+def test_memory_cache_gives_the_same_items_and_reads_each_file_once(tiny_data, role, monkeypatch):
+    cfg = data_cfg(tiny_data, crop_size=(8, 16))
+    plain = build_dataset(dataclasses.replace(cfg, cache_mb=0), SynthCityConfig(), role)
+    cached = build_dataset(cfg, SynthCityConfig(), role)
+    reads = []
+    read = type(cached).read
+    monkeypatch.setattr(type(cached), "read", lambda self, i: reads.append((id(self), i)) or read(self, i))
+    keys = [(i, 11 * i + r) for r in range(3) for i in range(len(plain))] if role == "source" else list(range(len(plain))) * 3
+    for key in keys:
+        a, b = plain[key], cached[key]
+        assert a.keys() == b.keys()
+        for k in a:
+            assert np.array_equal(np.asarray(a[k]), np.asarray(b[k])), (key, k)
+    assert sum(1 for owner, _ in reads if owner == id(cached)) == len(cached)  # every file decoded once
+    assert sum(1 for owner, _ in reads if owner == id(plain)) == len(keys)
+    # A split larger than the budget is not cached at all (no partial cache), and still correct.
+    small = build_dataset(dataclasses.replace(cfg, cache_mb=1e-6), SynthCityConfig(), role)
+    assert np.array_equal(small[keys[0]]["image"], plain[keys[0]]["image"]) and small._cache is None
 
 
 def test_resumed_sampler_yields_the_same_batches():
