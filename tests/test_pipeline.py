@@ -170,4 +170,6 @@ def test_a_fixed_partner_runs_once_over_repeated_evaluations():
     both: dict = {}
     first = pair_probabilities(f_t, f_s, translated, memo=both)(images, [0, 2])
     again = pair_probabilities(f_t, f_s, translated, memo=both)(images, [0, 2])
-    assert (f_t.calls, f_s.calls) == (4, 3) and all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+    assert (f_t.calls, f_s.calls) == (4, 3) and all(
+        torch.equal(a, b) for a, b in zip(first, again, strict=True)
+    )

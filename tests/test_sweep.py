@@ -198,6 +198,31 @@ def test_three_trial_sweep(ray_session, base_config, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "optuna-dashboard sqlite:///" in out and "Trial name" in out  # the progress table
 
+    # The same sweep again replays this one: its configurations, each ending where it ended, all from
+    # the store; nothing is trained (no artifact built, no unfinished build written to).
+    store = Path(load_config(base_config).artifacts_dir)
+
+    def store_files() -> dict[str, float]:
+        return {
+            str(f): f.stat().st_mtime for f in store.rglob("*") if f.is_file() and "_ray_train" not in f.parts
+        }
+
+    before = store_files()
+    again = run_sweep(SweepOptions(space=str(space), storage=str(tmp_path / "sweeps"), name="three-again"))
+    assert "replaying three (the same settings)" in capsys.readouterr().out
+    assert store_files() == before
+
+    def by_params(t):
+        def key(row):
+            return "|".join("" if v is None or v != v else repr(v) for v in row)  # v != v: NaN
+
+        return t.assign(key=t[list(THRESHOLD_SPACE)].apply(key, axis=1)).set_index("key")
+
+    first, second = by_params(table), by_params(again.table)
+    assert sorted(first.index) == sorted(second.index)
+    for column in ("miou", "progress", "finished"):
+        assert first[column].to_dict() == second.loc[first.index, column].to_dict(), column
+
 
 def test_failing_trial_is_recorded_and_the_sweep_goes_on(ray_session, base_config, tmp_path):
     # pseudo_weight 1e300 makes self-training's loss infinite, then the weights NaN: FloatingPointError.

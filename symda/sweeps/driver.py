@@ -184,6 +184,7 @@ class SweepOptions:
     overrides: list[str] = field(default_factory=list)
     seed: int | None = None
     max_failures: int | None = None
+    fresh: bool = False
 
 
 def parse_args(argv: list[str] | None, default_space: str) -> SweepOptions:
@@ -204,6 +205,8 @@ def parse_args(argv: list[str] | None, default_space: str) -> SweepOptions:
                    help="fixed override of the base config, e.g. --set train.steps=200 (repeatable)")  # fmt: skip
     p.add_argument("--seed", type=int, help="seed of the TPE sampler (default 0)")
     p.add_argument("--max-failures", type=int, help="restarts of a crashed trial (default 0)")
+    p.add_argument("--fresh", action="store_true",
+                   help="search anew even when a finished sweep with the same settings exists (default: replay it)")  # fmt: skip
     return SweepOptions(**vars(p.parse_args(argv)))
 
 
@@ -250,6 +253,44 @@ def _resolve(opts: SweepOptions) -> tuple[Path, SweepSettings]:
         max_failures=0 if opts.max_failures is None else opts.max_failures,
     )
     return exp_dir, settings
+
+
+@dataclass
+class Replay:
+    """An earlier finished sweep with the same settings, to be replayed: its trials' parameters in the
+    order Optuna proposed them, and where each unfinished one ended (ASHA's stop)."""
+
+    source: Path
+    points: list[dict[str, Any]]  # sampled parameters of each trial, inactive ones left out
+    ends: dict[str, int]  # params_id -> last progress, for the trials that did not finish
+
+
+def find_replay(storage: Path, settings: SweepSettings, max_t: int) -> Replay | None:
+    """The newest finished sweep under `storage` (its summary was written: trials.csv) whose sweep.json
+    equals `settings`, as a Replay; None when there is none."""
+    import optuna
+    from ray.tune import ExperimentAnalysis
+
+    from symda.sweeps.trial import params_id
+
+    for summary in sorted(storage.glob(f"*/{'trials.csv'}"), key=lambda p: p.stat().st_mtime, reverse=True):
+        exp_dir = summary.parent
+        try:
+            if SweepSettings.load(exp_dir / SETTINGS_FILE) != settings:
+                continue
+        except (OSError, TypeError, ValueError):
+            continue
+        study = optuna.load_study(study_name=exp_dir.name, storage=f"sqlite:///{exp_dir / 'optuna.db'}")
+        points = [dict(t.params) for t in sorted(study.trials, key=lambda t: t.number)]
+        ends = {}
+        for trial in ExperimentAnalysis(str(exp_dir)).trials:
+            last = trial.last_result or {}
+            if not last.get("finished") and last.get("progress", 0) < max_t:
+                params = {k: v for k, v in trial.config.items() if v is not None}
+                ends[params_id(params)] = int(last.get("progress", 0))
+        if len(points) == settings.num_samples:
+            return Replay(exp_dir, points, ends)
+    return None
 
 
 def _check(space: SweepSpace, settings: SweepSettings) -> ExperimentConfig:
@@ -314,19 +355,38 @@ def run_sweep(opts: SweepOptions) -> SweepSummary:
     keys = build_upstream(cfg, space.upstream, _upstream_report, progress=sys.stderr.isatty())
     print(f"upstream ({space.upstream}) ready in {time.perf_counter() - t0:.0f} s: {keys}", flush=True)
 
-    tuner = _tuner(space, settings, cfg, exp_dir, request, max_concurrent)
+    replay = None
+    if not opts.resume and not opts.fresh and not tune_can_restore(exp_dir):
+        replay = find_replay(exp_dir.parent, settings, space.max_t)
+    if replay is not None:
+        print(f"replaying {replay.source.name} (the same settings): its {len(replay.points)} configurations in "
+              "its order, each ending where it ended there, from the store; --fresh searches anew", flush=True)  # fmt: skip
+    tuner = _tuner(space, settings, cfg, exp_dir, request, max_concurrent, replay)
     tuner.fit()
     return summarize(
         exp_dir, space.keys, settings.select_by, settings.base_config, settings.overrides, dashboard
     )
 
 
+def tune_can_restore(exp_dir: Path) -> bool:
+    from ray import tune
+
+    return exp_dir.is_dir() and tune.Tuner.can_restore(exp_dir)
+
+
 def _tuner(space: SweepSpace, settings: SweepSettings, cfg: ExperimentConfig, exp_dir: Path,
-           request: dict[str, float], max_concurrent: int):  # fmt: skip
-    """A new Tuner (OptunaSearch + ASHA), or the interrupted one restored from exp_dir."""
+           request: dict[str, float], max_concurrent: int, replay: Replay | None = None):  # fmt: skip
+    """A new Tuner (OptunaSearch + ASHA), or the interrupted one restored from exp_dir.
+
+    With `replay`: Optuna is given the earlier sweep's configurations to evaluate first (all of them:
+    num_samples is the same), and no scheduler stops trials, since each replayed trial ends where the
+    earlier one ended (symda.sweeps.trial.TrialSetup.replay_ends): ASHA's decisions depend on the
+    order in which concurrent trials report, so deciding again could continue a trial the first run
+    stopped, which would train. A rerun then shows the first run's table without training anything.
+    """
     import optuna
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
 
@@ -334,7 +394,8 @@ def _tuner(space: SweepSpace, settings: SweepSettings, cfg: ExperimentConfig, ex
     # every label file again.
     overrides = {**settings.trial_overrides(), "data.check": False}
     setup = TrialSetup(settings.base_config, overrides, space.max_t,
-                       threads=max(1, int(request.get("CPU", 1))), runs_dir=str(exp_dir / "runs"))  # fmt: skip
+                       threads=max(1, int(request.get("CPU", 1))), runs_dir=str(exp_dir / "runs"),
+                       replay_ends=replay.ends if replay else None)  # fmt: skip
     trainable = tune.with_resources(tune.with_parameters(run_trial, setup=setup), request)
     if tune.Tuner.can_restore(exp_dir):
         print(f"resuming {exp_dir}: finished trials are kept, unfinished ones rerun", flush=True)
@@ -347,6 +408,7 @@ def _tuner(space: SweepSpace, settings: SweepSettings, cfg: ExperimentConfig, ex
         sampler=optuna.samplers.TPESampler(seed=settings.seed, n_startup_trials=space.n_startup_trials),
         study_name=exp_dir.name,
         storage=optuna.storages.RDBStorage(f"sqlite:///{exp_dir / 'optuna.db'}"),
+        points_to_evaluate=replay.points if replay else None,
     )
     reporter = tune.CLIReporter(
         metric_columns=["progress", "miou", "proxy", "proxy_entropy"],
@@ -361,7 +423,9 @@ def _tuner(space: SweepSpace, settings: SweepSettings, cfg: ExperimentConfig, ex
             metric=metric,
             mode="max",
             search_alg=ConcurrencyLimiter(searcher, max_concurrent=max_concurrent),
-            scheduler=ASHAScheduler(
+            scheduler=FIFOScheduler()
+            if replay
+            else ASHAScheduler(
                 time_attr="progress",
                 max_t=space.max_t,
                 grace_period=space.grace_period,

@@ -26,6 +26,20 @@ class TrialSetup:
     max_t: int  # ASHA's max_t: the "progress" of a trial's final result
     threads: int  # torch threads = the CPUs each trial holds
     runs_dir: str  # each trial's run folder is runs_dir/<trial id>
+    # Replaying an earlier sweep: {params_id(params): the progress where that trial ended}. A trial
+    # whose params are in it ends there (its stages come from the store: it trains nothing).
+    replay_ends: dict[str, int] | None = None
+
+
+def params_id(params: dict[str, Any]) -> str:
+    """A trial's sampled parameters (inactive ones left out) as one comparable string."""
+    import json
+
+    return json.dumps({k: v for k, v in sorted(params.items()) if v is not None}, sort_keys=True)
+
+
+class _ReplayEnd(Exception):
+    """Raised by a replayed trial's report at the progress where the earlier sweep's trial ended."""
 
 
 def trial_config(setup: TrialSetup, params: dict[str, Any], name: str) -> ExperimentConfig:
@@ -106,11 +120,18 @@ def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     cfg = trial_config(setup, params, name=trial_id)
     out_dir = Path(setup.runs_dir) / trial_id
 
+    end = (setup.replay_ends or {}).get(params_id(params))
+
     def report(metrics: dict[str, Any], checkpoint: Path | None = None) -> None:
         result = tune_result(metrics, cfg, setup.max_t)
         if result is not None:
             if result["finished"]:
                 result["result_json"] = str(out_dir / "result.json")
             tune.report(result)
+            if end is not None and not result["finished"] and result["progress"] >= end:
+                raise _ReplayEnd  # where ASHA stopped this trial in the sweep being replayed
 
-    run_experiment(cfg, out_dir, report)
+    try:
+        run_experiment(cfg, out_dir, report)
+    except _ReplayEnd:
+        return
