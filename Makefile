@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup sweep test lint format bench baselines factors ladder ablation clean
+.PHONY: setup sweep test lint format bench bench-main-job baselines factors ladder ablation clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -34,6 +34,11 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_train.py
 	$(BIN)/python bench/bench_models.py
 	$(BIN)/python bench/bench_synthcity.py
+	$(BIN)/python bench/bench_ray_overhead.py
+
+# The main job as a fresh clone runs it, 3 first runs + 3 reruns (about 35 min on 2 cores).
+bench-main-job: $(STAMP)
+	$(BIN)/python bench/bench_main_job.py --work /tmp/symda_bench_main_job --runs 3
 
 # Source-only, source-only on S' (translated) and oracle on SynthCity over seeds (README table): each
 # seed generates its own SynthCity of the preset (PRESET=v1: the benchmark of symda 0.1); finished runs
