@@ -46,7 +46,7 @@ PHASE_MARKERS = [
     (r"building segmenter_T artifact", "upstream: adapt F_T"),
     (r"building segmenter_S artifact", "upstream: adapt F_S"),
     (r"^upstream \(\w+\) ready in", "trials"),
-    (r"^\s*trials at rung|^sweep summary|^best config", "summary"),
+    (r"^== \d+ trials by", "summary"),
 ]
 
 
@@ -361,7 +361,9 @@ def main() -> None:
             r.update(run=k, kind=kind, trials=trial_mious(run_dir / "sweeps"), store=changes)
             results.append(r)
             print(
-                f"   exit {r['rc']}, {r['wall_s']:.0f} s ({r['wall_s'] / 60:.1f} min), peak {r['peak_rss_gb']:.2f} GiB"
+                f"   exit {r['rc']}, {r['wall_s']:.0f} s ({r['wall_s'] / 60:.1f} min), peak {r['peak_rss_gb']:.2f} GiB; "
+                f"store: {len(changes['built'])} artifacts built, {len(changes['builds_written'])} unfinished builds "
+                "written (a rerun that trains nothing: 0 and 0)"
             )
             for ph in r["phases"]:
                 print(f"   {ph['phase']:<24}{ph['seconds']:>8.1f} s{ph['busy_cores']:>7.2f} cores busy")

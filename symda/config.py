@@ -240,9 +240,7 @@ class ScaleConfig:
     use_gpu: bool = False
     cpus_per_worker: int = 1
     gpus_per_worker: float = 1.0
-    precision: str = (
-        "fp32"  # fp32 | bf16 (autocast, GPU or a CPU with AVX512-BF16; results differ: in the keys)
-    )
+    precision: str = "fp32"  # fp32 | bf16 (autocast; GPU or AVX512-BF16 CPU; in the keys)
     channels_last: bool = False  # NHWC memory format for conv nets (faster on this CPU, not on the H100)
     compile: bool = False  # torch.compile the stage loops' networks (pays back on long GPU runs only)
     max_failures: int = 0  # restarts of a crashed worker group, from the last checkpoint Ray saw

@@ -193,12 +193,7 @@ def _run_in_trainer(
         ray.init(include_dashboard=True, dashboard_host="127.0.0.1", logging_level="WARNING")
     check_resources(scale, ray.cluster_resources(), f"the stage in {work_dir}")
     queue = Queue(actor_options={"num_cpus": 0})
-    precision, channels_last, use_gpu, compiled = (
-        scale.precision,
-        scale.channels_last,
-        scale.use_gpu,
-        scale.compile,
-    )
+    use_gpu = scale.use_gpu
     threads = scale.cpus_per_worker
 
     def worker(_: dict) -> None:
@@ -230,7 +225,7 @@ def _run_in_trainer(
                 os.link(checkpoint, Path(tmp) / Path(checkpoint).name)
                 ray.train.report(_scalars(metrics), checkpoint=ray.train.Checkpoint.from_directory(tmp))
 
-        loop(Runtime(device, rank, world, precision, channels_last, compiled), worker_report)
+        loop(Runtime(device, rank, world, scale.precision, scale.channels_last, scale.compile), worker_report)
 
     resources = {"CPU": scale.cpus_per_worker, **({"GPU": scale.gpus_per_worker} if use_gpu else {})}
     trainer = TorchTrainer(

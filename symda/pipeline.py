@@ -14,6 +14,7 @@ import functools
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -380,35 +381,37 @@ def segmenter_stage(
 
 
 def pair_probabilities(f_t: torch.nn.Module, f_s: torch.nn.Module | None, translated,
-                       partner_memo: dict[tuple[int, ...], torch.Tensor] | None = None,
-                       memo: dict[tuple[int, ...], tuple] | None = None):  # fmt: skip
+                       memo: dict[tuple[str, tuple[int, ...]], torch.Tensor] | None = None,
+                       fixed: tuple[str, ...] = ("T", "S")):  # fmt: skip
     """ProbabilityFn pair for pseudo labels and evaluation: (softmax F_T(t), softmax F_S(t') or None).
 
     `translated` is the dataset of the translated images in the same order as the one being labelled.
-    Memos (dicts the caller keeps, keyed by the batch's indices) skip forward passes whose result cannot
-    have changed: `partner_memo` keeps F_S's probabilities (F_S is fixed while F_T self-trains), `memo`
-    both networks' (both fixed while they label: the second pass of per-class thresholds reuses the
-    first's).
+    `memo` (a dict the caller keeps) holds, per batch of indices, the probabilities of the networks
+    named in `fixed`, which do not change between calls, so each runs once per batch: F_S while F_T
+    self-trains (fixed=("S",)), both while they label (the second pass of per-class thresholds
+    reuses the first's).
     """
 
     from symda.evaluate import model_device
 
+    def probabilities(
+        name: str, net: torch.nn.Module, images: Callable[[], torch.Tensor], key
+    ) -> torch.Tensor:
+        kept = memo is not None and name in fixed
+        if kept and (name, key) in memo:
+            return memo[(name, key)]
+        p = torch.softmax(net(images().to(model_device(net)))["main"].float(), dim=1)
+        if kept:
+            memo[(name, key)] = p
+        return p
+
     def fn(images: torch.Tensor, indices: list[int]):
         key = tuple(indices)
-        if memo is not None and key in memo:
-            return memo[key]
-        p_t = torch.softmax(f_t(images.to(model_device(f_t)))["main"].float(), dim=1)
-        p_s = None
-        if f_s is not None and partner_memo is not None and key in partner_memo:
-            p_s = partner_memo[key].to(p_t.device)
-        elif f_s is not None:
-            x_s = torch.stack([translated[i]["image"] for i in indices]).to(model_device(f_s))
-            p_s = torch.softmax(f_s(x_s)["main"].float(), dim=1).to(p_t.device)
-            if partner_memo is not None:
-                partner_memo[key] = p_s
-        if memo is not None:
-            memo[key] = (p_t, p_s)
-        return p_t, p_s
+        p_t = probabilities("T", f_t, lambda: images, key)
+        if f_s is None:
+            return p_t, None
+        p_s = probabilities("S", f_s, lambda: torch.stack([translated[i]["image"] for i in indices]), key)
+        return p_t, p_s.to(p_t.device)
 
     return fn
 
@@ -447,7 +450,7 @@ def partner_evaluator(
             )
             loaded["f_s"] = load_segmenter(cfg.model, partner.path / "checkpoint.pt")
             loaded["memo"] = probability_memo(loaded["val"], cfg, 1)
-        pair = pair_probabilities(model, loaded["f_s"], loaded["val_t"], loaded["memo"])
+        pair = pair_probabilities(model, loaded["f_s"], loaded["val_t"], loaded["memo"], fixed=("S",))
         scores = evaluate_pair(
             pair, loaded["val"], cfg.eval.fusion_weight, cfg.eval.protocol, cfg.eval.batch_size
         )
@@ -467,7 +470,7 @@ def labelling_inputs(cfg: ExperimentConfig, roots: DomainRoots, f_t: Artifact, f
     model_t = load_segmenter(cfg.model, f_t.path / "checkpoint.pt")
     model_s = load_segmenter(cfg.model, f_s.path / "checkpoint.pt") if f_s is not None else None
     memo = probability_memo(target, cfg, 2 if f_s is not None else 1)
-    return pair_probabilities(model_t, model_s, translated, memo=memo), target, labelled
+    return pair_probabilities(model_t, model_s, translated, memo), target, labelled
 
 
 def pseudo_stage(

@@ -160,16 +160,16 @@ def test_a_fixed_partner_runs_once_over_repeated_evaluations():
     translated = [{"image": torch.randn(3, 4, 8)} for _ in range(4)]
     images = torch.randn(2, 3, 4, 8)
     memo: dict = {}
-    first = pair_probabilities(f_t, f_s, translated, memo)(images, [1, 3])
-    again = pair_probabilities(f_t, f_s, translated, memo)(images, [1, 3])
+    first = pair_probabilities(f_t, f_s, translated, memo, fixed=("S",))(images, [1, 3])
+    again = pair_probabilities(f_t, f_s, translated, memo, fixed=("S",))(images, [1, 3])
     assert f_t.calls == 2 and f_s.calls == 1
     assert torch.equal(first[1], again[1]) and torch.equal(first[0], again[0])
     pair_probabilities(f_t, f_s, translated)(images, [1, 3])  # without a memo: every call
     assert f_s.calls == 2
     # Labelling: both networks are fixed, so the second pass over the same batches runs neither.
     both: dict = {}
-    first = pair_probabilities(f_t, f_s, translated, memo=both)(images, [0, 2])
-    again = pair_probabilities(f_t, f_s, translated, memo=both)(images, [0, 2])
+    first = pair_probabilities(f_t, f_s, translated, both)(images, [0, 2])
+    again = pair_probabilities(f_t, f_s, translated, both)(images, [0, 2])
     assert (f_t.calls, f_s.calls) == (4, 3) and all(
         torch.equal(a, b) for a, b in zip(first, again, strict=True)
     )

@@ -273,7 +273,7 @@ def find_replay(storage: Path, settings: SweepSettings, max_t: int) -> Replay | 
 
     from symda.sweeps.trial import params_id
 
-    for summary in sorted(storage.glob(f"*/{'trials.csv'}"), key=lambda p: p.stat().st_mtime, reverse=True):
+    for summary in sorted(storage.glob("*/trials.csv"), key=lambda p: p.stat().st_mtime, reverse=True):
         exp_dir = summary.parent
         try:
             if SweepSettings.load(exp_dir / SETTINGS_FILE) != settings:
@@ -286,8 +286,7 @@ def find_replay(storage: Path, settings: SweepSettings, max_t: int) -> Replay | 
         for trial in ExperimentAnalysis(str(exp_dir)).trials:
             last = trial.last_result or {}
             if not last.get("finished") and last.get("progress", 0) < max_t:
-                params = {k: v for k, v in trial.config.items() if v is not None}
-                ends[params_id(params)] = int(last.get("progress", 0))
+                ends[params_id(trial.config)] = int(last.get("progress", 0))
         if len(points) == settings.num_samples:
             return Replay(exp_dir, points, ends)
     return None
@@ -355,9 +354,7 @@ def run_sweep(opts: SweepOptions) -> SweepSummary:
     keys = build_upstream(cfg, space.upstream, _upstream_report, progress=sys.stderr.isatty())
     print(f"upstream ({space.upstream}) ready in {time.perf_counter() - t0:.0f} s: {keys}", flush=True)
 
-    replay = None
-    if not opts.resume and not opts.fresh and not tune_can_restore(exp_dir):
-        replay = find_replay(exp_dir.parent, settings, space.max_t)
+    replay = None if opts.resume or opts.fresh else find_replay(exp_dir.parent, settings, space.max_t)
     if replay is not None:
         print(f"replaying {replay.source.name} (the same settings): its {len(replay.points)} configurations in "
               "its order, each ending where it ended there, from the store; --fresh searches anew", flush=True)  # fmt: skip
@@ -366,12 +363,6 @@ def run_sweep(opts: SweepOptions) -> SweepSummary:
     return summarize(
         exp_dir, space.keys, settings.select_by, settings.base_config, settings.overrides, dashboard
     )
-
-
-def tune_can_restore(exp_dir: Path) -> bool:
-    from ray import tune
-
-    return exp_dir.is_dir() and tune.Tuner.can_restore(exp_dir)
 
 
 def _tuner(space: SweepSpace, settings: SweepSettings, cfg: ExperimentConfig, exp_dir: Path,
