@@ -16,7 +16,6 @@ penalty come from a generator whose state is in the checkpoint.
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -274,23 +273,20 @@ def critic_update(
     state: TranslatorState, x: Tensor, labels: Tensor, cfg: TranslateConfig, runtime: Runtime
 ) -> Tensor:
     """One D step on the (N, 3, H, W) batch in [-1, 1] with (N,) domain labels; returns d_step's (7,)
-    parts as float64 on the CPU. A non-finite loss stops the run, naming the G step."""
+    parts, detached, where they were computed (the loop reads them once per log interval)."""
     alpha = torch.rand(x.shape[0], 1, 1, 1, generator=state.gp_rng).to(runtime.device)
     d_loss, d_parts = d_step(state.G, state.D, x, labels, cfg, alpha, runtime)
     state.d_opt.zero_grad(set_to_none=True)
     d_loss.backward()
     runtime.average_gradients(state.D)
     state.d_opt.step()
-    parts = d_parts.cpu().double()
-    if not math.isfinite(parts[0].item()):
-        raise FloatingPointError(f"translate: non-finite d_loss {parts[0].item()} at G step {state.step + 1}")
-    return parts
+    return d_parts.detach()
 
 
 def generator_update(
     state: TranslatorState, x: Tensor, labels: Tensor, cfg: TranslateConfig, runtime: Runtime
 ) -> Tensor:
-    """One G step on the batch of the D step just before it; returns g_step's (4,) parts (float64, CPU)."""
+    """One G step on the batch of the D step just before it; returns g_step's (4,) parts, detached."""
     g_loss, g_parts = g_step(state.G, state.D, x, labels, cfg, runtime)
     state.g_opt.zero_grad(set_to_none=True)
     g_loss.backward()
@@ -300,10 +296,44 @@ def generator_update(
         set_to_none=True
     )  # the G loss also filled D's grads; they must not leak into D's step
     state.step += 1
-    parts = g_parts.cpu().double()
-    if not math.isfinite(parts[0].item()):
-        raise FloatingPointError(f"translate: non-finite g_loss {parts[0].item()} at G step {state.step}")
-    return parts
+    return g_parts.detach()
+
+
+class PartsWindow:
+    """The D and G loss parts since the last log line, kept where the steps left them.
+
+    `means` turns the window into floats with one host-device transfer (a GPU step never waits for the
+    host) and raises FloatingPointError at the first non-finite d_loss or g_loss, naming its G step.
+    The loop calls it at every log line and before every checkpoint, so no checkpoint holds weights a
+    non-finite loss has touched.
+    """
+
+    def __init__(self) -> None:
+        self.d: list[tuple[int, Tensor]] = []  # (G step the D step belongs to, (7,) parts)
+        self.g: list[tuple[int, Tensor]] = []  # (G step, (4,) parts)
+        self.t0 = time.perf_counter()
+
+    def means(self) -> Tensor:
+        """(len(METRIC_KEYS),) float64 window means on the CPU (zeros for an empty side)."""
+        out = []
+        for rows, keys, name in ((self.d, _D_KEYS, "d_loss"), (self.g, _G_KEYS, "g_loss")):
+            if not rows:
+                out.append(torch.zeros(len(keys), dtype=torch.float64))
+                continue
+            parts = torch.stack([p for _, p in rows]).cpu().double()  # (steps, parts)
+            bad = (~torch.isfinite(parts[:, 0])).nonzero()
+            if len(bad):
+                i = int(bad[0])
+                raise FloatingPointError(
+                    f"translate: non-finite {name} {parts[i, 0].item()} at G step {rows[i][0]}"
+                )
+            out.append(parts.mean(dim=0))
+        return torch.cat(out)
+
+    def reset(self) -> None:
+        self.d.clear()
+        self.g.clear()
+        self.t0 = time.perf_counter()
 
 
 def domain_loaders(
@@ -395,9 +425,7 @@ def train_translator(
             grid = sample_grid(state.G, *fixed)
             atomic_write_bytes(out_dir / "samples" / f"step_{state.step:06d}.png", png_bytes(grid))
 
-    sums = torch.zeros(len(METRIC_KEYS), dtype=torch.float64)
-    d_count = g_count = 0
-    t0 = time.perf_counter()
+    window = PartsWindow()
     lr_scale = lr_factor(start, cfg.steps, cfg.decay_start)
     bar = tqdm(total=cfg.steps, initial=start, desc="translate", disable=not progress or not main,
                dynamic_ncols=True)  # fmt: skip
@@ -407,35 +435,28 @@ def train_translator(
         _check_batch(src_batch["image"], cfg, "source")
         _check_batch(tgt_batch["image"], cfg, "target")
         x = to_tanh_space(runtime.images(torch.cat([src_batch["image"], tgt_batch["image"]])), mode)
-        d_parts = critic_update(state, x, labels, cfg, runtime)
-        sums[: len(_D_KEYS)] += d_parts
-        d_count += 1
+        window.d.append((state.step + 1, critic_update(state, x, labels, cfg, runtime)))
         if it % cfg.n_critic:
             continue
 
-        g_parts = generator_update(state, x, labels, cfg, runtime)
-        sums[len(_D_KEYS) :] += g_parts
-        g_count += 1
+        window.g.append((state.step + 1, generator_update(state, x, labels, cfg, runtime)))
         step = state.step
         bar.update(1)
-        if progress and main:
-            bar.set_postfix(d=f"{d_parts[0].item():.3f}", g=f"{g_parts[0].item():.3f}")
+        logging = step % cfg.log_every == 0 or step == cfg.steps
+        checkpointing = step % cfg.checkpoint_every == 0 or step == cfg.steps
+        means = window.means() if logging or checkpointing else None  # checks before anything is saved
         if step % cfg.sample_every == 0 or step == cfg.steps:
             write_samples()
-        saved = checkpoint() if step % cfg.checkpoint_every == 0 or step == cfg.steps else None
-        if step % cfg.log_every == 0 or step == cfg.steps:
-            means = torch.cat(
-                [sums[: len(_D_KEYS)] / max(d_count, 1), sums[len(_D_KEYS) :] / max(g_count, 1)]
-            )
+        saved = checkpoint() if checkpointing else None
+        if logging:
             metrics: dict[str, Any] = {"step": step, **dict(zip(METRIC_KEYS, means.tolist(), strict=True))}
             metrics["lr"] = cfg.g_lr * lr_scale
             metrics["images_per_s"] = (
-                d_count * per_rank * runtime.world_size / max(time.perf_counter() - t0, 1e-9)
+                len(window.d) * per_rank * runtime.world_size / max(time.perf_counter() - window.t0, 1e-9)
             )
+            bar.set_postfix(d=f"{metrics['d_loss']:.3f}", g=f"{metrics['g_loss']:.3f}")
             report(metrics, checkpoint=saved)
-            sums.zero_()
-            d_count = g_count = 0
-            t0 = time.perf_counter()
+            window.reset()
         elif saved is not None:
             report({"step": step}, checkpoint=saved)
     bar.close()

@@ -104,6 +104,46 @@ def test_non_finite_loss_names_the_step(tiny_data, tmp_path, monkeypatch):
         train_translator(tiny_cfg(), source, target, tmp_path / "tr", lambda *a, **k: None)
 
 
+def test_non_finite_loss_inside_a_log_window_names_its_own_step(tiny_data, tmp_path, monkeypatch):
+    # Losses are read once per log interval: a NaN at G step 2 of a 3-step window is still named as step 2.
+    source, target = datasets(tiny_data, tmp_path)
+    calls = {"n": 0}
+
+    def penalty(out, x):
+        calls["n"] += 1  # n_critic 2: D steps 3 and 4 belong to G step 2
+        return out.sum() * (float("nan") if calls["n"] == 3 else 0.0)
+
+    monkeypatch.setattr(train_mod, "gradient_penalty", penalty)
+    cfg = tiny_cfg(steps=3, log_every=3, sample_every=3, checkpoint_every=3)
+    with pytest.raises(FloatingPointError, match="d_loss nan at G step 2"):
+        train_translator(cfg, source, target, tmp_path / "tr", lambda *a, **k: None)
+    assert not (tmp_path / "tr" / "translator.pt").exists()  # the check comes before the checkpoint
+
+
+def test_a_step_reads_no_value_off_the_device_and_a_log_interval_one(tiny_data, tmp_path, monkeypatch):
+    """The translator loop turns its loss tensors into Python values once per log interval or checkpoint."""
+    import sys
+
+    source, target = datasets(tiny_data, tmp_path)
+    reads: list[str] = []
+    for name in ("item", "tolist", "__bool__", "__float__", "__int__", "cpu"):
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *a, _original=original, _name=name, **k):
+            if sys._getframe(1).f_code.co_filename.endswith("translate/train.py"):
+                reads.append(f"{_name} in {sys._getframe(1).f_code.co_name}")
+            return _original(self, *a, **k)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    cfg = tiny_cfg(steps=6, log_every=3, sample_every=6, checkpoint_every=2)
+    train_translator(cfg, source, target, tmp_path / "tr", lambda *a, **k: None)
+    in_steps = [r for r in reads if not r.endswith(" in means")]
+    # Besides the window: the log lines' host means (steps 3, 6) and the sample grid (step 6).
+    assert sorted(in_steps) == ["cpu in tanh_to_uint8"] + ["tolist in train_translator"] * 2, in_steps
+    # Log lines at G steps 3 and 6, a checkpoint at 2 and 4 between them: 4 windows read, each side once.
+    assert reads.count("cpu in means") == 2 * 4
+
+
 def test_rejects_crops_of_the_wrong_size(tiny_data, tmp_path):
     source, target = datasets(tiny_data, tmp_path)
     with pytest.raises(ValueError, match="image_size"):
