@@ -5,6 +5,10 @@ training loop's own loss and optimiser. Prints numbers; asserts nothing.
 
     python bench/bench_train.py [--config CFG] [--set model.backbone=resnet50] [--steps 20]
     python bench/bench_train.py --threads 1 --channels-last --bf16    # this CPU's other options
+    python bench/bench_train.py --compile    # torch.compile: its first step (compile) and steady s/step
+
+"first step" is the first train step's time (with --compile: mostly compilation); with the eager run's
+s/step it says after how many steps compilation pays back.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--channels-last", action="store_true", help="NHWC model and inputs")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast of the forward passes")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (nn.Module.compile)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     cfg = load_config(args.config, args.overrides)
@@ -46,11 +51,17 @@ def main() -> None:
             x.contiguous(memory_format=torch.channels_last),
         )
 
+    if args.compile:
+        model.compile()
+
     def autocast():
         return torch.autocast("cpu", dtype=torch.bfloat16) if args.bf16 else contextlib.nullcontext()
 
     model.train()
+    t_first = time.perf_counter()
     for i in range(args.warmup + args.steps):
+        if i == 1:
+            first_s = time.perf_counter() - t_first
         if i == args.warmup:
             t0 = time.perf_counter()
         with autocast():
@@ -72,11 +83,13 @@ def main() -> None:
             if i == args.warmup:
                 t0 = time.perf_counter()
             upsample_logits(model(xe)["main"], (cfg.synth.height, cfg.synth.width)).argmax(1)
-    eval_s = (time.perf_counter() - t0) / args.steps
+    eval_s = (time.perf_counter() - t0) / args.steps  # with --compile: after eval's own compile in warm-up
 
     m = cfg.model
     print(f"model: DeepLabV2 {m.backbone} to {m.last_layer}, OS{m.output_stride}; threads {args.threads}"
-          f"{'; channels-last' if args.channels_last else ''}{'; bf16 autocast' if args.bf16 else ''}")  # fmt: skip
+          f"{'; channels-last' if args.channels_last else ''}{'; bf16 autocast' if args.bf16 else ''}"
+          f"{'; torch.compile' if args.compile else ''}")  # fmt: skip
+    print(f"first train step: {first_s:.2f} s")
     print(f"{'what':<12}{'input':>10}{'batch':>7}{'s/step':>9}{'images/s':>10}")
     print(f"{'train step':<12}{f'{h}x{w}':>10}{n:>7}{train_s:>9.3f}{n / train_s:>10.1f}")
     print(
