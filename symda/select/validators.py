@@ -1,0 +1,195 @@
+"""Validators: scores of a network from its predictions on unlabelled target images; higher = better.
+
+A validator never sees a target label. What it reads is summarised image by image in
+`TargetPredictions` (sums and samples, so a pass over Cityscapes val keeps a few MB, not every
+probability map), and each validator is a plain function of that summary. `TargetPredictions.add`
+takes a batch of softmax outputs; scores do not depend on how the images were batched (SND samples
+each image's pixels from a generator seeded by the image's dataset index).
+
+The validators (symda.select.VALIDATORS has their one-line descriptions):
+- agreement, agreement_miou: F_T(v) against its partner F_S(v') (the image's translation): two views
+  with independent errors bound each other's error (co-training); agreement_miou weights the
+  classes as mIoU does, where pixel agreement is dominated by road and building;
+- entropy, info_max: confidence on the target; info_max also rewards a diverse class marginal, so a
+  network that predicts one class everywhere with confidence scores low;
+- snd: soft neighbourhood density (Saito et al., ICCV 2021), computed as its authors did for
+  segmentation: 100 random pixels per image of the softmax output, L2-normalised, similarities
+  scaled by 1 / 0.05 = 20, the mean entropy of each sample's softmax over the others;
+- aug_agreement: stability of the prediction under a horizontal flip and a 3/4 rescale;
+- source_miou: mIoU on held-out labelled source images, computed by the caller (it needs labels, of
+  the source only) and passed to `validator_scores`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from symda.select import VALIDATORS
+
+SND_PIXELS_PER_IMAGE = 100
+SND_TEMPERATURE = 0.05  # similarities scaled by 20, as SND's authors did for segmentation
+AUG_SCALE = 0.75
+
+
+@dataclass
+class TargetPredictions:
+    """One network's predictions on a set of unlabelled target images, summarised image by image.
+
+    pixels: pixels seen (at the network's output resolution); entropy: their summed per-pixel entropy
+    normalised by ln C; class_mass: (C,) summed probabilities; snd_samples: (k, C) softmax vectors of
+    k sampled pixels per image; pair_confusion: (C, C) counts of (argmax P_T, argmax P_partner), or None
+    without a partner; aug_agree / aug_pixels: pixels where the augmented predictions agree with the
+    plain one, and pixels compared (0 without augmented predictions).
+    """
+
+    num_classes: int
+    pixels: int = 0
+    entropy: float = 0.0
+    class_mass: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    snd_samples: list[torch.Tensor] = field(default_factory=list)
+    pair_confusion: np.ndarray | None = None
+    aug_agree: float = 0.0
+    aug_pixels: int = 0
+
+    def add(
+        self,
+        probs: torch.Tensor,
+        indices: list[int],
+        partner: torch.Tensor | None = None,
+        augmented: list[torch.Tensor] | None = None,
+    ) -> None:
+        """Add one batch: probs (N, C, h, w) softmax of the network on images `indices` of the set;
+        partner (N, C, h', w') the partner's on the same images (resized to (h, w) when it differs);
+        augmented: the network's probabilities on augmented copies, mapped back to the image's frame
+        (each (N, C, h'', w''), resized to (h, w))."""
+        probs = probs.float()
+        n, c, h, w = probs.shape
+        if c != self.num_classes:
+            raise ValueError(
+                f"TargetPredictions: probabilities have {c} classes, expected {self.num_classes}"
+            )
+        ent = -(probs * torch.log(probs.clamp_min(1e-12))).sum(dim=1) / math.log(c)  # (N, h, w)
+        self.pixels += ent.numel()
+        self.entropy += float(ent.double().sum())
+        mass = probs.sum(dim=(0, 2, 3)).double().cpu().numpy()
+        self.class_mass = mass if not self.class_mass.size else self.class_mass + mass
+        flat = probs.permute(0, 2, 3, 1).reshape(n, h * w, c)
+        for k, index in enumerate(indices):
+            gen = torch.Generator().manual_seed(int(index))
+            pick = torch.randperm(h * w, generator=gen)[:SND_PIXELS_PER_IMAGE].to(flat.device)
+            self.snd_samples.append(flat[k, pick].cpu())
+        pred = probs.argmax(dim=1)  # (N, h, w)
+        if partner is not None:
+            other = _resized(partner.float(), (h, w)).argmax(dim=1)
+            pairs = (pred * c + other).flatten().cpu()
+            conf = torch.bincount(pairs, minlength=c * c).reshape(c, c).numpy()
+            self.pair_confusion = conf if self.pair_confusion is None else self.pair_confusion + conf
+        for aug in augmented or ():
+            self.aug_agree += float((_resized(aug.float(), (h, w)).argmax(dim=1) == pred).sum())
+            self.aug_pixels += pred.numel()
+
+
+def _resized(probs: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    if probs.shape[-2:] == size:
+        return probs
+    return F.interpolate(probs, size=size, mode="bilinear", align_corners=False)
+
+
+def augmented_views(
+    images: torch.Tensor,
+) -> list[tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]]:
+    """The augmentations of aug_agreement: [(augmented images, map of its probabilities back)], for
+    (N, 3, H, W) images: a horizontal flip (flipped back), and the images at AUG_SCALE of their size
+    (the caller resizes predictions to the plain prediction's size)."""
+    h, w = images.shape[-2:]
+    small = (max(1, round(h * AUG_SCALE)), max(1, round(w * AUG_SCALE)))
+    return [
+        (torch.flip(images, dims=[3]), lambda p: torch.flip(p, dims=[3])),
+        (F.interpolate(images, size=small, mode="bilinear", align_corners=False), lambda p: p),
+    ]
+
+
+# ------------------------------------------------------------------------------------ the validators
+
+
+def entropy(pred: TargetPredictions) -> float:
+    """Minus the mean normalised per-pixel entropy, in [-1, 0]."""
+    return -pred.entropy / pred.pixels if pred.pixels else math.nan
+
+
+def info_max(pred: TargetPredictions) -> float:
+    """H(mean prediction) - mean H(prediction), both normalised by ln C: in [-1, 1]."""
+    if not pred.pixels:
+        return math.nan
+    marginal = pred.class_mass / pred.class_mass.sum()
+    h_marginal = float(-(marginal * np.log(np.clip(marginal, 1e-12, None))).sum()) / math.log(
+        pred.num_classes
+    )
+    return h_marginal + entropy(pred)
+
+
+def snd(pred: TargetPredictions, temperature: float = SND_TEMPERATURE, chunk: int = 2048) -> float:
+    """Soft neighbourhood density: the mean entropy of each sampled pixel's softmax(similarity / T)
+    over the other samples (similarity = cosine of softmax vectors). Rows in chunks: 50k samples
+    (Cityscapes val) never hold the whole 50k x 50k matrix."""
+    if len(pred.snd_samples) == 0:
+        return math.nan
+    x = F.normalize(torch.cat(pred.snd_samples).float(), dim=1)  # (M, C)
+    m = len(x)
+    if m < 2:
+        return math.nan
+    total = 0.0
+    for start in range(0, m, chunk):
+        sim = x[start : start + chunk] @ x.T / temperature  # (rows, M)
+        rows = torch.arange(len(sim))
+        sim[rows, rows + start] = -math.inf  # a sample is not its own neighbour
+        logp = torch.log_softmax(sim, dim=1)
+        total += float(-(logp.exp() * logp.nan_to_num(neginf=0.0)).sum())
+    return total / m
+
+
+def agreement(pred: TargetPredictions) -> float:
+    """Fraction of pixels where the network and its partner predict the same class."""
+    conf = pred.pair_confusion
+    return float(np.trace(conf) / conf.sum()) if conf is not None and conf.sum() else math.nan
+
+
+def agreement_miou(pred: TargetPredictions) -> float:
+    """mIoU (in [0, 1]) of the network's prediction scored against its partner's as if it were the
+    label: mean over the classes either predicts of |both| / |either|."""
+    conf = pred.pair_confusion
+    if conf is None or not conf.sum():
+        return math.nan
+    conf = conf.astype(np.float64)
+    union = conf.sum(axis=0) + conf.sum(axis=1) - np.diag(conf)
+    present = union > 0
+    return float((np.diag(conf)[present] / union[present]).mean())
+
+
+def aug_agreement(pred: TargetPredictions) -> float:
+    """Fraction of pixels where the augmented copies' predictions equal the plain one (mean of all)."""
+    return pred.aug_agree / pred.aug_pixels if pred.aug_pixels else math.nan
+
+
+TARGET_VALIDATORS = {
+    "agreement": agreement,
+    "agreement_miou": agreement_miou,
+    "entropy": entropy,
+    "info_max": info_max,
+    "snd": snd,
+    "aug_agreement": aug_agreement,
+}
+
+
+def validator_scores(pred: TargetPredictions, source_miou: float = math.nan) -> dict[str, float]:
+    """{validator: score} for every validator in symda.select.VALIDATORS (NaN where its input is
+    missing: agreement without a partner, source_miou without held-out source images)."""
+    scores = {name: fn(pred) for name, fn in TARGET_VALIDATORS.items()}
+    scores["source_miou"] = float(source_miou)
+    return {name: scores[name] for name in VALIDATORS}
