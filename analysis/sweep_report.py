@@ -1,6 +1,6 @@
 """Report of one sweep: the metric against each swept parameter, Optuna's parameter importance, the
-per-class IoU of the best trial against a baseline, and the label-free proxy against the true mIoU
-with its Spearman rank correlation. PNG files plus a short report.md that links them.
+per-class IoU of the best trial against a baseline, and each label-free validator against the true
+mIoU with its Spearman rank correlation. PNG files plus a short report.md that links them.
 
     python analysis/sweep_report.py runs/sweeps/threshold-20261127-031500 [--out DIR] [--baseline RUN]
 
@@ -26,8 +26,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from symda.results import IOU_COLUMNS, is_sweep_dir, load_results, spearman  # noqa: E402
-
-PROXIES = ("proxy_agreement", "proxy_entropy")
+from symda.select import VALIDATORS  # noqa: E402
 
 
 def swept_keys(trials: pd.DataFrame) -> list[str]:
@@ -183,11 +182,12 @@ def per_class_plot(best: pd.Series, baseline: pd.Series, labels: tuple[str, str]
     return path
 
 
-def proxy_plot(done: pd.DataFrame, path: Path) -> tuple[Path, dict[str, float]]:
-    """Each label-free proxy against the true mIoU over finished trials, with Spearman's rho."""
-    rhos = {p: spearman(done[p], done["miou"]) for p in PROXIES}
-    fig, axes = plt.subplots(1, len(PROXIES), figsize=(8.0, 3.4))
-    for ax, proxy in zip(axes, PROXIES, strict=True):
+def validator_plot(done: pd.DataFrame, path: Path) -> tuple[Path, dict[str, float]]:
+    """Each validator the trials report against the true mIoU over finished trials, with Spearman's rho."""
+    shown = [v for v in VALIDATORS if v in done and done[v].notna().any()] or ["entropy"]
+    rhos = {v: spearman(done[v], done["miou"]) for v in shown}
+    fig, axes = plt.subplots(1, len(shown), figsize=(3.0 * len(shown) + 1, 3.4), squeeze=False)
+    for ax, proxy in zip(axes[0], shown, strict=True):
         ax.scatter(done[proxy], done["miou"], color="#4c72b0")
         ax.set_xlabel(proxy)
         ax.set_ylabel("miou (target val)")
@@ -251,14 +251,14 @@ def report(exp_dir: Path, out: Path, metric: str = "miou", baseline: Path | None
                 "",
                 f"![per-class IoU]({per_class_plot(best, base_row, labels, out / 'per_class.png').name})",
             ]
-    lines += ["", "## Label-free proxy against the true mIoU", ""]
-    proxy_path, rhos = proxy_plot(done, out / "proxy.png")
-    for proxy, rho in rhos.items():
+    lines += ["", "## Label-free validators against the true mIoU", ""]
+    plot_path, rhos = validator_plot(done, out / "validators.png")
+    for name, rho in rhos.items():
         value = "n/a (needs 3 finished trials)" if math.isnan(rho) else f"{rho:+.3f}"
         lines.append(
-            f"- Spearman rank correlation of `{proxy}` with miou over {len(done)} finished trials: {value}"
+            f"- Spearman rank correlation of `{name}` with miou over {len(done)} finished trials: {value}"
         )
-    lines += ["", f"![proxy against mIoU]({proxy_path.name})", ""]
+    lines += ["", f"![validators against mIoU]({plot_path.name})", ""]
     path = out / "report.md"
     path.write_text("\n".join(lines))
     return path
@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("sweep", type=Path, help="a sweep folder (runs/sweeps/<name>)")
     p.add_argument("--out", type=Path, help="folder for report.md and the PNGs (default SWEEP/report)")
-    p.add_argument("--metric", default="miou", choices=("miou", "miou_fused", "proxy_agreement"))
+    p.add_argument("--metric", default="miou", choices=("miou", "miou_fused", *VALIDATORS))
     p.add_argument("--baseline", type=Path, help="run folder or result.json to compare the best trial with")
     args = p.parse_args(argv)
     if not args.sweep.is_dir() or not is_sweep_dir(args.sweep):

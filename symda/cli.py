@@ -201,9 +201,11 @@ def _run_networks(run_dir: Path, cfg: ExperimentConfig) -> tuple[Path, Path | No
     last = max((int(k.rsplit("_r", 1)[1]) for k in keys if k.startswith("F_T_r")), default=None)
     if last is None:
         raise DatasetError(f"{metrics_file}: no F_T_r<round> under 'artifacts' (a `symda train` folder?)")
+    from symda.pipeline import network_file
+
     store = Path(cfg.artifacts_dir)
-    f_t = store / "segmenter_T" / keys[f"F_T_r{last}"] / "checkpoint.pt"
-    f_s = store / "segmenter_S" / keys[f"F_S_r{last}"] / "checkpoint.pt" if f"F_S_r{last}" in keys else None
+    f_t = network_file(store / "segmenter_T" / keys[f"F_T_r{last}"])
+    f_s = network_file(store / "segmenter_S" / keys[f"F_S_r{last}"]) if f"F_S_r{last}" in keys else None
     val_t = store / "translated_val" / keys["translated_val"] / "data" if "translated_val" in keys else None
     return f_t, f_s, val_t
 
@@ -264,9 +266,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(
         f"{'mIoU':>{width}s} {metrics['miou']:6.2f}" + (f" {metrics['miou_fused']:6.2f}" if partner else "")
     )
-    if partner:
-        print(f"proxies (no labels read): agreement {metrics['proxy_agreement']:.4f}, "
-              f"entropy {metrics['proxy_entropy']:.4f}")  # fmt: skip
+    from symda.select import VALIDATORS
+
+    shown = ", ".join(f"{name} {metrics[name]:.4f}" for name in VALIDATORS if metrics[name] == metrics[name])
+    print(f"validators (no target label read): {shown}")
     inputs = {"checkpoint": str(checkpoint), "partner": str(partner) if partner else None,
               "partner_data": str(partner_data) if partner else None, "split": args.split,
               "fusion_weight": cfg.eval.fusion_weight if partner else None}  # fmt: skip
@@ -369,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(p)
     p.add_argument("--checkpoint", type=Path, help="F_T (or any segmenter) checkpoint.pt")
     p.add_argument(
-        "--partner", type=Path, help="F_S checkpoint.pt: also score fused inference and the proxies"
+        "--partner", type=Path, help="F_S checkpoint.pt: also score fused inference and the agreement validators"
     )
     p.add_argument("--partner-data", type=Path, metavar="DIR",
                    help="V' = G(V, source) in Cityscapes layout, F_S's input (symda translate apply --to source)")  # fmt: skip

@@ -22,6 +22,8 @@ from typing import Any
 
 import yaml
 
+from symda.select import DEFAULT_VALIDATOR, VALIDATORS
+
 
 class ConfigError(ValueError):
     """A configuration problem; the message names the key, the file and what was expected."""
@@ -78,6 +80,9 @@ class DataConfig:
         "imagenet"  # imagenet | caffe (BGR mean subtraction, for DeepLab's COCO-initialised weights)
     )
     skip_bad_pairs: bool = False  # train on the readable pairs of a damaged dataset instead of refusing
+    # Source images held out of segmentation training (a fixed subset chosen by image name, the same for
+    # S and S'): the source_miou validator scores networks on them. 0 = none (source_miou is NaN).
+    source_holdout: int = 0
     check: bool = True  # run the dataset check before training
     num_workers: int = 0  # DataLoader workers; 0 keeps both CPU cores for the model
     # Decode and resize a split once and keep it in memory when it fits in this many MB (per dataset
@@ -213,7 +218,7 @@ class SelfTrainConfig:
     # rungs are F_T's self-training evaluations), the adaptation before them does not.
     eval_every: int | None = None
     # Which networks a round retrains: "both" (the method: F_T and F_S), or "T" (F_T only; F_S keeps its
-    # round-0 weights and still gives M_consis, fusion and the proxy: half the cost, the quick configs).
+    # round-0 weights and still gives M_consis, fusion and the agreement validators: half the cost, the quick configs).
     paths: str = "both"  # both | T
     pseudo_weight: float = 1.0  # weight of the target pseudo-label cross-entropy beside the source one
 
@@ -225,6 +230,19 @@ class EvalConfig:
     protocol: int = 19  # 19 classes; 16 or 13 for SYNTHIA
     batch_size: int = 8
     fusion_weight: float = 0.5  # w in w * softmax F_T(v) + (1 - w) * softmax F_S(G(v, S)) (DPL: 0.55)
+
+
+@dataclass
+class SelectConfig:
+    """Choosing networks without target labels (symda.select; docs/results/validators.md)."""
+
+    # The validator that picks a stage's checkpoint (keep_checkpoints) and the sweeps' default
+    # --select-by: the winner of the validator study. One of symda.select.VALIDATORS.
+    by: str = DEFAULT_VALIDATOR
+    # Every segmenter stage keeps the network of each of its evaluations (checkpoints/step_*.pt) and
+    # delivers the one `by` scores highest, instead of its last. Off by default: disk (a ResNet-101 is
+    # 170 MB a checkpoint); `symda run` records which evaluation every validator would pick either way.
+    keep_checkpoints: bool = False
 
 
 @dataclass
@@ -263,6 +281,7 @@ class ExperimentConfig:
     pseudo: PseudoConfig = field(default_factory=PseudoConfig)
     self_train: SelfTrainConfig = field(default_factory=SelfTrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    select: SelectConfig = field(default_factory=SelectConfig)
     scale: ScaleConfig = field(default_factory=ScaleConfig)
 
 
@@ -321,6 +340,7 @@ _CHOICES: dict[str, tuple[Any, ...]] = {
     "pseudo.threshold": ("global", "class_quantile"),
     "self_train.paths": ("both", "T"),
     "scale.precision": ("fp32", "bf16"),
+    "select.by": tuple(VALIDATORS),
 }
 _POSITIVE = (
     "synth.height", "synth.width", "synth.n_source", "synth.n_target", "synth.n_val",
@@ -335,6 +355,7 @@ _NON_NEGATIVE = (
     "train.threads", "data.num_workers", "data.cache_mb", "translate.lambda_cls", "translate.lambda_rec", "translate.lambda_gp",
     "translate.decay_start", "adapt.lambda_adv", "adapt.lambda_adv_aux", "self_train.pseudo_weight",
     "self_train.rounds", "self_train.steps", "self_train.eval_every", "scale.num_workers", "scale.gpus_per_worker", "scale.max_failures",
+    "data.source_holdout",
 )  # fmt: skip
 
 

@@ -34,6 +34,7 @@ from symda.data.labels import (
     train_ids_to_label_ids,
 )
 from symda.io import atomic_write_bytes, png_bytes
+from symda.select.validators import TargetPredictions, augmented_views, validator_scores
 
 PROTOCOL_CLASSES: dict[int, tuple[int, ...]] = {
     19: tuple(range(NUM_CLASSES)),
@@ -176,57 +177,53 @@ PairFn = Callable[[torch.Tensor, list[int]], tuple[torch.Tensor, torch.Tensor | 
 """(images (N, 3, h, w), dataset indices) -> (P_T (N, C, h', w'), P_S of the translated images or None)."""
 
 
-def _proxy_sums(p_t: torch.Tensor, p_s: torch.Tensor | None) -> tuple[float, float, int]:
-    """(pixels where argmax P_T = argmax P_S, summed normalised entropy of P_T, pixels) of one batch.
-
-    p_t: (N, C, h, w); p_s: (N, C, h', w') or None, resized to (h, w) when it differs."""
-    c = p_t.shape[1]
-    ent = -(p_t * torch.log(p_t.clamp_min(1e-12))).sum(dim=1) / math.log(c)  # (N, h, w)
-    agree = 0.0
-    if p_s is not None:
-        if p_s.shape[-2:] != p_t.shape[-2:]:
-            p_s = F.interpolate(p_s, size=p_t.shape[-2:], mode="bilinear", align_corners=False)
-        agree = float((p_t.argmax(1) == p_s.argmax(1)).sum())
-    return agree, float(ent.sum()), ent.numel()
-
-
-def _proxies(agree: float, entropy: float, pixels: int, has_pair: bool) -> dict[str, float]:
-    return {
-        "proxy_agreement": agree / max(pixels, 1) if has_pair else float("nan"),
-        "proxy_entropy": -entropy / max(pixels, 1),
-    }
+def _add_target_batch(
+    pred: TargetPredictions,
+    images: torch.Tensor,
+    indices: list[int],
+    p_t: torch.Tensor,
+    p_s: torch.Tensor | None,
+    augment: ProbabilityFn | None,
+) -> None:
+    """Add one batch's predictions to the validators' summary: P_T (N, C, h, w), the partner's P_S,
+    and F_T on the augmented copies of the (N, 3, H, W) images when `augment` (F_T's ProbabilityFn)."""
+    augmented = None
+    if augment is not None:
+        augmented = [back(augment(view, indices)) for view, back in augmented_views(images)]
+    pred.add(p_t, indices, p_s, augmented)
 
 
 @torch.no_grad()
-def unsupervised_scores(pair: PairFn, dataset: SegmentationDataset, batch_size: int = 8) -> dict[str, float]:
-    """Model-selection scores from target images alone (labels are never read); higher is better.
+def unsupervised_scores(
+    pair: PairFn,
+    dataset: SegmentationDataset,
+    batch_size: int = 8,
+    augment: ProbabilityFn | None = None,
+    source_miou: float = math.nan,
+) -> dict[str, float]:
+    """Every validator's score (symda.select.VALIDATORS, higher = better) from the target images of
+    `dataset` alone: its labels are never read, so a dataset without labels works as well.
 
-    - proxy_agreement: fraction of pixels where argmax P_T(v) = argmax P_S(v'), the two paths' networks
-      on the image and its translation (NaN without F_S). Why this one: the paths see different inputs
-      and were trained from different sources (S' vs S), the nearest this method has to two views, and
-      for two views with independent errors, disagreement bounds error (co-training, Dasgupta et al.
-      2001). A network cannot raise it by growing confident alone; it must agree with the other.
-    - proxy_entropy: minus the mean per-pixel entropy of P_T, normalised by ln C (in [-1, 0]): the
-      common "confident on the target" criterion, kept for comparison; overconfidence games it.
-    Both at the networks' output resolution.
+    pair gives P_T and the partner's P_S (the agreement validators; NaN without one); augment is F_T's
+    ProbabilityFn for aug_agreement (NaN without it); source_miou, the held-out source score, is the
+    caller's (it reads source labels). Validators see the networks' output resolution.
     """
-    agree, entropy, pixels = 0.0, 0.0, 0
-    p_s = None
+    pred = TargetPredictions(NUM_CLASSES)
     for start in range(0, len(dataset), batch_size):
         indices = list(range(start, min(start + batch_size, len(dataset))))
-        p_t, p_s = pair(torch.stack([dataset[i]["image"] for i in indices]), indices)
-        a, e, n = _proxy_sums(p_t, p_s)
-        agree, entropy, pixels = agree + a, entropy + e, pixels + n
-    return _proxies(agree, entropy, pixels, p_s is not None)
+        images = torch.stack([dataset[i]["image"] for i in indices])
+        p_t, p_s = pair(images, indices)
+        _add_target_batch(pred, images, indices, p_t, p_s, augment)
+    return validator_scores(pred, source_miou)
 
 
 @dataclass
 class PairScores:
-    """The final evaluation of the method: F_T alone, fused F_T + F_S, and the unsupervised proxies."""
+    """The final evaluation of the method: F_T alone, fused F_T + F_S, and every validator's score."""
 
     single: Scores
     fused: Scores | None  # None without F_S
-    proxies: dict[str, float]  # proxy_agreement (NaN without F_S), proxy_entropy
+    validators: dict[str, float]  # symda.select.VALIDATORS: NaN where its input is missing
 
 
 @torch.no_grad()
@@ -239,28 +236,30 @@ def evaluate_pair(
     save_predictions: Path | None = None,
     save_color: bool = False,
     progress: bool = False,
+    augment: ProbabilityFn | None = None,
+    source_miou: float = math.nan,
 ) -> PairScores:
-    """Score F_T, the fusion w * P_T + (1 - w) * P_S and the proxies in one pass over a labelled dataset.
+    """Score F_T, the fusion w * P_T + (1 - w) * P_S and the validators in one pass over a labelled dataset.
 
     Images are fed at the dataset's configured size; probabilities are upsampled to each original
     image's size, so scores are at label resolution, as the field reports them.
 
     One pass, not three: on Cityscapes val (500 frames at 1024x2048) each network's forward pass is
-    the cost. The proxies equal `unsupervised_scores`. save_predictions writes the fused predictions
-    when there is an F_S (F_T's otherwise) as Cityscapes labelId PNGs named after the inputs
-    (save_color: colourised beside them).
+    the cost. The validators equal `unsupervised_scores` (they read no label). save_predictions writes
+    the fused predictions when there is an F_S (F_T's otherwise) as Cityscapes labelId PNGs named after
+    the inputs (save_color: colourised beside them).
     """
     per_image: list[np.ndarray] = []  # (C, C) of each image, for the bootstrap
     per_image_fused: list[np.ndarray] = []
-    agree, entropy, pixels = 0.0, 0.0, 0
+    pred_summary = TargetPredictions(NUM_CLASSES)
     p_s = None
     n = len(dataset)
     for start in tqdm(range(0, n, batch_size), desc="evaluate", disable=not progress, leave=False):
         indices = list(range(start, min(start + batch_size, n)))
         items = [dataset[i] for i in indices]
-        p_t, p_s = pair(torch.stack([it["image"] for it in items]), indices)  # (N, C, h, w) each
-        a, e, m = _proxy_sums(p_t, p_s)
-        agree, entropy, pixels = agree + a, entropy + e, pixels + m
+        images = torch.stack([it["image"] for it in items])
+        p_t, p_s = pair(images, indices)  # (N, C, h, w) each
+        _add_target_batch(pred_summary, images, indices, p_t, p_s, augment)
         fused = None if p_s is None else fusion_weight * p_t + (1 - fusion_weight) * p_s
         for k, item in enumerate(items):
             label = item.get("full_label")
@@ -276,7 +275,7 @@ def evaluate_pair(
     return PairScores(
         single=_scores_with_se(per_image, protocol),
         fused=_scores_with_se(per_image_fused, protocol) if p_s is not None else None,
-        proxies=_proxies(agree, entropy, pixels, p_s is not None),
+        validators=validator_scores(pred_summary, source_miou),
     )
 
 

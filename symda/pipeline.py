@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +32,7 @@ from symda.distributed import Report, Runtime, run_stage
 from symda.io import atomic_write_text, jsonable, write_json
 from symda.models.build import build_segmenter, load_segmenter
 from symda.pseudo.generate import STATS_FILE
+from symda.select import VALIDATORS
 
 log = logging.getLogger(__name__)
 
@@ -328,17 +330,20 @@ def segmenter_stage(
     Round 0 is adversarial adaptation (adversarial term off when adapt.lambda_adv = 0); a later
     round self-trains on the `pseudo` artifact's images + labels in this path's style, with the
     adversarial term kept, starting from the previous round's network `init`.
-    `evaluator(model)` replaces the loop's plain val evaluation (see `partner_evaluator`).
+    Every evaluation scores the network with `evaluator` (default: `stage_evaluator` of the path, no
+    partner): val mIoU and every validator. With select.keep_checkpoints the loop keeps each evaluated
+    network and the artifact delivers the one select.by picks (`select_checkpoint`, `network_file`).
     """
     if (pseudo is None) != (round_ == 0) or (init is None) != (round_ == 0):
         raise ValueError(
             f"segmenter_stage: round {round_} needs pseudo labels and an init network from round >= 1 only"
         )
 
+    evaluator = evaluator or stage_evaluator(cfg, net)
+
     def loop(work: Path, runtime: Runtime, report_: Report) -> None:
         run_cfg = with_roots(cfg, net.source_root, net.target_root)
         train_set = build_dataset(run_cfg.data, cfg.synth, "source")
-        val_set = build_dataset(with_roots(cfg, target_root=net.val_root).data, cfg.synth, "val")
         adversarial = cfg.adapt.lambda_adv > 0
         target_set = build_dataset(run_cfg.data, cfg.synth, "target") if adversarial else None
         pseudo_set = None
@@ -351,13 +356,14 @@ def segmenter_stage(
         model = (
             build_segmenter(cfg.model)
             if init is None
-            else load_segmenter(cfg.model, init.path / "checkpoint.pt")
+            else load_segmenter(cfg.model, network_file(init.path))
         )
         metrics = train_segmenter(
-            stage_train_config(cfg, round_), model, train_set, val_set, work, report_, cfg.seed, resume=True,
+            stage_train_config(cfg, round_), model, train_set, None, work, report_, cfg.seed, resume=True,
             eval_protocol=cfg.eval.protocol, progress=progress, target_set=target_set, adapt=cfg.adapt,
             pseudo_set=pseudo_set, pseudo_weight=cfg.self_train.pseudo_weight,
             evaluator=evaluator if runtime.is_main else None, runtime=runtime, num_workers=cfg.data.num_workers,
+            keep_checkpoints=cfg.select.keep_checkpoints,
         )  # fmt: skip
         if runtime.is_main:
             write_json(work / "metrics.json", metrics)
@@ -368,6 +374,8 @@ def segmenter_stage(
         replay_evaluations(work / EVALUATIONS, stage_report)  # an interrupted build's, before it resumes
         run_stage(functools.partial(loop, work), cfg.scale, work,
                   recording_evaluations(stage_report, work / EVALUATIONS), ray_train_storage(store))  # fmt: skip
+        if cfg.select.keep_checkpoints:
+            select_checkpoint(work, cfg.select.by)
 
     inputs = dict(net.inputs)
     if round_:
@@ -425,40 +433,100 @@ def probability_memo(dataset, cfg: ExperimentConfig, networks: int) -> dict | No
     return {} if nbytes <= cfg.data.cache_mb * 2**20 else None
 
 
-def partner_evaluator(
-    cfg: ExperimentConfig, roots: DomainRoots, partner: Artifact | None
-) -> Evaluator | None:
-    """evaluator(F_T) for F_T's self-training beside a fixed F_S (`partner`); None without F_S.
+def stage_evaluator(
+    cfg: ExperimentConfig, net: NetworkPath, partner: Artifact | None = None, partner_val: Path | None = None
+) -> Evaluator:
+    """evaluator(model) for the network of path `net` at each of its evaluations.
 
-    One pass over the val split gives F_T's val_miou (val_miou_se, val_per_class_iou), the fused
-    val_miou_fused (val_miou_fused_se) and the unsupervised scores against F_S (proxy_agreement,
-    proxy_entropy, which read no labels): symda.evaluate.evaluate_pair, as the final evaluation. F_S
-    is fixed while F_T trains, so its probabilities on V' are computed at the first evaluation and
-    kept; F_S and V' are loaded then too, so a self-trained F_T that comes from the store costs nothing.
+    One pass over the path's val split (V for F_T, V' for F_S) gives val_miou (val_miou_se,
+    val_per_class_iou) and every validator of symda.select.VALIDATORS by name (none reads a target
+    label); with a fixed `partner` network (F_S beside F_T's self-training, on `partner_val` = V') also
+    the fused val_miou_fused (val_miou_fused_se) and the agreement validators. source_miou scores the
+    network on the path's held-out source images (S' for F_T, S for F_S; data.source_holdout).
+    Datasets and the partner load at the first evaluation; the partner's probabilities are kept
+    (it does not change), so a network that comes from the store costs nothing.
     """
-    from symda.evaluate import evaluate_pair
-
-    if partner is None:
-        return None
     loaded: dict[str, Any] = {}
 
     def evaluator(model: torch.nn.Module) -> dict[str, Any]:
         if not loaded:
-            loaded["val"] = build_dataset(cfg.data, cfg.synth, "val")
-            loaded["val_t"] = build_dataset(
-                with_roots(cfg, target_root=roots.val_translated).data, cfg.synth, "val", with_labels=False
-            )
-            loaded["f_s"] = load_segmenter(cfg.model, partner.path / "checkpoint.pt")
-            loaded["memo"] = probability_memo(loaded["val"], cfg, 1)
-        pair = pair_probabilities(model, loaded["f_s"], loaded["val_t"], loaded["memo"], fixed=("S",))
-        scores = evaluate_pair(
-            pair, loaded["val"], cfg.eval.fusion_weight, cfg.eval.protocol, cfg.eval.batch_size
-        )
-        return {"val_miou": scores.single.miou, "val_miou_se": scores.single.miou_se,
-                "val_per_class_iou": scores.single.per_class, "val_miou_fused": scores.fused.miou,
-                "val_miou_fused_se": scores.fused.miou_se, **scores.proxies}  # fmt: skip
+            loaded["val"] = build_dataset(with_roots(cfg, target_root=net.val_root).data, cfg.synth, "val")
+            loaded["holdout"] = source_holdout(cfg, net.source_root)
+            loaded["f_s"] = loaded["val_t"] = loaded["memo"] = None
+            if partner is not None:
+                loaded["val_t"] = build_dataset(with_roots(cfg, target_root=partner_val).data, cfg.synth,
+                                                "val", with_labels=False)  # fmt: skip
+                loaded["f_s"] = load_segmenter(cfg.model, network_file(partner.path))
+                loaded["memo"] = probability_memo(loaded["val"], cfg, 1)
+        scores = score_network(cfg, model, loaded["val"], loaded["f_s"], loaded["val_t"], loaded["holdout"],
+                               loaded["memo"])  # fmt: skip
+        out = {"val_miou": scores.single.miou, "val_miou_se": scores.single.miou_se,
+               "val_per_class_iou": scores.single.per_class, **scores.validators}  # fmt: skip
+        if scores.fused is not None:
+            out.update(val_miou_fused=scores.fused.miou, val_miou_fused_se=scores.fused.miou_se)
+        return out
 
     return evaluator
+
+
+def source_holdout(cfg: ExperimentConfig, source_root: Path):
+    """The held-out labelled source images in `source_root`'s style (S or S'), or None without a holdout."""
+    if not cfg.data.source_holdout:
+        return None
+    return build_dataset(with_roots(cfg, source_root=source_root).data, cfg.synth, "source_holdout")
+
+
+def score_network(cfg: ExperimentConfig, f_t: torch.nn.Module, val, f_s: torch.nn.Module | None = None,
+                  val_t=None, holdout=None, memo: dict | None = None, save_predictions: Path | None = None,
+                  save_color: bool = False, progress: bool = False):  # fmt: skip
+    """symda.evaluate.PairScores of F_T on `val` (with F_S on `val_t` = V': the fusion and the
+    agreement validators), every validator included: F_T on flipped and rescaled val images, and its
+    mIoU on the held-out source images `holdout` (source_miou)."""
+    from symda.evaluate import evaluate, evaluate_pair, segmenter_probabilities
+
+    probabilities = segmenter_probabilities(f_t)
+    source_miou = math.nan
+    if holdout is not None:
+        source_miou = evaluate(probabilities, holdout, cfg.eval.protocol, cfg.eval.batch_size).miou
+    pair = pair_probabilities(f_t, f_s, val_t, memo, fixed=("S",))
+    return evaluate_pair(pair, val, cfg.eval.fusion_weight, cfg.eval.protocol, cfg.eval.batch_size,
+                         save_predictions, save_color, progress, augment=probabilities, source_miou=source_miou)  # fmt: skip
+
+
+SELECTION = "selection.json"  # which kept checkpoint a segmenter artifact delivers, and why
+
+
+def select_checkpoint(stage_dir: Path, by: str) -> dict[str, Any]:
+    """Pick among the checkpoints a segmenter stage kept the one its `by` validator scored highest
+    (from the stage's evaluations.jsonl) and write SELECTION naming it; `network_file` then delivers
+    it. With no finite score (e.g. agreement where the stage has no partner) the last is kept, and
+    the file says so."""
+    from symda.adapt.loop import kept_checkpoint
+    from symda.select.stats import choose
+
+    evaluations = [e for e in read_evaluations(stage_dir / EVALUATIONS)
+                   if kept_checkpoint(stage_dir, e["step"]).is_file()]  # fmt: skip
+    if not evaluations:
+        raise FileNotFoundError(f"{stage_dir}: select.keep_checkpoints is on but no evaluated checkpoint was kept")
+    chosen = choose(evaluations, by)
+    note = ""
+    if chosen is None:
+        chosen = max(evaluations, key=lambda e: e["step"])
+        note = f"{by} has no finite score at any evaluation: the last checkpoint is delivered"
+        log.warning("%s: %s", stage_dir.name, note)
+    selection = {"by": by, "step": chosen["step"], "file": str(kept_checkpoint(Path("."), chosen["step"])),
+                 "score": chosen.get(by), "val_miou": chosen.get("val_miou"), "note": note,
+                 "candidates": [{"step": e["step"], by: e.get(by)} for e in evaluations]}  # fmt: skip
+    write_json(stage_dir / SELECTION, selection)
+    return selection
+
+
+def network_file(stage_dir: Path) -> Path:
+    """The weights a segmenter artifact delivers: its selected checkpoint (SELECTION), else its last."""
+    path = Path(stage_dir) / SELECTION
+    if path.is_file():
+        return Path(stage_dir) / _read_json(path)["file"]
+    return Path(stage_dir) / "checkpoint.pt"
 
 
 def labelling_inputs(cfg: ExperimentConfig, roots: DomainRoots, f_t: Artifact, f_s: Artifact | None):
@@ -467,8 +535,8 @@ def labelling_inputs(cfg: ExperimentConfig, roots: DomainRoots, f_t: Artifact, f
     target = build_dataset(cfg.data, cfg.synth, "target")
     labelled = build_dataset(cfg.data, cfg.synth, "target_labelled")
     translated = build_dataset(with_roots(cfg, target_root=roots.target_translated).data, cfg.synth, "target")
-    model_t = load_segmenter(cfg.model, f_t.path / "checkpoint.pt")
-    model_s = load_segmenter(cfg.model, f_s.path / "checkpoint.pt") if f_s is not None else None
+    model_t = load_segmenter(cfg.model, network_file(f_t.path))
+    model_s = load_segmenter(cfg.model, network_file(f_s.path)) if f_s is not None else None
     memo = probability_memo(target, cfg, 2 if f_s is not None else 1)
     return pair_probabilities(model_t, model_s, translated, memo), target, labelled
 
@@ -572,16 +640,16 @@ def evaluate_method(
     save_predictions: Path | None = None,
     save_color: bool = False,
     progress: bool = False,
+    source_root: Path | None = None,
 ) -> dict[str, Any]:
     """The method's evaluation on cfg's val split: F_T alone and, given F_S and V' = G(V, source)
     (val_translated_root, Cityscapes layout), the fusion eval.fusion_weight * P_T(v) + (1 - w) * P_S(v')
-    and the unsupervised proxies, in one pass.
+    and every validator, in one pass (source_miou on the held-out images of `source_root`, F_T's S',
+    when data.source_holdout is set).
 
     Returns miou, miou_se (its bootstrap std over the val images), iou (per class), miou_fused,
-    miou_fused_se, iou_fused (= F_T's without F_S), proxy_agreement, proxy_entropy.
+    miou_fused_se, iou_fused (= F_T's without F_S), and each validator by name (symda.select.VALIDATORS).
     """
-    from symda.evaluate import evaluate_pair
-
     val = build_dataset(cfg.data, cfg.synth, "val")
     model_t = load_segmenter(cfg.model, f_t_checkpoint)
     model_s, val_t = None, None
@@ -594,12 +662,13 @@ def evaluate_method(
             raise DatasetError(
                 f"{val_translated_root}: its val images are not those of {cfg.data.target_root or 'SynthCity'}"
             )
-    scores = evaluate_pair(pair_probabilities(model_t, model_s, val_t), val, cfg.eval.fusion_weight,
-                           cfg.eval.protocol, cfg.eval.batch_size, save_predictions, save_color, progress)  # fmt: skip
+    holdout = source_holdout(cfg, source_root) if source_root is not None else None
+    scores = score_network(cfg, model_t, val, model_s, val_t, holdout, save_predictions=save_predictions,
+                           save_color=save_color, progress=progress)  # fmt: skip
     fused = scores.fused or scores.single
     return {"miou": scores.single.miou, "miou_se": scores.single.miou_se, "iou": scores.single.per_class,
             "miou_fused": fused.miou, "miou_fused_se": fused.miou_se, "iou_fused": fused.per_class,
-            **scores.proxies}  # fmt: skip
+            **scores.validators}  # fmt: skip
 
 
 # Pseudo-label statistics a run's record holds per round (the artifact's pseudo_stats.json has them all).
@@ -620,9 +689,11 @@ def run_experiment(
     -> evaluate single and fused. Every stage comes from the store when it was built before.
 
     Writes config.yaml, result.json (flat record), metrics.json and stage log lines into out_dir.
-    Self-training of F_T evaluates every self_train.eval_every steps (val_miou and, with F_S, the
-    unsupervised proxies) and reports it under stage "adapt_T_r<round>"; the last report has stage
-    "result" and the final miou, miou_fused, proxy_agreement and proxy_entropy.
+    Every segmenter stage evaluates (val_miou and every validator; self-training of F_T beside F_S
+    also the fused score and the agreement validators) every train.eval_every / self_train.eval_every
+    steps and at its end, reported under its stage tag ("adapt_T_r<round>"); the record's "selection"
+    says which evaluation each validator would have picked. The last report has stage "result" with
+    the final miou, miou_se, miou_fused and every validator.
     """
     from symda.results import make_record, write_record
 
@@ -653,7 +724,7 @@ def run_experiment(
         pseudo_stats.update({f"pseudo_r{r}.{k}": stats[k] for k in RECORDED_PSEUDO_STATS if k in stats})
         artifacts[f"pseudo_r{r}"] = pl.key
         lap("pseudo")
-        evaluator = partner_evaluator(cfg, roots, f_s)
+        evaluator = stage_evaluator(cfg, up.path_t, f_s, up.path_s.val_root)
         f_t = segmenter_stage(cfg, store, up.path_t, r, report, pl, f_t, progress, evaluator)
         if f_s is not None and retrain_s:
             f_s = segmenter_stage(cfg, store, up.path_s, r, report, pl, f_s, progress)
@@ -662,18 +733,39 @@ def run_experiment(
             artifacts[f"F_S_r{r}"] = f_s.key
         lap("self_train")
 
-    f_s_checkpoint = f_s.path / "checkpoint.pt" if f_s is not None else None
-    metrics = evaluate_method(
-        cfg, f_t.path / "checkpoint.pt", f_s_checkpoint, roots.val_translated, progress=progress
-    )
+    f_s_checkpoint = network_file(f_s.path) if f_s is not None else None
+    metrics = evaluate_method(cfg, network_file(f_t.path), f_s_checkpoint, roots.val_translated,
+                              progress=progress, source_root=up.path_t.source_root)  # fmt: skip
     lap("evaluate")
-    metrics.update(pseudo_stats, artifacts=artifacts, seconds=seconds)
+    metrics.update(pseudo_stats, artifacts=artifacts, seconds=seconds, selection=selections(store, artifacts))
     write_json(out_dir / "metrics.json", metrics)
     record = make_record(cfg, metrics, run_id=out_dir.name)
     write_record(out_dir, record)
-    final = ("miou", "miou_se", "miou_fused", "proxy_agreement", "proxy_entropy")
+    final = ("miou", "miou_se", "miou_fused", *VALIDATORS)
     report({"stage": "result", **{k: metrics[k] for k in final}})
     return record
+
+
+def selections(store: ArtifactStore, artifacts: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """For each segmenter stage of a run ({"F_T_r1": key, ...}), which of its evaluations every
+    validator would pick and that evaluation's true val mIoU, beside "last" and "best" (symda.select.
+    stats.checkpoint_choices), and "delivered": the step the artifact delivers. Stages evaluated once
+    are left out (nothing to choose)."""
+    from symda.select.stats import checkpoint_choices
+
+    out: dict[str, dict[str, Any]] = {}
+    for name, key in artifacts.items():
+        if not name.startswith(("F_T_r", "F_S_r")):
+            continue
+        stage_dir = store.path(f"segmenter_{name[2]}", key)
+        evaluations = read_evaluations(stage_dir / EVALUATIONS)
+        if len(evaluations) < 2:
+            continue
+        choices: dict[str, Any] = checkpoint_choices(evaluations, list(VALIDATORS))
+        selection = stage_dir / SELECTION
+        choices["delivered"] = _read_json(selection)["step"] if selection.is_file() else choices["last"]["step"]
+        out[name] = choices
+    return out
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -23,6 +23,8 @@ from cityscapesscripts.helpers.labels import labels as _CITYSCAPES_LABELS
 
 from symda.config import MOVED_KEYS, ConfigError, ExperimentConfig, config_hash, flatten, load_config
 from symda.io import write_json
+from symda.select import VALIDATORS
+from symda.select.stats import spearman  # noqa: F401  (re-exported: analysis scripts import it from here)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,8 +46,8 @@ def git_revision(cwd: Path | None = None) -> str:
 
 
 def make_record(cfg: ExperimentConfig, metrics: dict[str, Any], run_id: str | None = None) -> dict[str, Any]:
-    """A flat record: identity, every config key (dotted), then the run's metrics (already flat or
-    one level deep: per-class IoU dicts become `iou.<class>` / `iou_fused.<class>` columns)."""
+    """A flat record: identity, every config key (dotted), then the run's metrics with nested dicts as
+    dotted keys (per-class IoU: `iou.<class>`; checkpoint choices: `selection.F_T_r1.entropy.step`)."""
     record: dict[str, Any] = {
         "record_version": RECORD_VERSION,
         "run_id": run_id or uuid.uuid4().hex[:12],
@@ -56,8 +58,7 @@ def make_record(cfg: ExperimentConfig, metrics: dict[str, Any], run_id: str | No
     record.update(flatten(cfg))
     for key, value in metrics.items():
         if isinstance(value, dict):
-            for sub, v in value.items():
-                record[f"{key}.{sub}"] = v
+            record.update(flatten_mapping(value, f"{key}."))
         else:
             record[key] = value
     return record
@@ -78,8 +79,10 @@ CLASS_NAMES: tuple[str, ...] = tuple(
 IOU_COLUMNS = tuple(f"iou.{c}" for c in CLASS_NAMES)
 IOU_FUSED_COLUMNS = tuple(f"iou_fused.{c}" for c in CLASS_NAMES)
 ID_COLUMNS = ("run_id", "sweep", "trial_id", "kind", "status", "finished", "error", "name", "seed")
-METRIC_COLUMNS = ("miou", "miou_se", "miou_fused", "miou_fused_se", "proxy_agreement", "proxy_entropy",
+METRIC_COLUMNS = ("miou", "miou_se", "miou_fused", "miou_fused_se", *VALIDATORS,
                   *IOU_COLUMNS, *IOU_FUSED_COLUMNS)  # fmt: skip
+# Validator scores under the names records before symda.select used (agreement and entropy were "proxies").
+_OLD_METRIC_NAMES = {"proxy_agreement": "agreement", "proxy_entropy": "entropy"}
 TAIL_COLUMNS = ("git_revision", "record_version", "source")
 CONFIG_KEYS: tuple[str, ...] = tuple(flatten(ExperimentConfig()))
 CONFIG_SECTIONS = frozenset(k.split(".")[0] for k in CONFIG_KEYS if "." in k)
@@ -88,8 +91,9 @@ FINISHED = "finished"  # status of a plain run that wrote its metrics (trials ca
 _TRAIN_METRICS = {"val_miou": "miou", "val_miou_se": "miou_se", "val_per_class_iou": "iou",
                   "train_seconds": "seconds.train"}  # fmt: skip
 # Tune result names of sweep trials (symda.sweeps.trial.tune_result) -> record names.
-_TUNE_METRICS = {"miou": "miou", "miou_se": "miou_se", "miou_fused": "miou_fused", "proxy": "proxy_agreement",
-                 "proxy_entropy": "proxy_entropy", "progress": "progress"}  # fmt: skip
+_TUNE_METRICS = {"miou": "miou", "miou_se": "miou_se", "miou_fused": "miou_fused", "progress": "progress",
+                 **{name: name for name in VALIDATORS},
+                 "proxy": "agreement", "proxy_entropy": "entropy"}  # fmt: skip  (the last two: older sweeps)
 
 
 class ResultsError(ValueError):
@@ -107,7 +111,9 @@ def load_results(*paths: str | Path) -> pd.DataFrame:
     record), status ("finished" for runs; Tune's TERMINATED / ERROR / RUNNING / PENDING for trials;
     "unfinished" for a run folder without metrics), finished (the run wrote its final metrics), error,
     every config key with its dotted name, miou, miou_se (bootstrap std over val images), miou_fused,
-    miou_fused_se, proxy_agreement, proxy_entropy,
+    miou_fused_se, every validator by name (symda.select.VALIDATORS; older records' proxy_agreement and
+    proxy_entropy are agreement and entropy), selection.<stage>.<validator>.step / .miou (which
+    evaluation each validator would pick),
     iou.<class>, iou_fused.<class>, pseudo_r<round>.<stat>, seconds.<stage>, artifacts.<stage>,
     git_revision, record_version, source (the file or folder the row was read from). A record of an
     older version lacks some of these: they are NaN. List values (sizes) become tuples, so every
@@ -130,9 +136,10 @@ def load_results(*paths: str | Path) -> pd.DataFrame:
 
 
 def _current_names(row: dict[str, Any]) -> dict[str, Any]:
-    """A row with the config keys that moved (symda.config.MOVED_KEYS) under their new names, and
-    swept_keys naming them so: records written before a move load like the ones after it."""
-    out = {MOVED_KEYS.get(k, k): v for k, v in row.items()}
+    """A row with the config keys that moved (symda.config.MOVED_KEYS) and the metrics that were
+    renamed under their new names, and swept_keys naming them so: records written before a move load
+    like the ones after it."""
+    out = {MOVED_KEYS.get(k, _OLD_METRIC_NAMES.get(k, k)): v for k, v in row.items()}
     if isinstance(out.get("swept_keys"), str):
         out["swept_keys"] = ",".join(MOVED_KEYS.get(k, k) for k in out["swept_keys"].split(",") if k)
     return out
@@ -219,13 +226,13 @@ def run_row(run_dir: Path) -> dict[str, Any]:
 
 
 def flatten_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
-    """metrics.json as record columns: one level of dicts becomes `key.sub` (make_record's rule);
+    """metrics.json as record columns: nested dicts become dotted keys (make_record's rule);
     `symda train`'s names become the record's (val_miou -> miou, val_per_class_iou -> iou.<class>)."""
     out: dict[str, Any] = {}
     for key, value in metrics.items():
         key = _TRAIN_METRICS.get(key, key)
         if isinstance(value, dict):
-            out.update({f"{key}.{sub}": _plain(v) for sub, v in value.items()})
+            out.update(flatten_mapping(value, f"{key}."))
         else:
             out[key] = _plain(value)
     return out
@@ -420,15 +427,6 @@ def error_line(trial_dir: Path, error_file: str | None) -> str:
             lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
             return lines[-1] if lines else "unknown error"
     return "unknown error"
-
-
-def spearman(a: Any, b: Any) -> float:
-    """Spearman's rank correlation of two pandas Series (Pearson of average ranks: no scipy needed);
-    NaN with fewer than 3 pairs."""
-    ok = a.notna() & b.notna()
-    if ok.sum() < 3:
-        return float("nan")
-    return float(a[ok].rank().corr(b[ok].rank()))
 
 
 def _missing(value: Any) -> bool:

@@ -66,6 +66,7 @@ FIELDS: dict[str, dict[str, str]] = {
         "data.target_size": "the translator resizes to translate.load_size",
         "data.crop_size": "the translator crops to translate.image_size",
         "data.flip": KEY, "data.normalize": KEY, "data.skip_bad_pairs": KEY, "data.check": CHECKS,
+        "data.source_holdout": KEY,  # the translator trains on the source role (in the key only when > 0)
         "data.num_workers": PLACEMENT, "data.cache_mb": PLACEMENT,
         "translate.enabled": SWITCH,
         "translate.g_conv_dim": KEY, "translate.g_repeat_num": KEY, "translate.d_conv_dim": KEY,
@@ -84,6 +85,7 @@ FIELDS: dict[str, dict[str, str]] = {
         "train.*": "the translator's schedule is translate.*",
         "adapt.*": "a later stage", "pseudo.*": "a later stage", "self_train.*": "a later stage",
         "eval.*": "the translator is not evaluated on target val",
+        "select.*": "the translator keeps its last weights (it is not evaluated)",
     },
     # Stage 1b: one dataset translated by the translator (S', T' or V'), in its own layout.
     "translated": {
@@ -97,11 +99,13 @@ FIELDS: dict[str, dict[str, str]] = {
         "data.flip": "datasets are translated without augmentation",
         "data.normalize": "the generator reads and writes RGB images, not normalised tensors",
         "data.skip_bad_pairs": "every readable image is translated", "data.check": CHECKS,
+        "data.source_holdout": "every image is translated, held out or not",
         "data.num_workers": PLACEMENT, "data.cache_mb": PLACEMENT,
         "translate.*": INPUT + " (the translator's)",
         "scale.*": "translation runs in fp32 in this process",
         "model.*": "a later stage", "train.*": "a later stage", "adapt.*": "a later stage",
         "pseudo.*": "a later stage", "self_train.*": "a later stage", "eval.*": "a later stage",
+        "select.*": "a later stage",
     },
     # Stages 2 and 4: one segmentation network F_T or F_S, adapted (round 0) or self-trained (round r).
     "segmenter": {
@@ -111,6 +115,7 @@ FIELDS: dict[str, dict[str, str]] = {
         "data.source_size": KEY, "data.target_size": KEY, "data.crop_size": KEY, "data.flip": KEY,
         "data.normalize": KEY,
         "data.skip_bad_pairs": "the segmenter stages read the dataset whole", "data.check": CHECKS,
+        "data.source_holdout": KEY,  # fewer training images (in the key only when > 0)
         "data.num_workers": PLACEMENT, "data.cache_mb": PLACEMENT,
         "model.backbone": KEY, "model.last_layer": KEY, "model.output_stride": KEY, "model.aspp_dilations": KEY,
         "model.aux_head": KEY, "model.freeze_bn": KEY, "model.weights": KEY, "model.allow_random_init": KEY,
@@ -134,6 +139,8 @@ FIELDS: dict[str, dict[str, str]] = {
         "scale.gpus_per_worker": PLACEMENT, "scale.channels_last": PLACEMENT, "scale.compile": PLACEMENT,
         "scale.max_failures": PLACEMENT,
         "scale.precision": KEY,  # in the key only when not fp32
+        # Which weights the stage delivers: the last, or (keep_checkpoints) the one select.by picks.
+        "select.keep_checkpoints": KEY, "select.by": KEY,  # in the key only when keep_checkpoints is on
     },
     # Stage 3: pseudo labels of the target train split from F_T (and F_S).
     "pseudo": {
@@ -145,6 +152,7 @@ FIELDS: dict[str, dict[str, str]] = {
         "data.crop_size": "labels are made on whole images", "data.flip": "labels are made without augmentation",
         "data.normalize": INPUT + " (F_T's)",
         "data.skip_bad_pairs": "every target image is labelled", "data.check": CHECKS,
+        "data.source_holdout": INPUT + " (F_T's)",
         "data.num_workers": PLACEMENT, "data.cache_mb": PLACEMENT,
         "pseudo.fusion_weight": KEY, "pseudo.consistency": KEY, "pseudo.conf_weight": KEY,
         "pseudo.threshold": KEY, "pseudo.tau": KEY, "pseudo.quantile": KEY, "pseudo.cap": KEY, "pseudo.bins": KEY,
@@ -155,6 +163,7 @@ FIELDS: dict[str, dict[str, str]] = {
         "scale.*": "labelling runs in fp32 in this process",
         "model.*": INPUT + " (F_T's and F_S's)", "train.*": INPUT + " (F_T's and F_S's)",
         "adapt.*": INPUT + " (F_T's and F_S's)", "translate.*": INPUT + " (F_S's and T''s)",
+        "select.*": INPUT + " (F_T's and F_S's)",
     },
 }  # fmt: skip
 
@@ -174,6 +183,11 @@ def _section(cfg: ExperimentConfig, stage: str, section: str) -> dict[str, Any]:
 def _precision(cfg: ExperimentConfig) -> dict[str, str]:
     """{"precision": ...} when not fp32: fp32 keys stay those of stores built before the field existed."""
     return {"precision": cfg.scale.precision} if cfg.scale.precision != "fp32" else {}
+
+
+def _holdout(cfg: ExperimentConfig) -> dict[str, int]:
+    """{"source_holdout": n} when images are held out: keys without a holdout stay those of older stores."""
+    return {"source_holdout": cfg.data.source_holdout} if cfg.data.source_holdout else {}
 
 
 # ------------------------------------------------------------------------------------------- key configs
@@ -207,7 +221,7 @@ def translator_key(cfg: ExperimentConfig) -> dict[str, Any]:
     translate = _section(cfg, "translator", "translate")
     if not translate["residual"]:
         del translate["residual"]  # the published generator: keys of stores built before the option
-    return {**_precision(cfg), "translate": translate, "data": data_key(cfg),
+    return {**_precision(cfg), **_holdout(cfg), "translate": translate, "data": data_key(cfg),
             "normalize": cfg.data.normalize, "flip": cfg.data.flip, "skip_bad_pairs": cfg.data.skip_bad_pairs,
             "seed": cfg.seed}  # fmt: skip
 
@@ -224,7 +238,8 @@ def segmenter_key(cfg: ExperimentConfig, path: str, round_: int) -> dict[str, An
     adapt = _section(cfg, "segmenter", "adapt")
     if round_:
         adapt["pseudo_weight"] = cfg.self_train.pseudo_weight  # under adapt: symda 0.1's layout
-    return {**_precision(cfg), "model": _section(cfg, "segmenter", "model"), "train": train, "adapt": adapt,
+    selection = {"select": {"by": cfg.select.by}} if cfg.select.keep_checkpoints else {}
+    return {**_precision(cfg), **_holdout(cfg), **selection, "model": _section(cfg, "segmenter", "model"), "train": train, "adapt": adapt,
             "data": data_key(cfg), "normalize": cfg.data.normalize, "sizes": [cfg.data.source_size,
             cfg.data.target_size, cfg.data.crop_size], "flip": cfg.data.flip, "seed": cfg.seed, "path": path, "round": round_}  # fmt: skip
 

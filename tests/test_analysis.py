@@ -119,9 +119,10 @@ def test_sweep_report_end_to_end(tmp_path):
     assert "Best by miou: trial aaaa0003 (miou 25.00; `pseudo.conf_weight`=0.5)" in text
     # aaaa0003 has the base config's value: it is the base config's rerun, which is also the best
     assert "Baseline: trial aaaa0003, whose swept values equal the base config's" in text
-    assert "`proxy_agreement` with miou over 3 finished trials: +1.000" in text
-    assert "`proxy_entropy` with miou over 3 finished trials: -1.000" in text
-    for png in ("params.png", "importance.png", "proxy.png"):
+    # Records written before symda.select named them proxy_agreement / proxy_entropy.
+    assert "`agreement` with miou over 3 finished trials: +1.000" in text
+    assert "`entropy` with miou over 3 finished trials: -1.000" in text
+    for png in ("params.png", "importance.png", "validators.png"):
         assert f"({png})" in text and (out / png).stat().st_size > 1000
 
 

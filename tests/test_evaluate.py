@@ -89,7 +89,7 @@ def test_evaluate_upsamples_to_label_resolution(tiny_data):
 
 
 def test_one_pass_evaluation_equals_three_passes(tiny_data, tmp_path):
-    """evaluate_pair (F_T, fusion and proxies in one pass) gives exactly the numbers of evaluate on
+    """evaluate_pair (F_T, fusion and validators in one pass) gives exactly the numbers of evaluate on
     each ProbabilityFn and of unsupervised_scores, and writes the fused predictions."""
     from symda.config import DataConfig, SynthCityConfig
     from symda.data import build_dataset
@@ -117,12 +117,12 @@ def test_one_pass_evaluation_equals_three_passes(tiny_data, tmp_path):
     single = evaluate(lambda x, i: probs(x, i, 0), val, batch_size=3)
     assert both.single.miou == single.miou and both.single.per_class == single.per_class
     assert both.fused.miou == evaluate(fused, val, batch_size=3).miou != single.miou
-    assert both.proxies == unsupervised_scores(pair, val, batch_size=3)
-    assert 0 < both.proxies["proxy_agreement"] < 1
+    assert both.validators == unsupervised_scores(pair, val, batch_size=3)
+    assert 0 < both.validators["agreement"] < 1
     assert len(list((tmp_path / "preds").rglob("*_leftImg8bit.png"))) == len(val)
     alone = evaluate_pair(lambda x, i: (probs(x, i, 0), None), val, 0.3, batch_size=3)
     assert alone.fused is None and alone.single.miou == single.miou
-    assert np.isnan(alone.proxies["proxy_agreement"])
+    assert np.isnan(alone.validators["agreement"])
     assert both.single.miou_se == single.miou_se and 0 < single.miou_se < 100  # 4 images, seeded
 
 

@@ -56,8 +56,8 @@ def test_an_older_record_loads_with_nan_for_newer_columns(ladder):
     old, new = df.loc[OLD_RECORD], df.loc["full-s0"]
     assert old["miou"] == 36.0 and old["miou_fused"] == 39.0
     for col in (
-        "proxy_agreement",
-        "proxy_entropy",
+        "agreement",
+        "entropy",
         "scale.precision",
         "self_train.steps",
         "record_version",
@@ -80,14 +80,14 @@ def test_a_sweep_gives_a_row_per_trial_with_status_error_and_params(sweep):
     finished = df[df["finished"] == True]  # noqa: E712
     assert sorted(finished.index) == ["aaaa0001", "aaaa0003", "aaaa0006"]
     assert df.loc["aaaa0003", "miou"] == 25.0 and df.loc["aaaa0003", "iou.road"] == per_class(25.0)["road"]
-    assert df.loc["aaaa0003", "proxy_agreement"] == 0.75  # from the run record
+    assert df.loc["aaaa0003", "agreement"] == 0.75  # from the run record (written as proxy_agreement)
     # errored: its error line, its params, its whole config (from its run folder's config.yaml)
     err = df.loc["aaaa0002"]
     assert err["error"] == ERROR_LINE and math.isnan(err["miou"]) and err["train.steps"] == 7
     assert df["error"].drop("aaaa0002").isna().all()
-    # stopped by ASHA: Tune's last result (proxy -> proxy_agreement), config rebuilt from sweep.json
+    # stopped by ASHA: Tune's last result (proxy -> agreement), config rebuilt from sweep.json
     stopped = df.loc["aaaa0004"]
-    assert stopped["miou"] == 18.0 and stopped["progress"] == 2 and stopped["proxy_agreement"] == 0.4
+    assert stopped["miou"] == 18.0 and stopped["progress"] == 2 and stopped["agreement"] == 0.4
     assert not stopped["finished"] and stopped["train.steps"] == 7
     # pending: only the experiment state knows it
     assert df.loc["aaaa0005", "status"] == "PENDING" and df.loc["aaaa0005", "train.steps"] == 7

@@ -98,6 +98,7 @@ BASES = {
     "SynthCity roots": {},
     "explicit roots, self-training steps": {"data.source_root": "/d/gta5", "data.target_root": "/d/cs",
                                             "self_train.steps": 7},
+    "keeping checkpoints": {"select.keep_checkpoints": True},
 }  # fmt: skip
 
 

@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from symda.config import ConfigError, apply_overrides, load_config
+from symda.select import DEFAULT_VALIDATOR, VALIDATORS
 from symda.sweeps.driver import (
     SweepError,
     SweepOptions,
@@ -138,14 +139,15 @@ def test_tune_result_relays_self_training_evaluations():
     cfg = load_config(overrides={"self_train.steps": 4, "self_train.rounds": 2})
     assert tune_result({"stage": "adapt_T_r0", "step": 2, "val_miou": 5.0}, cfg, 8) is None  # adaptation
     assert tune_result({"stage": "adapt_T_r1", "step": 2, "loss": 1.0}, cfg, 8) is None  # no evaluation
-    r = tune_result({"stage": "adapt_T_r2", "step": 2, "val_miou": 5.0, "proxy_agreement": 0.7}, cfg, 8)
-    assert r["progress"] == 6 and r["miou"] == 5.0 and r["proxy"] == 0.7 and not r["finished"]
-    assert math.isnan(tune_result({"stage": "adapt_T_r1", "step": 2, "val_miou": 1.0}, cfg, 8)["proxy"])
+    r = tune_result({"stage": "adapt_T_r2", "step": 2, "val_miou": 5.0, "agreement": 0.7}, cfg, 8)
+    assert r["progress"] == 6 and r["miou"] == 5.0 and r["agreement"] == 0.7 and not r["finished"]
+    assert set(VALIDATORS) <= set(r)
+    assert math.isnan(tune_result({"stage": "adapt_T_r1", "step": 2, "val_miou": 1.0}, cfg, 8)["agreement"])
     assert tune_result({"stage": "adapt_T_r2", "step": 4, "val_miou": 5.0}, cfg, 8) is None  # = the result
-    final = {"stage": "result", "miou": 6.0, "miou_se": 0.4, "miou_fused": 7.0, "proxy_agreement": 0.8,
-             "proxy_entropy": -0.5}  # fmt: skip
-    assert tune_result(final, cfg, 8) == {"progress": 8, "miou": 6.0, "miou_se": 0.4, "miou_fused": 7.0, "proxy": 0.8,
-                                          "proxy_entropy": -0.5, "finished": True}  # fmt: skip
+    scores = {name: i / 10 for i, name in enumerate(VALIDATORS)}
+    final = {"stage": "result", "miou": 6.0, "miou_se": 0.4, "miou_fused": 7.0, **scores}
+    assert tune_result(final, cfg, 8) == {"progress": 8, "miou": 6.0, "miou_se": 0.4, "miou_fused": 7.0, **scores,
+                                          "finished": True}  # fmt: skip
 
 
 def test_resources_per_trial_and_a_gpu_sweep_on_a_cpu_cluster():
@@ -167,16 +169,16 @@ def test_three_trial_sweep(ray_session, base_config, tmp_path, capsys):
     summary = run_sweep(SweepOptions(space=str(space), storage=str(tmp_path / "sweeps"), name="three"))
     table = summary.table
     assert len(table) == 3 and set(table["status"]) == {"TERMINATED"}
-    assert {"trial_id", *THRESHOLD_SPACE, "miou", "miou_fused", "proxy", "proxy_entropy"} <= set(
-        table.columns
-    )
+    assert {"trial_id", *THRESHOLD_SPACE, "miou", "miou_fused", *VALIDATORS} <= set(table.columns)
     finished = table[table["finished"]]
     assert (
         len(finished) >= 1
         and finished["miou"].between(0, 100).all()
-        and finished["proxy"].between(0, 1).all()
+        and finished["agreement"].between(0, 1).all()
     )
-    assert finished["miou"].is_monotonic_decreasing  # sorted by the selected metric
+    # Selected by the config's select.by (the validator study's winner), sorted by it.
+    assert summary.select_by == DEFAULT_VALIDATOR
+    assert finished[DEFAULT_VALIDATOR].is_monotonic_decreasing
     # The spread is judged over all three trials at the deepest progress every one of them reached.
     assert summary.rung == table["progress"].min() > 0 and summary.rung_spread["n"] == 3
     best = load_config(summary.best_config)  # a ready-to-use config

@@ -417,6 +417,14 @@ Evaluator = Callable[[torch.nn.Module], dict[str, Any]]
 """evaluator(model) -> {"val_miou", "val_miou_se", "val_per_class_iou", ...}; called in eval mode, no grad."""
 
 
+KEPT_CHECKPOINTS = "checkpoints"
+
+
+def kept_checkpoint(out_dir: Path, step: int) -> Path:
+    """Where train_segmenter(keep_checkpoints=True) keeps the network it evaluated at `step`."""
+    return Path(out_dir) / KEPT_CHECKPOINTS / f"step_{step:06d}.pt"
+
+
 def evaluate_segmenter(
     model: torch.nn.Module,
     val_set: SegmentationDataset,
@@ -504,6 +512,7 @@ def train_segmenter(
     evaluator: Evaluator | None = None,
     runtime: Runtime | None = None,
     num_workers: int = 0,
+    keep_checkpoints: bool = False,
 ) -> dict[str, Any]:
     """Train `model` on labelled `train_set` (plus what `adapt` switches on); checkpoint to
     out_dir/checkpoint.pt; return final metrics.
@@ -525,6 +534,8 @@ def train_segmenter(
     its share of every global batch of cfg.batch_size and gradients are averaged, so N ranks see the
     batches of one; only rank 0 writes the checkpoint and evaluates; every rank calls `report`.
     num_workers: DataLoader processes per dataset stream (0 = load in this process).
+    keep_checkpoints: also write the network of every evaluation to out_dir/checkpoints/step_<step>.pt
+    (weights only: what checkpoint selection picks from, `kept_checkpoint`).
     """
     if (target_set is not None or pseudo_set is not None) and adapt is None:
         raise ValueError("train_segmenter: target_set / pseudo_set need adapt=AdaptConfig(...) (its weights)")
@@ -558,8 +569,11 @@ def train_segmenter(
         return save_checkpoint(state, ckpt_path) if runtime.is_main else None
 
     def validate() -> dict[str, Any]:
-        if not runtime.is_main or val_set is None:
+        if not runtime.is_main or (val_set is None and evaluator is None):
             return {}
+        if keep_checkpoints:  # the weights these scores belong to
+            atomic_torch_save({"model": state.model.state_dict(), "step": state.step},
+                              kept_checkpoint(Path(out_dir), state.step))  # fmt: skip
         return evaluate_segmenter(state.model, val_set, eval_protocol, evaluator, progress)
 
     state.model.train()

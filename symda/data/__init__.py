@@ -2,7 +2,8 @@
 
 `build_dataset(cfg.data, cfg.synth, role)` is the one entry point the stages use; `role` says which
 split and whether labels may be read:
-- "source": labelled source, training view (random crop/flip);
+- "source": labelled source, training view (random crop/flip), without the data.source_holdout images;
+- "source_holdout": those held-out source images with labels, evaluation view (source_miou);
 - "target": target train split, images only (what adaptation may see);
 - "target_labelled": target train split with labels (the oracle; diagnostics);
 - "val": target val split with labels, evaluation view.
@@ -23,7 +24,26 @@ from symda.data.labels import KNOWN_LABEL_IDS
 
 log = logging.getLogger(__name__)
 
-ROLES = ("source", "target", "target_labelled", "val")
+ROLES = ("source", "source_holdout", "target", "target_labelled", "val")
+
+
+def split_holdout(samples: list[Sample], count: int) -> tuple[list[Sample], list[Sample]]:
+    """(training samples, held-out samples): the `count` samples whose names hash lowest are held out.
+
+    Chosen by name, not position or seed: S and its translation S' hold out the same images, every
+    seed the same, and a real dataset's consecutive (similar) frames are not held out together.
+    """
+    if count <= 0:
+        return samples, []
+    if count >= len(samples):
+        raise DatasetError(
+            f"data.source_holdout: {count} images held out of a source split of {len(samples)} leaves none to train on"
+        )
+    import hashlib
+
+    order = sorted(samples, key=lambda s: hashlib.sha1(s.name.encode()).hexdigest())
+    held = {s.name for s in order[:count]}
+    return [s for s in samples if s.name not in held], [s for s in samples if s.name in held]
 
 
 def resolve_roots(data: DataConfig, synth: SynthCityConfig) -> tuple[Path, Path]:
@@ -81,15 +101,19 @@ def list_samples(data: DataConfig, synth: SynthCityConfig, role: str) -> tuple[s
     if role not in ROLES:
         raise ValueError(f"role {role!r} is not one of {ROLES}")
     source_root, target_root = resolve_roots(data, synth)
-    if role == "source":
+    if role in ("source", "source_holdout"):
         kind, list_file = data.source, data.source_list or None
+        root = source_root
         if kind == "gta5":
-            return kind, source_root, gta5.list_gta5(source_root, list_file)
-        if kind == "synthia":
-            return kind, source_root, synthia.list_synthia(source_root, list_file)
-        # The oracle: Cityscapes train with labels as the source (SynthCity's target when no root is set).
-        root = source_root if data.source_root else target_root
-        return kind, root, cityscapes.list_cityscapes(root, "train", list_file)
+            samples = gta5.list_gta5(source_root, list_file)
+        elif kind == "synthia":
+            samples = synthia.list_synthia(source_root, list_file)
+        else:
+            # The oracle: Cityscapes train with labels as the source (SynthCity's target when no root is set).
+            root = source_root if data.source_root else target_root
+            samples = cityscapes.list_cityscapes(root, "train", list_file)
+        train, held = split_holdout(samples, data.source_holdout)
+        return kind, root, train if role == "source" else held
     split = data.val_split if role == "val" else "train"
     list_file = data.target_list if role != "val" else ""
     with_labels = role != "target"
@@ -111,8 +135,11 @@ def check_role(data: DataConfig, synth: SynthCityConfig, role: str, progress: bo
         else:
             split = "train" if role in ("source", "target_labelled") else data.val_split
             label_files = sorted((root / "gtFine" / split).glob(f"*/*{cityscapes.LABEL_SUFFIX}"))
-        if (data.source_list and role == "source") or (data.target_list and role == "target_labelled"):
-            label_files = None  # a split list uses a subset on purpose: other labels are not 'extra'
+        if (
+            ((data.source_list or data.source_holdout) and role in ("source", "source_holdout"))
+            or (data.target_list and role == "target_labelled")
+        ):
+            label_files = None  # a split list or a holdout uses a subset on purpose: other labels are not 'extra'
     return check_samples(
         samples, layout.read_label_ids if with_labels else None, known, f"{root} [{role}]", label_files, progress
     )
@@ -134,7 +161,7 @@ def build_dataset(
     if skip:
         samples = [s for i, s in enumerate(samples) if i not in skip]
     train_view = role in ("source", "target", "target_labelled")
-    size = data.source_size if role == "source" else data.target_size
+    size = data.source_size if role in ("source", "source_holdout") else data.target_size
     return SegmentationDataset(
         samples,
         decode_label=_layout(kind).decode_label,

@@ -113,3 +113,31 @@ def _interval(values: np.ndarray) -> tuple[float, float]:
     if len(ok) < 10:
         return math.nan, math.nan
     return float(np.percentile(ok, 2.5)), float(np.percentile(ok, 97.5))
+
+
+# ------------------------------------------------------------------------------ checkpoint selection
+
+
+def choose(evaluations: Sequence[dict], by: str) -> dict | None:
+    """The evaluation whose `by` score is highest (finite scores only; the earliest of ties), or None."""
+    index = pick([float(e.get(by, math.nan)) for e in evaluations])
+    return None if index is None else evaluations[index]
+
+
+def checkpoint_choices(
+    evaluations: Sequence[dict], validators: Sequence[str], truth: str = "val_miou"
+) -> dict[str, dict[str, float | int | None]]:
+    """Which of a stage's evaluations each validator would pick, and its true score:
+    {validator | "last" | "best": {"step": step or None, "miou": true score of it or NaN}}.
+    "last" is what a run without selection delivers, "best" what an oracle with target labels picks."""
+    if not evaluations:
+        return {}
+    ordered = sorted(evaluations, key=lambda e: e["step"])
+    out = {}
+    for name in [*validators, "last", "best"]:
+        chosen = ordered[-1] if name == "last" else choose(ordered, truth if name == "best" else name)
+        out[name] = {
+            "step": None if chosen is None else int(chosen["step"]),
+            "miou": math.nan if chosen is None else float(chosen[truth]),
+        }
+    return out

@@ -7,10 +7,12 @@ so everything upstream of what it varies comes from the artifact store. During F
 a trial reports, at every evaluation (self_train.eval_every), with "progress" = self-training steps done
 (ASHA's time attribute):
 - "miou": target-val mIoU of F_T (the truth; needs the val labels, read only by the evaluation),
-- "proxy": agreement of F_T(v) and F_S(v') on val *images* (symda.evaluate.unsupervised_scores),
-- "proxy_entropy": minus F_T's mean normalised entropy on val images, the usual rival proxy.
-`--select-by` picks which of miou / proxy TPE and ASHA optimise; the summary prints both and their
-rank correlation, which says whether the proxy would have picked well without target labels.
+- every validator of symda.select.VALIDATORS by name ("agreement", "entropy", "source_miou", ...):
+  scores of F_T that read no target label (symda.select.validators).
+`--select-by` picks which of them TPE and ASHA optimise: by default the config's select.by, the
+winner of the validator study (docs/results/validators.md); `--select-by miou` selects with target
+labels. The summary prints, for every validator, its rank correlation with miou over the trials and
+the mIoU its pick would have cost (regret), beside what the study expects of it.
 
 This module imports Ray, Optuna and torch only inside functions, so it is importable anywhere.
 """
@@ -28,6 +30,7 @@ from typing import Any
 
 from symda.config import ConfigError, ExperimentConfig, load_config, parse_override
 from symda.preflight import check_model_weights, check_writable
+from symda.select import NEEDS, TRUE_METRIC, VALIDATORS
 from symda.sweeps.space import DefineByRun, SweepSpace, check_space, find_file, load_space
 from symda.sweeps.summary import SweepSummary, http, print_summary, summarize
 from symda.sweeps.trial import TrialSetup, run_trial, total_progress, tune_result
@@ -35,7 +38,7 @@ from symda.sweeps.trial import TrialSetup, run_trial, total_progress, tune_resul
 __all__ = ["SweepError", "SweepOptions", "check_cluster", "default_concurrency", "load_space", "main",
            "parse_args", "run_sweep", "run_trial", "summarize", "trial_resources", "tune_result"]  # fmt: skip
 
-SELECT_BY = ("miou", "proxy")
+SELECT_BY = (TRUE_METRIC, *VALIDATORS)
 DASHBOARD_PORT = 8265
 SETTINGS_FILE = "sweep.json"  # what a sweep started with, so `--resume` needs no other flag
 
@@ -200,7 +203,9 @@ def parse_args(argv: list[str] | None, default_space: str) -> SweepOptions:
         "--name", help="sweep name (default: <space name>-<date>-<time>; with --resume: the latest)"
     )
     p.add_argument("--resume", action="store_true", help="finish an interrupted sweep with its own settings")
-    p.add_argument("--select-by", choices=SELECT_BY, help="metric TPE and ASHA optimise (default miou)")
+    p.add_argument("--select-by", choices=SELECT_BY, metavar="{miou,<validator>}",
+                   help="what TPE and ASHA optimise: miou (reads target labels) or a validator, one of "
+                   f"{', '.join(VALIDATORS)} (default: the base config's select.by)")  # fmt: skip
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="fixed override of the base config, e.g. --set train.steps=200 (repeatable)")  # fmt: skip
     p.add_argument("--seed", type=int, help="seed of the TPE sampler (default 0)")
@@ -247,7 +252,7 @@ def _resolve(opts: SweepOptions) -> tuple[Path, SweepSettings]:
         overrides=fixed,
         paths=absolute_paths(cfg),
         num_samples=space.num_samples if opts.num_samples is None else opts.num_samples,
-        select_by=opts.select_by or "miou",
+        select_by=opts.select_by or cfg.select.by,
         seed=0 if opts.seed is None else opts.seed,
         max_concurrent=opts.max_concurrent or 0,
         max_failures=0 if opts.max_failures is None else opts.max_failures,
@@ -298,8 +303,13 @@ def _check(space: SweepSpace, settings: SweepSettings) -> ExperimentConfig:
     check_space(space, Path(settings.base_config), settings.trial_overrides())
     if settings.num_samples <= 0:
         raise SweepError(f"--num-samples: must be > 0, got {settings.num_samples}")
-    if settings.select_by == "proxy" and not cfg.adapt.symmetric:
-        raise SweepError("--select-by proxy needs F_S (adapt.symmetric true): the proxy is F_T/F_S agreement")
+    need = NEEDS.get(settings.select_by)
+    if need == "partner" and not cfg.adapt.symmetric:
+        raise SweepError(f"--select-by {settings.select_by} needs F_S (adapt.symmetric true): it scores F_T "
+                         "against its partner F_S")  # fmt: skip
+    if need == "source_holdout" and not cfg.data.source_holdout:
+        raise SweepError(f"--select-by {settings.select_by} needs held-out source images: set "
+                         "data.source_holdout (e.g. --set data.source_holdout=100)")  # fmt: skip
     if total_progress(cfg) > space.max_t:
         raise ConfigError(
             f"{space.path}: max_t: {space.max_t} is shorter than the base config's self-training "
@@ -402,7 +412,7 @@ def _tuner(space: SweepSpace, settings: SweepSettings, cfg: ExperimentConfig, ex
         points_to_evaluate=replay.points if replay else None,
     )
     reporter = tune.CLIReporter(
-        metric_columns=["progress", "miou", "proxy", "proxy_entropy"],
+        metric_columns=list(dict.fromkeys(["progress", "miou", settings.select_by])),
         parameter_columns=space.keys,
         sort_by_metric=True,  # by TuneConfig's metric
         print_intermediate_tables=True,  # one table a minute while trials run (verbose=1 alone: none)

@@ -1,4 +1,4 @@
-"""The end of a sweep: one table of every trial, proxy-vs-truth rank correlations, the best config.
+"""The end of a sweep: one table of every trial, how well each validator would have chosen, the best config.
 
 Reads only the experiment folder (Tune's ExperimentAnalysis needs no running cluster), so a finished
 or interrupted sweep can be summarised again at any time.
@@ -12,9 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from symda.config import load_config, save_config
-from symda.results import error_line, spearman
+from symda.results import error_line
+from symda.select import VALIDATORS
+from symda.select.stats import regret, spearman
 
-RESULT_KEYS = ("miou", "miou_se", "miou_fused", "proxy", "proxy_entropy")
+RESULT_KEYS = ("miou", "miou_se", "miou_fused", *VALIDATORS)
+# What the validator study measured (pooled over its seeds), shipped with the package: the summary
+# prints it next to a sweep's own figures, so a user knows how far to trust a label-free pick.
+STUDY_FILE = Path(__file__).resolve().parents[1] / "select" / "study.json"
 
 
 @dataclass
@@ -25,6 +30,8 @@ class SweepSummary:
     table: Any  # pandas.DataFrame, one row per trial: finished (by select_by), stopped by ASHA, errored
     select_by: str
     correlations: dict[str, float]  # Spearman rank correlation with miou over the finished trials
+    # {validator: {rho, regret (finished trials), rho_rung, regret_rung (all trials at `rung`)}}
+    validators: dict[str, dict[str, float]]
     spread: dict[str, float]  # finished trials' miou: n, min, max, std, and the median bootstrap miou_se
     rung_spread: dict[str, float]  # the same over every trial at `rung`, the deepest progress all reached
     n_finished: int
@@ -36,7 +43,7 @@ class SweepSummary:
 
 def trials_table(exp_dir: Path, keys: list[str], select_by: str) -> tuple[Any, dict[str, Any]]:
     """One row per trial: id, Tune status, swept params (dotted keys; None = inactive), the last
-    reported miou, miou_se, miou_fused, proxy, proxy_entropy, progress, whether it finished, its error.
+    reported miou, miou_se, miou_fused, every validator, progress, whether it finished, its error.
     Also every non-errored trial's history: {trial id: DataFrame of its results (progress, miou,
     miou_se, ...)}, for `rung_scores`."""
     import pandas as pd
@@ -69,21 +76,22 @@ def trials_table(exp_dir: Path, keys: list[str], select_by: str) -> tuple[Any, d
 
 
 def rung_scores(histories: dict[str, Any]) -> tuple[int, Any]:
-    """(rung, scores): the deepest progress every trial reported, and each trial's miou and miou_se
-    there (DataFrame indexed by trial id). ASHA stops most trials at its first rung, so the finished
+    """(rung, scores): the deepest progress every trial reported, and each trial's miou, miou_se and
+    validator scores there (DataFrame indexed by trial id). ASHA stops most trials at its first rung, so the finished
     trials are few and pre-selected; at the rung all trials are measured alike, which is where a sweep
     shows whether its space matters more than the evaluation's noise."""
     import pandas as pd
 
     if not histories:
-        return 0, pd.DataFrame(columns=["miou", "miou_se"])
+        return 0, pd.DataFrame(columns=["miou", "miou_se", *VALIDATORS])
     rung = int(min(h["progress"].max() for h in histories.values()))
     rows = {}
     for trial_id, h in histories.items():
         at = h[h["progress"] == rung]
         if len(at):
-            rows[trial_id] = at.iloc[-1][["miou", "miou_se"]].astype(float)
-    return rung, pd.DataFrame.from_dict(rows, orient="index", columns=["miou", "miou_se"])
+            last = at.iloc[-1]
+            rows[trial_id] = {k: float(last.get(k, math.nan)) for k in ("miou", "miou_se", *VALIDATORS)}
+    return rung, pd.DataFrame.from_dict(rows, orient="index", columns=["miou", "miou_se", *VALIDATORS])
 
 
 def write_best_config(
@@ -104,13 +112,20 @@ def summarize(
     overrides: dict[str, Any],
     dashboard: str = "",
 ) -> SweepSummary:
-    """Table of every trial of exp_dir (also written as trials.csv), rank correlations of the proxies
-    with miou over finished trials, and the best finished trial's config (best_config.yaml)."""
+    """Table of every trial of exp_dir (also written as trials.csv), how well each validator ranks the
+    trials (finished ones, and all at the deepest common rung), and the best finished trial's config
+    (best_config.yaml): the best by `select_by`, as the table is ordered."""
     table, histories = trials_table(exp_dir, keys, select_by)
     done = table[table["finished"]]
-    correlations = {k: spearman(done[k], done["miou"]) for k in ("proxy", "proxy_entropy", "miou_fused")}
+    correlations = {"miou_fused": spearman(done["miou_fused"], done["miou"])}
     spread = trial_spread(done)
     rung, at_rung = rung_scores(histories)
+    validators = {
+        name: {"rho": spearman(done[name], done["miou"]), "regret": regret(done[name], done["miou"]),
+               "rho_rung": spearman(at_rung[name], at_rung["miou"]),
+               "regret_rung": regret(at_rung[name], at_rung["miou"])}
+        for name in VALIDATORS
+    }  # fmt: skip
     best_config = None
     if len(done):
         best = done.iloc[0]
@@ -118,8 +133,17 @@ def summarize(
         best_config = write_best_config(exp_dir / "best_config.yaml", base_config, overrides, params,
                                         name=f"{exp_dir.name}-best-{best['trial_id']}")  # fmt: skip
     table.to_csv(exp_dir / "trials.csv", index=False)
-    return SweepSummary(exp_dir, table, select_by, correlations, spread, trial_spread(at_rung), len(done),
-                        best_config, exp_dir / "optuna.db", dashboard, rung)  # fmt: skip
+    return SweepSummary(exp_dir, table, select_by, correlations, validators, spread, trial_spread(at_rung),
+                        len(done), best_config, exp_dir / "optuna.db", dashboard, rung)  # fmt: skip
+
+
+def study_expectations(path: Path = STUDY_FILE) -> dict[str, dict[str, float]]:
+    """{validator: {"rho", "regret1", ...}} pooled over the validator study's seeds ({} without the file)."""
+    import json
+
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text()).get("pooled", {})
 
 
 def trial_spread(done: Any) -> dict[str, float]:
@@ -150,6 +174,33 @@ def spread_line(what: str, sp: dict[str, float]) -> str:
             f"noise (bootstrap std over val images, median) {sp['noise']:.2f}: {verdict}")  # fmt: skip
 
 
+def validator_lines(s: SweepSummary) -> str:
+    """How each validator would have chosen among this sweep's trials (Spearman rho with miou, and
+    regret: best miou minus the miou of its pick), over the finished trials and over all trials at the
+    deepest common rung, beside the validator study's pooled figures."""
+
+    def num(x: float, fmt: str) -> str:
+        return "n/a" if x is None or math.isnan(x) else format(x, fmt)
+
+    study = study_expectations()
+    n_rung = s.rung_spread["n"]
+    lines = ["\nchoosing without target labels (rho: Spearman with miou; regret: best miou minus its pick's; "
+             "n/a: needs 3 trials with distinct scores):",
+             f"  {'validator':15s} {f'{s.n_finished} finished':>18s} {f'{n_rung} at progress {s.rung}':>22s} "
+             f"{'study (pooled)':>22s}",
+             f"  {'':15s} {'rho':>8s} {'regret':>9s} {'rho':>11s} {'regret':>10s} {'rho':>11s} {'regret':>10s}"]  # fmt: skip
+    for name, v in s.validators.items():
+        mark = " <- selected by" if name == s.select_by else ""
+        st = study.get(name, {})
+        lines.append(f"  {name:15s} {num(v['rho'], '+.3f'):>8s} {num(v['regret'], '.2f'):>9s} "
+                     f"{num(v['rho_rung'], '+.3f'):>11s} {num(v['regret_rung'], '.2f'):>10s} "
+                     f"{num(st.get('rho', math.nan), '+.3f'):>11s} {num(st.get('regret1', math.nan), '.2f'):>10s}{mark}")  # fmt: skip
+    if s.select_by in study:
+        lines.append(f"expected regret of picking by {s.select_by} (validator study, top-1, mean over its seeds): "
+                     f"{study[s.select_by]['regret1']:.2f} mIoU")  # fmt: skip
+    return "\n".join(lines)
+
+
 def _is_set(value: Any) -> bool:
     return value is not None and not (isinstance(value, float) and math.isnan(value))
 
@@ -170,13 +221,7 @@ def print_summary(s: SweepSummary) -> None:
         print(table.to_string(index=False))
     for _, row in s.table[s.table["status"] == "ERROR"].iterrows():
         print(f"errored {row['trial_id']}: {row['error']}")
-    print(f"\nSpearman rank correlation with miou over the {s.n_finished} finished trials "
-          "(would it pick well without target labels?):")  # fmt: skip
-    for key, rho in s.correlations.items():
-        print(
-            f"  {key:14s} "
-            + ("n/a (needs 3 finished trials with distinct values)" if math.isnan(rho) else f"{rho:+.3f}")
-        )
+    print(validator_lines(s))
     n_rung = s.rung_spread["n"]
     print(
         "\n"

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from symda.config import ExperimentConfig, load_config, stage_train_config
+from symda.select import VALIDATORS
 from symda.stage_keys import parse_network_tag
 
 
@@ -63,20 +64,22 @@ def tune_result(metrics: dict[str, Any], cfg: ExperimentConfig, max_t: int) -> d
     Relayed: F_T's evaluations during self-training (stage network_tag("T", round), round >= 1, with
     "val_miou") and the final record (stage "result"). The metrics are the *current* values, not a
     best-so-far. Optuna is told a trial's last value: for a finished trial that is its final network,
-    which is what its config delivers when rerun (no best checkpoint is kept); for a trial ASHA
+    which is what its config delivers when rerun (its last, or with select.keep_checkpoints its
+    selected checkpoint); for a trial ASHA
     stopped it is its value at the rung where it lost, already judged against its peers at the same
     progress, so TPE rightly files it among the worse. A best-so-far would credit a config with a
     transient peak of a noisy 100-image evaluation that its final network does not keep.
     """
     stage = str(metrics.get("stage", ""))
+    nan = float("nan")
+    scores = {name: metrics.get(name, nan) for name in VALIDATORS}  # NaN where the run has no input for it
     if stage == "result":
         return {
             "progress": max_t,
             "miou": metrics["miou"],
-            "miou_se": metrics.get("miou_se", float("nan")),
+            "miou_se": metrics.get("miou_se", nan),
             "miou_fused": metrics["miou_fused"],
-            "proxy": metrics["proxy_agreement"],
-            "proxy_entropy": metrics["proxy_entropy"],
+            **scores,
             "finished": True,
         }
     network = parse_network_tag(stage)
@@ -88,14 +91,12 @@ def tune_result(metrics: dict[str, Any], cfg: ExperimentConfig, max_t: int) -> d
         # The last evaluation of the run: the "result" record follows with the same F_T and the fused
         # score, and ASHA would stop the trial here at max_t, before it.
         return None
-    nan = float("nan")
     return {
         "progress": progress,
         "round": round_,
         "miou": metrics["val_miou"],
         "miou_se": metrics.get("val_miou_se", nan),
-        "proxy": metrics.get("proxy_agreement", nan),  # NaN without F_S (adapt.symmetric false)
-        "proxy_entropy": metrics.get("proxy_entropy", nan),
+        **scores,
         "finished": False,
     }
 

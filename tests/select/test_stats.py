@@ -60,3 +60,18 @@ def test_study_table_per_seed_and_pooled():
     # Pooled figures are the means of the seeds'.
     per_seed = row.loc[[(0, "noisy"), (1, "noisy")], "regret3"].mean()
     assert row.loc[("pooled", "noisy"), "regret3"] == pytest.approx(per_seed)
+
+
+def test_checkpoint_choices_name_each_validators_pick_and_its_true_score():
+    evaluations = [
+        {"step": 50, "val_miou": 30.0, "entropy": -0.2, "agreement": float("nan")},
+        {"step": 100, "val_miou": 35.0, "entropy": -0.3, "agreement": float("nan")},
+        {"step": 150, "val_miou": 33.0, "entropy": -0.1, "agreement": float("nan")},
+    ]
+    choices = stats.checkpoint_choices(evaluations[::-1], ["entropy", "agreement"])
+    assert choices["entropy"] == {"step": 150, "miou": 33.0}
+    assert choices["last"] == {"step": 150, "miou": 33.0}
+    assert choices["best"] == {"step": 100, "miou": 35.0}
+    assert choices["agreement"]["step"] is None and math.isnan(choices["agreement"]["miou"])
+    assert stats.choose(evaluations, "entropy")["step"] == 150
+    assert stats.checkpoint_choices([], ["entropy"]) == {}
