@@ -372,7 +372,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(p)
     p.add_argument("--checkpoint", type=Path, help="F_T (or any segmenter) checkpoint.pt")
     p.add_argument(
-        "--partner", type=Path, help="F_S checkpoint.pt: also score fused inference and the agreement validators"
+        "--partner",
+        type=Path,
+        help="F_S checkpoint.pt: also score fused inference and the agreement validators",
     )
     p.add_argument("--partner-data", type=Path, metavar="DIR",
                    help="V' = G(V, source) in Cityscapes layout, F_S's input (symda translate apply --to source)")  # fmt: skip

@@ -354,9 +354,7 @@ def segmenter_stage(
             )
         torch.manual_seed(cfg.seed)
         model = (
-            build_segmenter(cfg.model)
-            if init is None
-            else load_segmenter(cfg.model, network_file(init.path))
+            build_segmenter(cfg.model) if init is None else load_segmenter(cfg.model, network_file(init.path))
         )
         metrics = train_segmenter(
             stage_train_config(cfg, round_), model, train_set, None, work, report_, cfg.seed, resume=True,
@@ -507,7 +505,9 @@ def select_checkpoint(stage_dir: Path, by: str) -> dict[str, Any]:
     evaluations = [e for e in read_evaluations(stage_dir / EVALUATIONS)
                    if kept_checkpoint(stage_dir, e["step"]).is_file()]  # fmt: skip
     if not evaluations:
-        raise FileNotFoundError(f"{stage_dir}: select.keep_checkpoints is on but no evaluated checkpoint was kept")
+        raise FileNotFoundError(
+            f"{stage_dir}: select.keep_checkpoints is on but no evaluated checkpoint was kept"
+        )
     chosen = choose(evaluations, by)
     note = ""
     if chosen is None:
@@ -602,10 +602,15 @@ def adapted_networks(
     report: Report,
     progress: bool = False,
 ) -> Adapted:
-    """Stage 2: adversarial adaptation of F_T (and F_S when adapt.symmetric) on translation_stage's output."""
+    """Stage 2: adversarial adaptation of F_T (and F_S when adapt.symmetric) on translation_stage's output.
+
+    F_S first: F_T's evaluations are then scored against it too (the agreement validators), so a
+    study or a checkpoint selection can use them from the first stage on.
+    """
     path_t, path_s = network_paths(roots, keys)
-    f_t = segmenter_stage(cfg, store, path_t, 0, report, progress=progress)
     f_s = segmenter_stage(cfg, store, path_s, 0, report, progress=progress) if cfg.adapt.symmetric else None
+    evaluator = stage_evaluator(cfg, path_t, f_s, path_s.val_root) if f_s is not None else None
+    f_t = segmenter_stage(cfg, store, path_t, 0, report, progress=progress, evaluator=evaluator)
     return Adapted(roots, keys, path_t, path_s, f_t, f_s)
 
 
@@ -763,7 +768,9 @@ def selections(store: ArtifactStore, artifacts: dict[str, str]) -> dict[str, dic
             continue
         choices: dict[str, Any] = checkpoint_choices(evaluations, list(VALIDATORS))
         selection = stage_dir / SELECTION
-        choices["delivered"] = _read_json(selection)["step"] if selection.is_file() else choices["last"]["step"]
+        choices["delivered"] = (
+            _read_json(selection)["step"] if selection.is_file() else choices["last"]["step"]
+        )
         out[name] = choices
     return out
 

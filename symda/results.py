@@ -91,9 +91,15 @@ FINISHED = "finished"  # status of a plain run that wrote its metrics (trials ca
 _TRAIN_METRICS = {"val_miou": "miou", "val_miou_se": "miou_se", "val_per_class_iou": "iou",
                   "train_seconds": "seconds.train"}  # fmt: skip
 # Tune result names of sweep trials (symda.sweeps.trial.tune_result) -> record names.
-_TUNE_METRICS = {"miou": "miou", "miou_se": "miou_se", "miou_fused": "miou_fused", "progress": "progress",
-                 **{name: name for name in VALIDATORS},
-                 "proxy": "agreement", "proxy_entropy": "entropy"}  # fmt: skip  (the last two: older sweeps)
+_TUNE_METRICS = {
+    "miou": "miou",
+    "miou_se": "miou_se",
+    "miou_fused": "miou_fused",
+    "progress": "progress",
+    **{name: name for name in VALIDATORS},
+    "proxy": "agreement",
+    "proxy_entropy": "entropy",
+}  # fmt: skip  (the last two: older sweeps)
 
 
 class ResultsError(ValueError):

@@ -208,11 +208,13 @@ def test_kept_checkpoints_deliver_the_one_the_validator_picks(cfg_for, tmp_path)
     assert result["selection.F_T_r0.best.miou"] == best["val_miou"]
     for name in VALIDATORS:
         assert f"selection.F_T_r0.{name}.miou" in result, name
-    # F_T_r1 beside F_S: the agreement validators have scores there.
+    # F_T beside F_S (built first), in both rounds: the agreement validators have scores.
+    assert all(math.isfinite(e["agreement"]) for e in evaluations)
     assert result["selection.F_T_r1.agreement.step"] in (1, 2, 3)
     # A stage without a partner cannot pick by agreement: it delivers its last checkpoint, and says so.
     by_agreement = run_experiment(cfg_for(**{"select.keep_checkpoints": True, "select.by": "agreement",
-                                             "train.eval_every": 1, "train.log_every": 1, "self_train.enabled": False}),
+                                             "train.eval_every": 1, "train.log_every": 1, "self_train.enabled": False,
+                                             "adapt.symmetric": False}),
                                   tmp_path / "run2", lambda m, checkpoint=None: None)  # fmt: skip
     stage = tmp_path / "store" / "segmenter_T" / by_agreement["artifacts.F_T_r0"]
     selection = json.loads((stage / SELECTION).read_text())

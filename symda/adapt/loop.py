@@ -592,12 +592,14 @@ def train_segmenter(
         seen = runtime.world_size * sum(len(b["image"]) for b in (source, pseudo, target) if b is not None)
         window.add(step, losses, seen)
         bar.update(1)
-        if step % cfg.log_every == 0 or step == cfg.steps:
+        # An evaluation step is a log line too, whatever log_every (the final evaluation comes after the loop).
+        evaluating = bool(cfg.eval_every) and step % cfg.eval_every == 0 and step != cfg.steps
+        if step % cfg.log_every == 0 or step == cfg.steps or evaluating:
             metrics: dict[str, Any] = {"step": step, **window.means(adapting), "lr": lr,
                                        "images_per_s": window.images_per_s()}  # fmt: skip
             window = LogWindow()
             bar.set_postfix(loss=f"{metrics['loss']:.3f}")
-            if cfg.eval_every and step % cfg.eval_every == 0 and step != cfg.steps:
+            if evaluating:
                 metrics.update(validate())
             report(metrics, checkpoint=checkpoint() if step % cfg.checkpoint_every == 0 else None)
         elif step % cfg.checkpoint_every == 0:

@@ -42,6 +42,14 @@ def test_source_only_run_writes_outputs_and_reports(tiny_data, tmp_path):
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["step"] == 6
 
 
+def test_evaluations_happen_every_eval_every_steps_even_between_log_lines(tiny_data, tmp_path):
+    reports = []
+    run_supervised(tiny_cfg(tiny_data, tmp_path, **{"train.log_every": 4, "train.eval_every": 3}),
+                   tmp_path / "run", lambda m, checkpoint=None: reports.append(m))  # fmt: skip
+    assert [m["step"] for m in reports if "val_miou" in m] == [3, 6]
+    assert [m["step"] for m in reports] == [3, 4, 6, 6]  # log lines at 4 and 6, the evaluation's at 3
+
+
 def test_training_is_repeatable_and_resume_matches(tiny_data, tmp_path):
     cfg = tiny_cfg(tiny_data, tmp_path)
     run_supervised(cfg, tmp_path / "a", lambda *a, **k: None)
