@@ -159,7 +159,27 @@ def cmd_run(args: argparse.Namespace) -> int:
         record = run_experiment(cfg, out_dir, _printing_report(out_dir / "log.jsonl"), progress=_progress())
     print(f"target val mIoU single {record['miou']:.2f}, fused {record['miou_fused']:.2f}; "
           f"record: {out_dir / 'result.json'}")  # fmt: skip
+    for line in _selection_lines(record):
+        print(line)
     return 0
+
+
+def _selection_lines(record: dict) -> list[str]:
+    """Per segmenter stage evaluated more than once: which evaluation (step, true val mIoU) the last
+    one, an oracle ("best") and each validator would pick, from the record's selection.* keys."""
+    from symda.select import VALIDATORS
+
+    lines = []
+    stages = sorted({k.split(".")[1] for k in record if k.startswith("selection.")})
+    def choice(stage: str, name: str) -> str:
+        step, miou = record.get(f"selection.{stage}.{name}.step"), record.get(f"selection.{stage}.{name}.miou")
+        return f"{name} {step} ({miou:.2f})" if step is not None else f"{name} n/a"
+
+    for stage in stages:
+        delivered = record.get(f"selection.{stage}.delivered")
+        lines.append(f"checkpoint choice in {stage} (step (true val mIoU); delivered: step {delivered}): "
+                     + ", ".join(choice(stage, n) for n in ("last", "best", *VALIDATORS)))  # fmt: skip
+    return lines
 
 
 def cmd_translate_train(args: argparse.Namespace) -> int:

@@ -35,6 +35,7 @@ def script(name: str):
 ablation_table = script("ablation_table")
 sweep_report = script("sweep_report")
 factor_table = script("factor_table")
+validator_study = script("validator_study")
 
 
 @pytest.fixture
@@ -145,7 +146,7 @@ def test_sweep_report_refuses_a_folder_that_is_no_sweep(tmp_path, capsys):
 
 def test_summarize_runs_and_the_scripts_import_no_torch(ladder):
     code = ("import runpy, sys; sys.argv = ['x', '--help']\n"
-            "for s in ('ablation_table', 'sweep_report', 'summarize_runs', 'factor_table'):\n"
+            "for s in ('ablation_table', 'sweep_report', 'summarize_runs', 'factor_table', 'validator_study'):\n"
             "    try: runpy.run_path(f'analysis/{s}.py', run_name='__main__')\n"
             "    except SystemExit: pass\n"
             "assert 'torch' not in sys.modules, 'torch imported'")  # fmt: skip
@@ -184,3 +185,40 @@ def test_factor_table_groups_the_benchmark_rows_by_gap(tmp_path):
         "translation closes"
     ] == pytest.approx(0.3)
     assert "| texture | 30.0 | 33.0 | 40.0 | 1 | 10.0 | 30% | 0.33 |" in factor_table.to_markdown(table)
+
+
+def test_validator_study_table_names_the_winner_and_writes_its_numbers(tmp_path):
+    """Two seeds of 12 points: 'entropy' ranks them exactly, 'snd' in reverse, agreement is missing on some."""
+    import json
+
+    from symda.select import VALIDATORS
+
+    rows = []
+    for seed in (0, 1):
+        for i in range(12):
+            miou = 20.0 + i + seed
+            row = {"seed": seed, "variant": "base" if i < 6 else "no_adv", "stage": f"F_T_r{i % 2}", "step": 50 * i,
+                   "key": f"k{i}", "miou": miou, "miou_se": 0.4, **{v: float("nan") for v in VALIDATORS}}  # fmt: skip
+            row.update(entropy=miou / 100, snd=-miou, info_max=(i % 3) / 10, aug_agreement=0.5)
+            row["agreement"] = float("nan") if i == 11 else miou / 50
+            rows.append(row)
+    study = tmp_path / "study"
+    study.mkdir()
+    pd.DataFrame(rows).to_csv(study / "points.csv", index=False)
+    package = tmp_path / "study.json"
+    assert (
+        validator_study.main([str(study), "--out", str(tmp_path / "out"), "--package-file", str(package)])
+        == 0
+    )
+    text = (tmp_path / "out" / "validators.md").read_text()
+    assert "# Validator study (24 points, seeds 0, 1)" in text
+    assert "| `entropy` **(winner)** |" in text and "Goal (rho >= 0.7, top-1 regret <= 1.0): reached." in text
+    numbers = json.loads(package.read_text())
+    assert numbers == json.loads((tmp_path / "out" / "study.json").read_text())
+    assert numbers["winner"] == "entropy" and numbers["pooled"]["entropy"]["rho"] == pytest.approx(1.0)
+    assert numbers["pooled"]["snd"]["regret1"] == pytest.approx(11.0)
+    # agreement cannot pick the best point (it has no score there): regret 1, the next best
+    assert numbers["pooled"]["agreement"]["regret1"] == pytest.approx(1.0)
+    assert numbers["pooled"]["source_miou"]["rho"] is None  # never scored: null, not NaN
+    for png in ("scatter.png", "checkpoints.png"):
+        assert (tmp_path / "out" / png).stat().st_size > 1000

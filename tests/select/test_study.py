@@ -1,0 +1,69 @@
+"""The study runner's pieces that need no training: the study file and the points of finished cells."""
+
+import json
+
+import pytest
+
+from symda.config import ConfigError
+from symda.select import VALIDATORS
+from symda.select.study import collect_points, load_study
+
+
+def write(path, text):
+    path.write_text(text)
+    return path
+
+
+def test_the_shipped_study_file_loads_and_fills_in_the_seed(tmp_path):
+    from symda.sweeps.space import REPO_ROOT
+
+    spec = load_study(REPO_ROOT / "configs" / "study" / "validators.yaml")
+    assert spec.seeds == (0, 1, 2) and "base" in spec.variants and len(spec.variants) >= 6
+    cfg = spec.cell_config("adv_1e-2", 2)
+    assert cfg.seed == cfg.synth.seed == 2 and cfg.synth.root.endswith("-s2")
+    assert cfg.adapt.lambda_adv == 1e-2 and cfg.data.source_holdout > 0 and cfg.train.eval_every > 0
+
+
+def test_bad_study_files_name_the_key(tmp_path):
+    with pytest.raises(ConfigError, match="unknown key"):
+        load_study(
+            write(tmp_path / "a.yaml", "config: configs/synthcity/quick.yaml\nvariants: {a: {}}\nseed: 1\n")
+        )
+    with pytest.raises(ConfigError, match=r"variants.bad: .*adapt.lambda_ad"):
+        load_study(write(tmp_path / "b.yaml", "config: configs/synthcity/quick.yaml\n"
+                                              "variants: {bad: {adapt.lambda_ad: 1}}\n"))  # fmt: skip
+    with pytest.raises(ConfigError, match="variants: missing"):
+        load_study(write(tmp_path / "c.yaml", "config: configs/synthcity/quick.yaml\n"))
+
+
+def fake_cell(out, store, variant, seed, keys, evaluations):
+    """A finished cell's result.json naming F_T artifacts, and those artifacts' evaluations.jsonl."""
+    cell = out / f"{variant}-s{seed}"
+    cell.mkdir(parents=True)
+    record = {"seed": seed, "artifacts_dir": str(store), "miou": 1.0,
+              **{f"artifacts.F_T_r{r}": k for r, k in enumerate(keys)}}  # fmt: skip
+    (cell / "result.json").write_text(json.dumps(record))
+    for key in keys:
+        folder = store / "segmenter_T" / key
+        folder.mkdir(parents=True, exist_ok=True)
+        lines = [
+            json.dumps({"step": s, "val_miou": m, "val_miou_se": 0.3, "entropy": -m / 100})
+            for s, m in evaluations[key]
+        ]
+        (folder / "evaluations.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def test_points_count_a_shared_network_once(tmp_path):
+    out, store = tmp_path / "study", tmp_path / "store"
+    evaluations = {"r0": [(100, 10.0), (200, 12.0)], "r1a": [(50, 14.0)], "r1b": [(50, 13.0)]}
+    fake_cell(out, store, "base", 0, ["r0", "r1a"], evaluations)
+    fake_cell(out, store, "quantile_0.2", 0, ["r0", "r1b"], evaluations)  # the same round-0 network
+    (out / "unfinished-s0").mkdir()  # no result.json: not a point
+    points = collect_points(out)
+    assert len(points) == 4
+    assert list(points.columns[:7]) == ["seed", "variant", "stage", "step", "key", "miou", "miou_se"]
+    assert set(VALIDATORS) <= set(points.columns)
+    r0 = points[points["key"] == "r0"]
+    assert list(r0["step"]) == [100, 200] and set(r0["variant"]) == {"base"}
+    assert points.loc[points["key"] == "r1b", "variant"].item() == "quantile_0.2"
+    assert points["agreement"].isna().all() and points["entropy"].notna().all()
