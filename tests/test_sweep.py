@@ -339,7 +339,7 @@ def test_the_summary_judges_the_spread_only_with_two_finished_trials(tmp_path, c
         table = pd.DataFrame({"trial_id": [f"t{i}" for i in range(len(miou))], "status": "TERMINATED",
                               "miou": miou, "miou_se": 0.6, "finished": True, "error": ""})  # fmt: skip
         spread = trial_spread(table)
-        return SweepSummary(tmp_path, table, "miou", {}, spread, spread, len(miou), None, tmp_path / "o.db", "",
+        return SweepSummary(tmp_path, table, "miou", {}, {}, spread, spread, len(miou), None, tmp_path / "o.db", "",
                             rung=50)  # fmt: skip
 
     print_summary(summary([21.3]))
@@ -350,3 +350,35 @@ def test_the_summary_judges_the_spread_only_with_two_finished_trials(tmp_path, c
     assert "within the noise" in out
     print_summary(summary([20.0, 22.0]))
     assert "the sweep can tell them apart" in capsys.readouterr().out
+
+
+def test_the_summary_says_how_each_validator_would_have_chosen(tmp_path, monkeypatch):
+    import pandas as pd
+
+    import symda.sweeps.summary as summary_mod
+
+    rows = [dict(trial_id=f"t{i}", status="TERMINATED", miou=20.0 + i, miou_se=0.5, miou_fused=20.0, finished=True,
+                 error="", progress=150, **{v: float("nan") for v in VALIDATORS}) for i in range(4)]  # fmt: skip
+    for i, row in enumerate(rows):
+        row.update(entropy=i / 10, agreement=-i / 10)  # entropy ranks them right, agreement backwards
+    table = pd.DataFrame(rows)
+    histories = {r["trial_id"]: pd.DataFrame([{**r, "progress": 50}]) for r in rows}
+    monkeypatch.setattr(summary_mod, "trials_table", lambda *a: (table, histories))
+    study = tmp_path / "study.json"
+    study.write_text(json.dumps({"pooled": {"entropy": {"rho": 0.5, "regret1": 1.25}}}))
+    monkeypatch.setattr(summary_mod, "STUDY_FILE", study)
+    s = summary_mod.summarize(
+        tmp_path, [], "entropy", str(REPO_ROOT / "configs" / "synthcity" / "quick.yaml"), {}
+    )
+    assert s.validators["entropy"]["rho"] == pytest.approx(1.0) and s.validators["entropy"]["regret"] == 0.0
+    assert (
+        s.validators["agreement"]["rho"] == pytest.approx(-1.0) and s.validators["agreement"]["regret"] == 3.0
+    )
+    assert s.validators["agreement"]["regret_rung"] == 3.0  # the same trials at progress 50
+    text = summary_mod.validator_lines(s)
+    assert "entropy" in text and "<- selected by" in text
+    assert (
+        "expected regret of picking by entropy (validator study, top-1, mean over its seeds): 1.25 mIoU"
+        in text
+    )
+    assert math.isnan(s.validators["snd"]["rho"]) and "n/a" in text

@@ -137,10 +137,11 @@ def summarize(
                         len(done), best_config, exp_dir / "optuna.db", dashboard, rung)  # fmt: skip
 
 
-def study_expectations(path: Path = STUDY_FILE) -> dict[str, dict[str, float]]:
+def study_expectations(path: Path | None = None) -> dict[str, dict[str, float]]:
     """{validator: {"rho", "regret1", ...}} pooled over the validator study's seeds ({} without the file)."""
     import json
 
+    path = path or STUDY_FILE
     if not path.is_file():
         return {}
     return json.loads(path.read_text()).get("pooled", {})
@@ -195,7 +196,7 @@ def validator_lines(s: SweepSummary) -> str:
         lines.append(f"  {name:15s} {num(v['rho'], '+.3f'):>8s} {num(v['regret'], '.2f'):>9s} "
                      f"{num(v['rho_rung'], '+.3f'):>11s} {num(v['regret_rung'], '.2f'):>10s} "
                      f"{num(st.get('rho', math.nan), '+.3f'):>11s} {num(st.get('regret1', math.nan), '.2f'):>10s}{mark}")  # fmt: skip
-    if s.select_by in study:
+    if study.get(s.select_by, {}).get("regret1") is not None:
         lines.append(f"expected regret of picking by {s.select_by} (validator study, top-1, mean over its seeds): "
                      f"{study[s.select_by]['regret1']:.2f} mIoU")  # fmt: skip
     return "\n".join(lines)
