@@ -80,6 +80,25 @@ def table_lines(table: pd.DataFrame, points: pd.DataFrame, winner: str) -> list[
     return lines
 
 
+def checkpoint_regrets(points: pd.DataFrame) -> pd.DataFrame:
+    """Checkpoint selection within one network's training: for each network (seed, key) evaluated at
+    least twice, the regret of picking its checkpoint by each validator, and of keeping the last; the
+    mean over networks. Columns: validator (or "last"), networks, mean, max."""
+    from symda.select.stats import regret
+
+    rows = []
+    groups = [g for _, g in points.groupby(["seed", "key"]) if len(g) >= 2]
+    for name in ["last", *VALIDATORS]:
+        values = []
+        for g in groups:
+            g = g.sort_values("step")
+            scores = g["step"] if name == "last" else g[name]
+            values.append(regret(scores.to_numpy(float), g["miou"].to_numpy(float)))
+        values = pd.Series(values, dtype=float).dropna()
+        rows.append({"validator": name, "networks": len(values), "mean": values.mean(), "max": values.max()})
+    return pd.DataFrame(rows)
+
+
 def scatter_plot(points: pd.DataFrame, path: Path, table: pd.DataFrame) -> Path:
     seeds = sorted(points["seed"].unique())
     by = table.set_index(["group", "validator"])
@@ -145,6 +164,7 @@ def report(study: Path, out: Path, package_file: Path | None = None) -> Path:
     w = pooled.set_index("validator").loc[winner]
     reached = w["rho"] >= GOAL_RHO and w["regret1"] <= GOAL_REGRET
     seeds = sorted(points["seed"].unique())
+    checkpoints = checkpoint_regrets(points)
     per_seed = points.groupby("seed").agg(n=("miou", "size"), lo=("miou", "min"), hi=("miou", "max"),
                                           se=("miou_se", "median"))  # fmt: skip
     lines = [
@@ -157,6 +177,11 @@ def report(study: Path, out: Path, package_file: Path | None = None) -> Path:
         "(best true mIoU of the seed minus the validator's pick; minus the best of its 3 picks). n: "
         "points the validator could score (the agreement validators need F_S: not on no_translation's).", "",
         *table_lines(table, points, winner), "",
+        "Checkpoint selection within one network's training (each F_T stage of a run, evaluated at every "
+        "checkpoint): regret of the checkpoint each validator picks, against keeping the last.", "",
+        "| pick by | networks | mean regret | worst |", "| --- | --- | --- | --- |",
+        *[f"| {'`' + r.validator + '`' if r.validator != 'last' else 'the last checkpoint'} | {r.networks} | "
+          f"{_num(r.mean, '.2f')} | {_num(r.max, '.2f')} |" for r in checkpoints.itertuples()], "",
         f"**Winner: `{winner}`** (pooled rho {w['rho']:+.2f}, top-1 regret {w['regret1']:.2f}, top-3 "
         f"{w['regret3']:.2f}). Goal (rho >= {GOAL_RHO}, top-1 regret <= {GOAL_REGRET}): "
         + ("reached." if reached else "**not reached**."), "",
@@ -175,6 +200,7 @@ def report(study: Path, out: Path, package_file: Path | None = None) -> Path:
         "winner": winner, "goal_reached": bool(reached), "points": int(len(points)), "seeds": [int(s) for s in seeds],
         "pooled": {r["validator"]: {k: clean(r[k]) for k in ("rho", "rho_lo", "rho_hi", "regret1", "regret3")}
                    for _, r in pooled.iterrows()},
+        "checkpoint_regret": {r.validator: clean(r.mean) for r in checkpoints.itertuples()},
         "per_seed": {str(s): {r["validator"]: {k: clean(r[k]) for k in ("n", "rho", "regret1", "regret3")}
                               for _, r in table[table["group"] == s].iterrows()} for s in seeds},
     }  # fmt: skip
