@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup sweep test lint format bench bench-main-job baselines factors ladder ablation clean
+.PHONY: setup sweep test lint format bench bench-main-job baselines factors ladder ablation study clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -88,6 +88,14 @@ ladder: $(STAMP)
 ablation: $(STAMP)
 	$(BIN)/python tune/run_ablation.py --set synth.preset=$(PRESET) $(TRANSLATOR_$(PRESET)) $(ARGS)
 	$(BIN)/python analysis/ablation_table.py runs/ablation-$(PRESET) --out docs/results/$(PRESET)/ablation.md
+
+# The validator study (configs/study/validators.yaml: 8 variants x 3 seeds of v2, as one Ray Tune grid
+# into runs/study/validators/; finished cells are kept), then its table and plots in
+# docs/results/validators/ and the numbers the sweep summary quotes (symda/select/study.json).
+study: $(STAMP)
+	$(BIN)/python tune/validator_study.py $(ARGS)
+	$(BIN)/python analysis/validator_study.py runs/study/validators --out docs/results/validators \
+	  --package-file symda/select/study.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
