@@ -26,7 +26,7 @@ from symda.adapt.loop import Evaluator, train_segmenter
 from symda.artifacts import Artifact, ArtifactStore
 from symda.config import ExperimentConfig, save_config, stage_train_config
 from symda.data import build_dataset, check_role, ensure_synthcity, resolve_roots
-from symda.data.dataset import DatasetError
+from symda.data.dataset import DatasetError, SegmentationDataset
 from symda.data.labels import NUM_CLASSES
 from symda.distributed import Report, Runtime, run_stage
 from symda.io import atomic_write_text, jsonable, write_json
@@ -467,16 +467,17 @@ def stage_evaluator(
     return evaluator
 
 
-def source_holdout(cfg: ExperimentConfig, source_root: Path):
+def source_holdout(cfg: ExperimentConfig, source_root: Path) -> SegmentationDataset | None:
     """The held-out labelled source images in `source_root`'s style (S or S'), or None without a holdout."""
     if not cfg.data.source_holdout:
         return None
     return build_dataset(with_roots(cfg, source_root=source_root).data, cfg.synth, "source_holdout")
 
 
-def score_network(cfg: ExperimentConfig, f_t: torch.nn.Module, val, f_s: torch.nn.Module | None = None,
-                  val_t=None, holdout=None, memo: dict | None = None, save_predictions: Path | None = None,
-                  save_color: bool = False, progress: bool = False):  # fmt: skip
+def score_network(cfg: ExperimentConfig, f_t: torch.nn.Module, val: SegmentationDataset,
+                  f_s: torch.nn.Module | None = None, val_t: SegmentationDataset | None = None,
+                  holdout: SegmentationDataset | None = None, memo: dict | None = None,
+                  save_predictions: Path | None = None, save_color: bool = False, progress: bool = False):  # fmt: skip
     """symda.evaluate.PairScores of F_T on `val` (with F_S on `val_t` = V': the fusion and the
     agreement validators), every validator included: F_T on flipped and rescaled val images, and its
     mIoU on the held-out source images `holdout` (source_miou)."""
