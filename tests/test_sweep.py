@@ -248,8 +248,22 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(ray_session, bas
     --resume finishes the sweep without running them again. The dashboard answers meanwhile."""
     space = write_space(tmp_path / "threshold.yaml", base_config, THRESHOLD_SPACE)
     storage, name = tmp_path / "sweeps", "killed"
-    cmd = [sys.executable, "tune/sweep_threshold.py", "--space", str(space), "--storage", str(storage),
-           "--name", name, "--max-concurrent", "1", "--address", ray_session.address_info["gcs_address"]]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "tune/sweep_threshold.py",
+        "--space",
+        str(space),
+        "--storage",
+        str(storage),
+        "--name",
+        name,
+        "--max-concurrent",
+        "1",
+        "--address",
+        ray_session.address_info["gcs_address"],
+        "--select-by",
+        "miou",
+    ]  # fmt: skip  (which trials ASHA lets finish depends on the metric: 2 must)
     driver = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     exp_dir = storage / name
     dashboard = f"http://{ray_session.dashboard_url}"
