@@ -121,3 +121,21 @@ def test_evaluate_names_what_fused_inference_lacks(tmp_path, capsys):
     assert "metrics.json: not found (is" in capsys.readouterr().err
     assert main(["evaluate"]) == 2
     assert "give --checkpoint" in capsys.readouterr().err
+
+
+def test_symda_run_says_which_checkpoint_each_validator_would_pick():
+    from symda.cli import _selection_lines
+    from symda.select import VALIDATORS
+
+    record = {"miou": 20.0, "selection.F_T_r1.delivered": 150,
+              "selection.F_T_r1.last.step": 150, "selection.F_T_r1.last.miou": 20.0,
+              "selection.F_T_r1.best.step": 100, "selection.F_T_r1.best.miou": 21.5,
+              **{f"selection.F_T_r1.{v}.step": 50 for v in VALIDATORS},
+              **{f"selection.F_T_r1.{v}.miou": 19.25 for v in VALIDATORS}}  # fmt: skip
+    record["selection.F_T_r1.agreement.step"] = None
+    (line,) = _selection_lines(record)
+    assert line.startswith(
+        "checkpoint choice in F_T_r1 (step (true val mIoU); delivered: step 150): last 150 (20.00)"
+    )
+    assert "best 100 (21.50)" in line and "entropy 50 (19.25)" in line and "agreement n/a" in line
+    assert _selection_lines({"miou": 1.0}) == []
