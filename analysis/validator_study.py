@@ -99,6 +99,14 @@ def checkpoint_regrets(points: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def final_networks(points: pd.DataFrame) -> pd.DataFrame:
+    """The points that are a configuration's delivered network: the last evaluation of each network of
+    the last round (what a hyper-parameter search compares, without the checkpoints along the way)."""
+    last_round = points["stage"] == points.groupby("seed")["stage"].transform("max")
+    last_step = points["step"] == points.groupby("key")["step"].transform("max")
+    return points[last_round & last_step]
+
+
 def scatter_plot(points: pd.DataFrame, path: Path, table: pd.DataFrame) -> Path:
     seeds = sorted(points["seed"].unique())
     by = table.set_index(["group", "validator"])
@@ -165,6 +173,8 @@ def report(study: Path, out: Path, package_file: Path | None = None) -> Path:
     reached = w["rho"] >= GOAL_RHO and w["regret1"] <= GOAL_REGRET
     seeds = sorted(points["seed"].unique())
     checkpoints = checkpoint_regrets(points)
+    finals = final_networks(points)
+    finals_table = validator_study(finals, list(VALIDATORS), truth="miou", group="seed")
     per_seed = points.groupby("seed").agg(n=("miou", "size"), lo=("miou", "min"), hi=("miou", "max"),
                                           se=("miou_se", "median"))  # fmt: skip
     lines = [
@@ -177,6 +187,10 @@ def report(study: Path, out: Path, package_file: Path | None = None) -> Path:
         "(best true mIoU of the seed minus the validator's pick; minus the best of its 3 picks). n: "
         "points the validator could score (the agreement validators need F_S: not on no_translation's).", "",
         *table_lines(table, points, winner), "",
+        f"Choosing among configurations only (each cell's final network: {len(finals)} points, "
+        f"{finals.groupby('seed').size().min()}-{finals.groupby('seed').size().max()} per seed; intervals are wide "
+        "with so few):", "",
+        *table_lines(finals_table, finals, winner), "",
         "Checkpoint selection within one network's training (each F_T stage of a run, evaluated at every "
         "checkpoint): regret of the checkpoint each validator picks, against keeping the last.", "",
         "| pick by | networks | mean regret | worst |", "| --- | --- | --- | --- |",
@@ -200,6 +214,8 @@ def report(study: Path, out: Path, package_file: Path | None = None) -> Path:
         "winner": winner, "goal_reached": bool(reached), "points": int(len(points)), "seeds": [int(s) for s in seeds],
         "pooled": {r["validator"]: {k: clean(r[k]) for k in ("rho", "rho_lo", "rho_hi", "regret1", "regret3")}
                    for _, r in pooled.iterrows()},
+        "finals_pooled": {r["validator"]: {k: clean(r[k]) for k in ("rho", "rho_lo", "rho_hi", "regret1", "regret3")}
+                          for _, r in finals_table[finals_table["group"] == "pooled"].iterrows()},
         "checkpoint_regret": {r.validator: clean(r.mean) for r in checkpoints.itertuples()},
         "per_seed": {str(s): {r["validator"]: {k: clean(r[k]) for k in ("n", "rho", "regret1", "regret3")}
                               for _, r in table[table["group"] == s].iterrows()} for s in seeds},
