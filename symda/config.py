@@ -237,7 +237,7 @@ class SelectConfig:
     """Choosing networks without target labels (symda.select; docs/results/validators.md)."""
 
     # The validator that picks a stage's checkpoint (keep_checkpoints) and the sweeps' default
-    # --select-by: the winner of the validator study. One of symda.select.VALIDATORS.
+    # --select-by: the winner of the validator study (agreement). One of symda.select.VALIDATORS.
     by: str = DEFAULT_VALIDATOR
     # Every segmenter stage keeps the network of each of its evaluations (checkpoints/step_*.pt) and
     # delivers the one `by` scores highest, instead of its last. Off by default: disk (a ResNet-101 is

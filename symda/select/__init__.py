@@ -25,7 +25,7 @@ NEEDS: dict[str, str] = {"agreement": "partner", "agreement_miou": "partner", "s
 # The true score a study compares them with, and what `--select-by` also accepts.
 TRUE_METRIC = "miou"
 # The validator sweeps and checkpoint selection use by default: the winner of the validator study
-# (docs/results/validators.md).
+# (docs/results/validators/validators.md: pooled Spearman rho +0.87, top-1 regret 0.82 mIoU).
 DEFAULT_VALIDATOR = "agreement"
 
 

@@ -10,7 +10,7 @@ a trial reports, at every evaluation (self_train.eval_every), with "progress" = 
 - every validator of symda.select.VALIDATORS by name ("agreement", "entropy", "source_miou", ...):
   scores of F_T that read no target label (symda.select.validators).
 `--select-by` picks which of them TPE and ASHA optimise: by default the config's select.by, the
-winner of the validator study (docs/results/validators.md); `--select-by miou` selects with target
+winner of the validator study (docs/results/validators/validators.md); `--select-by miou` selects with target
 labels. The summary prints, for every validator, its rank correlation with miou over the trials and
 the mIoU its pick would have cost (regret), beside what the study expects of it.
 
