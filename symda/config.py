@@ -234,7 +234,7 @@ class EvalConfig:
 
 @dataclass
 class SelectConfig:
-    """Choosing networks without target labels (symda.select; docs/results/validators.md)."""
+    """Choosing networks without target labels (symda.select; docs/results/validators/validators.md)."""
 
     # The validator that picks a stage's checkpoint (keep_checkpoints) and the sweeps' default
     # --select-by: the winner of the validator study (agreement). One of symda.select.VALIDATORS.
