@@ -171,8 +171,12 @@ def _selection_lines(record: dict) -> list[str]:
 
     lines = []
     stages = sorted({k.split(".")[1] for k in record if k.startswith("selection.")})
+
     def choice(stage: str, name: str) -> str:
-        step, miou = record.get(f"selection.{stage}.{name}.step"), record.get(f"selection.{stage}.{name}.miou")
+        step, miou = (
+            record.get(f"selection.{stage}.{name}.step"),
+            record.get(f"selection.{stage}.{name}.miou"),
+        )
         return f"{name} {step} ({miou:.2f})" if step is not None else f"{name} n/a"
 
     for stage in stages:
