@@ -119,3 +119,24 @@ def ray_session():
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
+
+
+def count_host_reads(monkeypatch, file_suffix: str, methods: tuple[str, ...]) -> list[str]:
+    """Record "<method> in <function>" each time code in a file ending in `file_suffix` calls one of
+    torch.Tensor's `methods` (item, tolist, ...: the calls that wait for the device); returns the list
+    it fills."""
+    import sys
+
+    import torch
+
+    reads: list[str] = []
+    for name in methods:
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *a, _original=original, _name=name, **k):
+            if sys._getframe(1).f_code.co_filename.endswith(file_suffix):
+                reads.append(f"{_name} in {sys._getframe(1).f_code.co_name}")
+            return _original(self, *a, **k)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    return reads

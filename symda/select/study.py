@@ -116,6 +116,7 @@ def run_study(spec: StudySpec, out: Path, max_concurrent: int = 2, address: str 
     """Run every cell not finished yet (one CPU thread each, `max_concurrent` at a time); return the
     errors of failed cells as "<variant>-s<seed>: <exception line>"."""
     from symda.data import ensure_synthcity
+    from symda.sweeps.ablation import grid_errors
     from symda.sweeps.driver import absolute_paths, check_cluster, connect, trial_resources
 
     out = Path(out).resolve()
@@ -156,15 +157,10 @@ def run_study(spec: StudySpec, out: Path, max_concurrent: int = 2, address: str 
             verbose=1,
         ),
     )  # fmt: skip
-    errors = []
-    for result in tuner.fit():
-        if result.error is not None:
-            cell = f"{result.config['variant']}-s{result.config['seed']}"
-            errors.append(f"{cell}: {str(result.error).strip().splitlines()[-1]}")
-    return errors
+    return grid_errors(tuner.fit(), "variant")
 
 
-def collect_points(out: Path, spec: StudySpec | None = None):
+def collect_points(out: Path):
     """Every F_T evaluation of the finished cells under `out` as a DataFrame, one row per (network
     artifact, step): seed, variant (the first cell that reached it), stage (F_T_r0, F_T_r1, ...), step,
     key, miou (its true val mIoU), miou_se (its bootstrap std), and every validator by name. Files only."""

@@ -51,11 +51,14 @@ class TargetPredictions:
     num_classes: int
     pixels: int = 0
     entropy: float = 0.0
-    class_mass: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    class_mass: np.ndarray = field(init=False)
     snd_samples: list[torch.Tensor] = field(default_factory=list)
     pair_confusion: np.ndarray | None = None
     aug_agree: float = 0.0
     aug_pixels: int = 0
+
+    def __post_init__(self) -> None:
+        self.class_mass = np.zeros(self.num_classes)
 
     def add(
         self,
@@ -77,8 +80,7 @@ class TargetPredictions:
         ent = -(probs * torch.log(probs.clamp_min(1e-12))).sum(dim=1) / math.log(c)  # (N, h, w)
         self.pixels += ent.numel()
         self.entropy += float(ent.double().sum())
-        mass = probs.sum(dim=(0, 2, 3)).double().cpu().numpy()
-        self.class_mass = mass if not self.class_mass.size else self.class_mass + mass
+        self.class_mass += probs.sum(dim=(0, 2, 3)).double().cpu().numpy()
         flat = probs.permute(0, 2, 3, 1).reshape(n, h * w, c)
         for k, index in enumerate(indices):
             gen = torch.Generator().manual_seed(int(index))

@@ -188,12 +188,13 @@ def run_ablation(
             verbose=1,
         ),
     )
-    errors = []
-    for result in tuner.fit():
-        if result.error is not None:
-            cell = f"{result.config['row']}-s{result.config['seed']}"
-            errors.append(f"{cell}: {str(result.error).strip().splitlines()[-1]}")
-    return errors
+    return grid_errors(tuner.fit(), "row")
+
+
+def grid_errors(results, name_key: str) -> list[str]:
+    """ "<name>-s<seed>: <exception line>" for each failed cell of a (name x seed) Tune grid's results."""
+    return [f"{r.config[name_key]}-s{r.config['seed']}: {str(r.error).strip().splitlines()[-1]}"
+            for r in results if r.error is not None]  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -221,20 +221,13 @@ def test_all_ignored_pseudo_labels_give_zero_loss_not_nan():
 def test_a_step_reads_no_value_off_the_device_and_a_log_interval_one(tiny_data, tmp_path, monkeypatch):
     """GPU steps never wait for the host: the loop's own code turns tensors into Python values once per
     log interval (LogWindow), and once before a checkpoint between log lines; nowhere else in a step."""
-    import sys
+    from tests.conftest import count_host_reads
 
     cfg, model, source, target, labelled = setup(tiny_data, tmp_path, **{"steps": 6, "log_every": 3,
                                                                          "checkpoint_every": 2})  # fmt: skip
-    reads: list[str] = []
-    for name in ("item", "tolist", "__bool__", "__float__", "__int__"):
-        original = getattr(torch.Tensor, name)
-
-        def counted(self, *a, _original=original, _name=name, **k):
-            if sys._getframe(1).f_code.co_filename.endswith("adapt/loop.py"):
-                reads.append(f"{_name} in {sys._getframe(1).f_code.co_name}")
-            return _original(self, *a, **k)
-
-        monkeypatch.setattr(torch.Tensor, name, counted)
+    reads = count_host_reads(
+        monkeypatch, "adapt/loop.py", ("item", "tolist", "__bool__", "__float__", "__int__")
+    )
     # Self-training with the adversarial term: every loss term of a step is there.
     train_segmenter(cfg, model, source, None, tmp_path / "run", lambda m, checkpoint=None: None,
                     pseudo_set=labelled, adapt=adapt_cfg())  # fmt: skip

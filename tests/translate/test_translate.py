@@ -122,19 +122,11 @@ def test_non_finite_loss_inside_a_log_window_names_its_own_step(tiny_data, tmp_p
 
 def test_a_step_reads_no_value_off_the_device_and_a_log_interval_one(tiny_data, tmp_path, monkeypatch):
     """The translator loop turns its loss tensors into Python values once per log interval or checkpoint."""
-    import sys
+    from tests.conftest import count_host_reads
 
     source, target = datasets(tiny_data, tmp_path)
-    reads: list[str] = []
-    for name in ("item", "tolist", "__bool__", "__float__", "__int__", "cpu"):
-        original = getattr(torch.Tensor, name)
-
-        def counted(self, *a, _original=original, _name=name, **k):
-            if sys._getframe(1).f_code.co_filename.endswith("translate/train.py"):
-                reads.append(f"{_name} in {sys._getframe(1).f_code.co_name}")
-            return _original(self, *a, **k)
-
-        monkeypatch.setattr(torch.Tensor, name, counted)
+    methods = ("item", "tolist", "__bool__", "__float__", "__int__", "cpu")
+    reads = count_host_reads(monkeypatch, "translate/train.py", methods)
     cfg = tiny_cfg(steps=6, log_every=3, sample_every=6, checkpoint_every=2)
     train_translator(cfg, source, target, tmp_path / "tr", lambda *a, **k: None)
     in_steps = [r for r in reads if not r.endswith(" in means")]
