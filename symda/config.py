@@ -87,6 +87,8 @@ class DataConfig:
     num_workers: int = 0  # DataLoader workers; 0 keeps both CPU cores for the model
     # Decode and resize a split once and keep it in memory when it fits in this many MB (per dataset
     # and process; 0 = off): SynthCity's splits take a few MB, GTA5 at 720x1280 would take 70 GB.
+    # The same budget decides whether the networks' probabilities over a split are kept between
+    # evaluations, and whether pseudo labelling keeps pass 1's full-size maps for pass 2.
     cache_mb: int = 1024
 
 

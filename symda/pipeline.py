@@ -563,7 +563,7 @@ def pseudo_stage(
         with torch.no_grad():
             generate_pseudo_labels(
                 pair, target, cfg.pseudo, labels, roots.target, labelled_dataset=labelled,
-                batch_size=cfg.eval.batch_size, progress=progress,
+                batch_size=cfg.eval.batch_size, progress=progress, keep_mb=cfg.data.cache_mb,
             )  # fmt: skip
         if f_s is not None:
             from symda.data.cityscapes import label_path_for

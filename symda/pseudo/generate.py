@@ -2,7 +2,8 @@
 
 Pass 1 (class_quantile only) runs the two paths over every image and feeds a per-class histogram of
 M_conf; pass 2 runs them again (recomputing is cheaper than holding 2,975 full-size maps, the memory
-problem of BDL's script), thresholds, and writes per image:
+problem of BDL's script), thresholds, and writes per image. Where pass 1's maps fit in `keep_mb`
+(SynthCity's take about 200 MB), pass 2 reads them back instead of recomputing them. Written per image:
 - `out_root/gtFine/{split}/{city}/{stem}_gtFine_labelIds.png`: the pseudo label as Cityscapes labelIds
   (ignored pixels -> 0 'unlabeled', which the loader maps back to 255);
 - `out_root/confidence/{split}/{city}/{stem}_conf.png`: round(255 * M_conf), 8-bit greyscale;
@@ -34,7 +35,7 @@ from symda.data.dataset import SegmentationDataset
 from symda.data.labels import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, colorize, train_ids_to_label_ids
 from symda.evaluate import confusion_matrix, scores_from_confusion
 from symda.io import atomic_write_bytes, link_or_copy, png_bytes, write_json
-from symda.pseudo.confidence import confidence_map
+from symda.pseudo.confidence import class_argmax, confidence_map
 from symda.pseudo.thresholds import StreamingClassHistogram, class_thresholds, global_thresholds, select
 
 PairProbabilityFn = Callable[[torch.Tensor, list[int]], tuple[torch.Tensor, torch.Tensor | None]]
@@ -93,8 +94,8 @@ def iter_pixel_maps(
             pred, m_conf, m_prob, m_consis = confidence_map(
                 pt, ps, cfg.fusion_weight, cfg.consistency, cfg.conf_weight
             )
-            pred_t = pt.argmax(dim=1)[0]
-            pred_s = ps.argmax(dim=1)[0] if ps is not None else None
+            pred_t = class_argmax(pt)[0]
+            pred_s = class_argmax(ps)[0] if ps is not None else None
             yield PixelMaps(
                 index=item["index"],
                 pred=pred[0],
@@ -107,14 +108,51 @@ def iter_pixel_maps(
             )
 
 
+class KeptMaps:
+    """Pass 1's PixelMaps kept for pass 2 while they fit in `limit_bytes` (class maps as uint8: 15
+    bytes a pixel with both paths); past the limit it lets go of them all and `maps` is None."""
+
+    def __init__(self, limit_bytes: float) -> None:
+        self.limit_bytes = limit_bytes
+        self.nbytes = 0
+        self.maps: list[PixelMaps] | None = [] if limit_bytes > 0 else None
+
+    def add(self, maps: PixelMaps) -> None:
+        if self.maps is None:
+            return
+        small = dataclasses.replace(maps, **{k: _as_uint8(getattr(maps, k)) for k in _CLASS_MAPS})
+        self.nbytes += sum(t.nbytes for t in vars(small).values() if isinstance(t, torch.Tensor))
+        if self.nbytes > self.limit_bytes:
+            self.maps = None
+            return
+        self.maps.append(small)
+
+    def __iter__(self) -> Iterator[PixelMaps]:
+        for maps in self.maps or ():
+            yield dataclasses.replace(maps, **{k: _as_int64(getattr(maps, k)) for k in _CLASS_MAPS})
+
+
+_CLASS_MAPS = ("pred", "pred_t", "pred_s")  # int64 in PixelMaps, below NUM_CLASSES: uint8 while kept
+
+
+def _as_uint8(t: torch.Tensor | None) -> torch.Tensor | None:
+    return None if t is None else t.to(torch.uint8)
+
+
+def _as_int64(t: torch.Tensor | None) -> torch.Tensor | None:
+    return None if t is None else t.long()
+
+
 def compute_thresholds(
     prob_fn: PairProbabilityFn,
     dataset: SegmentationDataset,
     cfg: PseudoConfig,
     batch_size: int = 8,
     progress: bool = False,
+    keep: KeptMaps | None = None,
 ) -> torch.Tensor:
-    """(C,) thresholds of cfg.threshold: global = tau (no pass over the data); class_quantile = pass 1."""
+    """(C,) thresholds of cfg.threshold: global = tau (no pass over the data); class_quantile = pass 1,
+    whose maps go to `keep` when given."""
     if cfg.threshold == "global":
         return global_thresholds(cfg.tau, NUM_CLASSES)
     if cfg.threshold != "class_quantile":
@@ -122,6 +160,8 @@ def compute_thresholds(
     hist = StreamingClassHistogram(NUM_CLASSES, cfg.bins)
     for maps in iter_pixel_maps(prob_fn, dataset, cfg, None, batch_size, progress, "pseudo pass 1"):
         hist.update(maps.pred, maps.m_conf)
+        if keep is not None:
+            keep.add(maps)
     return class_thresholds(hist, cfg.quantile, cfg.cap)
 
 
@@ -173,6 +213,7 @@ def generate_pseudo_labels(
     batch_size: int = 8,
     progress: bool = False,
     figure_images: int = 4,
+    keep_mb: float = 0.0,
 ) -> dict:
     """Write pseudo labels, confidence maps and linked images of `dataset` under out_root; return stats.
 
@@ -180,7 +221,8 @@ def generate_pseudo_labels(
     target_root: the Cityscapes root the dataset's images live in (their paths below
     target_root/leftImg8bit/split give the layout written). labelled_dataset: the same images with their
     true labels, for the `diag_*` statistics only (training never reads them). figure_images: rows of
-    out_root/pseudo_labels.png (0: no figure). Memory is one batch plus O(C * bins), whatever len(dataset).
+    out_root/pseudo_labels.png (0: no figure). Memory is one batch plus O(C * bins), whatever len(dataset),
+    plus pass 1's maps where they fit in keep_mb (pass 2 then reads them instead of recomputing).
 
     Stats (also in out_root/pseudo_stats.json): thresholds {class: tau_c}; coverage (kept / all pixels);
     coverage_per_class (kept / predicted, per predicted class; NaN if never predicted); class_fraction
@@ -189,7 +231,11 @@ def generate_pseudo_labels(
     (kept pixels with a true label), diag_pred_miou and diag_pred_iou_per_class (unthresholded argmax P).
     """
     out_root = Path(out_root)
-    thresholds = compute_thresholds(prob_fn, dataset, cfg, batch_size, progress)
+    kept_maps = KeptMaps(keep_mb * 2**20)
+    thresholds = compute_thresholds(prob_fn, dataset, cfg, batch_size, progress, kept_maps)
+    pass_2 = kept_maps if kept_maps.maps else iter_pixel_maps(
+        prob_fn, dataset, cfg, None, batch_size, progress, "pseudo pass 2"
+    )  # fmt: skip
 
     kept = np.zeros(NUM_CLASSES, dtype=np.int64)
     predicted = np.zeros(NUM_CLASSES, dtype=np.int64)
@@ -199,17 +245,19 @@ def generate_pseudo_labels(
     symmetric = False  # whether prob_fn returned P_S
     conf_pseudo = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
     conf_pred = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
-    for maps in iter_pixel_maps(prob_fn, dataset, cfg, None, batch_size, progress, "pseudo pass 2"):
+    for maps in pass_2:
         pseudo = select(maps.pred, maps.m_conf, thresholds).cpu().numpy()
         pred = maps.pred.cpu().numpy().astype(np.uint8)
         m_conf = maps.m_conf.cpu()
         name = _relative_name(dataset.samples[maps.index].image, target_root, split)
         stem = name[: -len(IMAGE_SUFFIX)]
-        atomic_write_bytes(
-            out_root / "gtFine" / split / (stem + LABEL_SUFFIX), png_bytes(train_ids_to_label_ids(pseudo))
-        )
+        # compress_level 1: several times faster to write than the default, for files self-training reads soon
+        label_png = png_bytes(train_ids_to_label_ids(pseudo), compress_level=1)
+        atomic_write_bytes(out_root / "gtFine" / split / (stem + LABEL_SUFFIX), label_png)
         conf8 = (m_conf * 255).round().clamp(0, 255).to(torch.uint8).numpy()
-        atomic_write_bytes(out_root / "confidence" / split / (stem + CONF_SUFFIX), png_bytes(conf8))
+        atomic_write_bytes(
+            out_root / "confidence" / split / (stem + CONF_SUFFIX), png_bytes(conf8, compress_level=1)
+        )
         link_or_copy(dataset.samples[maps.index].image, out_root / "leftImg8bit" / split / name)
 
         pixels += pred.size

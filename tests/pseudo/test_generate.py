@@ -104,6 +104,34 @@ def test_generate_writes_readable_pseudo_labels(
     assert not list(out.rglob("*.tmp"))
 
 
+def counting(prob_fn):
+    calls = []
+
+    def fn(images, indices):
+        calls.append(list(indices))
+        return prob_fn(images, indices)
+
+    return fn, calls
+
+
+@pytest.mark.parametrize("keep_mb", [1.0, 1e-3])  # pass 1's maps fit / not even one image's does
+def test_pass_2_reads_pass_1s_kept_maps_and_writes_the_same_files(root: Path, tmp_path: Path, keep_mb: float):
+    cfg = PseudoConfig(threshold="class_quantile")
+    streamed, calls_streamed = counting(prob_fn_pair)
+    kept, calls_kept = counting(prob_fn_pair)
+    a = generate_pseudo_labels(streamed, target(root, True), cfg, tmp_path / "a", root, batch_size=2, figure_images=0,
+                               labelled_dataset=target(root, True))  # fmt: skip
+    b = generate_pseudo_labels(kept, target(root, True), cfg, tmp_path / "b", root, batch_size=2, figure_images=0,
+                               labelled_dataset=target(root, True), keep_mb=keep_mb)  # fmt: skip
+    assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert files and all(
+        (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() for f in files
+    )
+    assert len(calls_streamed) == 6  # 3 batches of 5 images, twice
+    assert len(calls_kept) == (3 if keep_mb == 1.0 else 6)  # 5 x 32 x 64 x 15 bytes = 150 kB
+
+
 def test_generate_diagnostics_with_labels(root: Path, tmp_path: Path):
     stats = generate_pseudo_labels(
         prob_fn_pair, target(root), PseudoConfig(), tmp_path / "p", root, labelled_dataset=target(root, True),

@@ -81,6 +81,19 @@ def test_snd_is_higher_for_tight_clusters():
     assert V.snd(summary(clustered)) == pytest.approx(math.log(9), rel=1e-6)
 
 
+def test_snd_equals_its_definition_whatever_the_chunk():
+    # The definition on the whole matrix: entropy of log_softmax(cos / T) over the other samples.
+    torch.manual_seed(2)
+    pred = summary(torch.softmax(torch.randn(3, C, 6, 7) * 4, dim=1), indices=(0, 1, 2))
+    x = torch.nn.functional.normalize(torch.cat(pred.snd_samples).double(), dim=1)
+    sim = x @ x.T / V.SND_TEMPERATURE
+    sim.fill_diagonal_(-math.inf)
+    logp = torch.log_softmax(sim, dim=1)
+    expected = float(-(logp.exp() * logp.nan_to_num(neginf=0.0)).sum(dim=1).mean())
+    for chunk in (1, 7, 50, 1000):  # 126 samples: chunks that do and do not divide them
+        assert V.snd(pred, chunk=chunk) == pytest.approx(expected, rel=1e-5)
+
+
 def test_snd_samples_100_pixels_per_image_seeded_by_the_image_index():
     p = torch.softmax(torch.randn(2, C, 16, 16), dim=1)
     a = summary(p, indices=(5, 6))
