@@ -3,7 +3,7 @@
 Pass 1 (class_quantile only) runs the two paths over every image and feeds a per-class histogram of
 M_conf; pass 2 runs them again (recomputing is cheaper than holding 2,975 full-size maps, the memory
 problem of BDL's script), thresholds, and writes per image. Where pass 1's maps fit in `keep_mb`
-(SynthCity's take about 200 MB), pass 2 reads them back instead of recomputing them. Written per image:
+(5 bytes a pixel: 65 MB for SynthCity's), pass 2 reads them back instead of recomputing them. Written per image:
 - `out_root/gtFine/{split}/{city}/{stem}_gtFine_labelIds.png`: the pseudo label as Cityscapes labelIds
   (ignored pixels -> 0 'unlabeled', which the loader maps back to 255);
 - `out_root/confidence/{split}/{city}/{stem}_conf.png`: round(255 * M_conf), 8-bit greyscale;
@@ -108,39 +108,62 @@ def iter_pixel_maps(
             )
 
 
-class KeptMaps:
-    """Pass 1's PixelMaps kept for pass 2 while they fit in `limit_bytes` (class maps as uint8: 15
-    bytes a pixel with both paths); past the limit it lets go of them all and `maps` is None."""
+@dataclasses.dataclass
+class LabelMaps:
+    """What pass 2 needs of an image's PixelMaps: pred (H, W) int64 and m_conf (H, W) float32, and the
+    sums its statistics take of the rest (None without M_consis / without P_S)."""
 
-    def __init__(self, limit_bytes: float) -> None:
-        self.limit_bytes = limit_bytes
-        self.nbytes = 0
-        self.maps: list[PixelMaps] | None = [] if limit_bytes > 0 else None
+    index: int
+    pred: torch.Tensor
+    m_conf: torch.Tensor
+    consis_sum: float | None
+    agree_pixels: int | None
+
+    @classmethod
+    def of(cls, maps: PixelMaps) -> LabelMaps:
+        consis = float(maps.m_consis.double().sum()) if maps.m_consis is not None else None
+        agree = int(maps.agree.sum()) if maps.agree is not None else None
+        return cls(maps.index, maps.pred, maps.m_conf, consis, agree)
+
+
+class KeptMaps:
+    """Pass 1's LabelMaps of `images` images, kept for pass 2 when they all fit in `limit_bytes`.
+
+    5 bytes a pixel (pred as uint8, m_conf float32) in two arrays allocated at the first image: small
+    tensors kept one by one between a pass's large temporaries fragment the heap, which then holds
+    several times their size (measured: 900 MB of resident memory for 200 MB of maps). Images of
+    another size than the first, or more than fit, and nothing is kept (`complete` is False).
+    """
+
+    def __init__(self, limit_bytes: float, images: int) -> None:
+        self.limit_bytes, self.images = limit_bytes, images
+        self.pred: torch.Tensor | None = None  # (images, H, W) uint8
+        self.m_conf: torch.Tensor | None = None  # (images, H, W) float32
+        self.rest: list[tuple[int, float | None, int | None]] = []
+        self.keeping = limit_bytes > 0 and images > 0
 
     def add(self, maps: PixelMaps) -> None:
-        if self.maps is None:
+        if not self.keeping:
             return
-        small = dataclasses.replace(maps, **{k: _as_uint8(getattr(maps, k)) for k in _CLASS_MAPS})
-        self.nbytes += sum(t.nbytes for t in vars(small).values() if isinstance(t, torch.Tensor))
-        if self.nbytes > self.limit_bytes:
-            self.maps = None
+        h, w = maps.pred.shape
+        if self.pred is None and self.images * h * w * 5 <= self.limit_bytes:
+            self.pred = torch.empty((self.images, h, w), dtype=torch.uint8)
+            self.m_conf = torch.empty((self.images, h, w), dtype=torch.float32)
+        if self.pred is None or self.pred.shape[1:] != (h, w) or len(self.rest) == self.images:
+            self.keeping, self.pred, self.m_conf, self.rest = False, None, None, []
             return
-        self.maps.append(small)
+        k = len(self.rest)
+        self.pred[k], self.m_conf[k] = maps.pred, maps.m_conf
+        label_maps = LabelMaps.of(maps)
+        self.rest.append((label_maps.index, label_maps.consis_sum, label_maps.agree_pixels))
 
-    def __iter__(self) -> Iterator[PixelMaps]:
-        for maps in self.maps or ():
-            yield dataclasses.replace(maps, **{k: _as_int64(getattr(maps, k)) for k in _CLASS_MAPS})
+    @property
+    def complete(self) -> bool:
+        return self.keeping and len(self.rest) == self.images
 
-
-_CLASS_MAPS = ("pred", "pred_t", "pred_s")  # int64 in PixelMaps, below NUM_CLASSES: uint8 while kept
-
-
-def _as_uint8(t: torch.Tensor | None) -> torch.Tensor | None:
-    return None if t is None else t.to(torch.uint8)
-
-
-def _as_int64(t: torch.Tensor | None) -> torch.Tensor | None:
-    return None if t is None else t.long()
+    def __iter__(self) -> Iterator[LabelMaps]:
+        for k, (index, consis_sum, agree_pixels) in enumerate(self.rest):
+            yield LabelMaps(index, self.pred[k].long(), self.m_conf[k], consis_sum, agree_pixels)
 
 
 def compute_thresholds(
@@ -231,11 +254,11 @@ def generate_pseudo_labels(
     (kept pixels with a true label), diag_pred_miou and diag_pred_iou_per_class (unthresholded argmax P).
     """
     out_root = Path(out_root)
-    kept_maps = KeptMaps(keep_mb * 2**20)
-    thresholds = compute_thresholds(prob_fn, dataset, cfg, batch_size, progress, kept_maps)
-    pass_2 = kept_maps if kept_maps.maps else iter_pixel_maps(
+    kept = KeptMaps(keep_mb * 2**20, len(dataset))
+    thresholds = compute_thresholds(prob_fn, dataset, cfg, batch_size, progress, kept)
+    pass_2 = kept if kept.complete else map(LabelMaps.of, iter_pixel_maps(
         prob_fn, dataset, cfg, None, batch_size, progress, "pseudo pass 2"
-    )  # fmt: skip
+    ))  # fmt: skip
 
     kept = np.zeros(NUM_CLASSES, dtype=np.int64)
     predicted = np.zeros(NUM_CLASSES, dtype=np.int64)
@@ -264,12 +287,12 @@ def generate_pseudo_labels(
         predicted += np.bincount(pred.reshape(-1), minlength=NUM_CLASSES)[:NUM_CLASSES]
         kept += np.bincount(pseudo[pseudo != IGNORE_INDEX], minlength=NUM_CLASSES)[:NUM_CLASSES]
         sum_conf += float(m_conf.double().sum())
-        if maps.m_consis is not None:
-            sum_consis += float(maps.m_consis.double().sum())
+        if maps.consis_sum is not None:
+            sum_consis += maps.consis_sum
             consis_pixels += pred.size
-        if maps.agree is not None:
+        if maps.agree_pixels is not None:
             symmetric = True
-            agree_pixels += int(maps.agree.sum())
+            agree_pixels += maps.agree_pixels
         if labelled_dataset is not None:
             label = _true_label(labelled_dataset, dataset, maps.index)
             if label.shape != pred.shape:

@@ -129,7 +129,25 @@ def test_pass_2_reads_pass_1s_kept_maps_and_writes_the_same_files(root: Path, tm
         (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() for f in files
     )
     assert len(calls_streamed) == 6  # 3 batches of 5 images, twice
-    assert len(calls_kept) == (3 if keep_mb == 1.0 else 6)  # 5 x 32 x 64 x 15 bytes = 150 kB
+    assert len(calls_kept) == (3 if keep_mb == 1.0 else 6)  # 5 images x 32 x 64 pixels x 5 bytes = 51 kB
+
+
+def test_kept_maps_keep_nothing_once_an_image_differs_in_size_or_does_not_fit():
+    from symda.pseudo.generate import KeptMaps, PixelMaps
+
+    def maps(index: int, h: int, w: int) -> PixelMaps:
+        z = torch.zeros(h, w)
+        return PixelMaps(index, z.long(), z, z, None, None, z.long(), None)
+
+    same = KeptMaps(1e6, 2)
+    same.add(maps(0, 4, 8)), same.add(maps(1, 4, 8))
+    assert same.complete and [m.index for m in same] == [0, 1] and next(iter(same)).pred.dtype == torch.int64
+    other = KeptMaps(1e6, 2)
+    other.add(maps(0, 4, 8)), other.add(maps(1, 4, 9))
+    assert not other.complete and list(other) == []
+    small = KeptMaps(2 * 4 * 8 * 5 - 1, 2)  # one byte short
+    small.add(maps(0, 4, 8))
+    assert not small.complete and small.pred is None
 
 
 def test_generate_diagnostics_with_labels(root: Path, tmp_path: Path):
