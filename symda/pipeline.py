@@ -23,7 +23,7 @@ import torch
 
 from symda import stage_keys
 from symda.adapt.loop import Evaluator, train_segmenter
-from symda.artifacts import Artifact, ArtifactStore
+from symda.artifacts import Artifact, ArtifactStore, artifact_key
 from symda.config import ExperimentConfig, save_config, stage_train_config
 from symda.data import build_dataset, check_role, ensure_synthcity, resolve_roots
 from symda.data.dataset import DatasetError, SegmentationDataset
@@ -422,13 +422,33 @@ def pair_probabilities(f_t: torch.nn.Module, f_s: torch.nn.Module | None, transl
     return fn
 
 
-def probability_memo(dataset, cfg: ExperimentConfig, networks: int) -> dict | None:
+def probability_memo(
+    dataset, cfg: ExperimentConfig, networks: int, shared_by: tuple | None = None
+) -> dict | None:
     """A memo for `pair_probabilities` when `networks` networks' output probabilities over `dataset`
     (at 1/8 of its input size, float32) fit in data.cache_mb, else None: on SynthCity they take a few MB,
-    on Cityscapes train (2,975 frames) several GB, where recomputing is the better trade."""
+    on Cityscapes train (2,975 frames) several GB, where recomputing is the better trade.
+
+    shared_by: what identifies the probabilities (the networks' artifact keys, the dataset's root and
+    view): the memo is then this process's one for them, so the trials one Ray actor runs in turn
+    (reuse_actors), which all label T with the same round-0 F_T and F_S and score beside the same F_S,
+    compute those probabilities once. The last _SHARED_MEMOS_KEPT such memos are kept."""
     h, w = dataset.size
     nbytes = networks * len(dataset) * NUM_CLASSES * (h // 8 + 1) * (w // 8 + 1) * 4
-    return {} if nbytes <= cfg.data.cache_mb * 2**20 else None
+    if nbytes > cfg.data.cache_mb * 2**20:
+        return None
+    if shared_by is None:
+        return {}
+    key = (*shared_by, len(dataset), tuple(dataset.size), cfg.data.normalize, cfg.eval.batch_size)
+    memo = _SHARED_MEMOS.pop(key, {})
+    _SHARED_MEMOS[key] = memo  # now the most recent
+    while len(_SHARED_MEMOS) > _SHARED_MEMOS_KEPT:
+        _SHARED_MEMOS.pop(next(iter(_SHARED_MEMOS)))
+    return memo
+
+
+_SHARED_MEMOS: dict[tuple, dict] = {}  # insertion order = use order (probability_memo's shared_by)
+_SHARED_MEMOS_KEPT = 2
 
 
 def stage_evaluator(
@@ -445,6 +465,7 @@ def stage_evaluator(
     (it does not change), so a network that comes from the store costs nothing.
     """
     loaded: dict[str, Any] = {}
+    key = evaluation_key(cfg, net, partner, partner_val)
 
     def evaluator(model: torch.nn.Module) -> dict[str, Any]:
         if not loaded:
@@ -455,16 +476,61 @@ def stage_evaluator(
                 loaded["val_t"] = build_dataset(with_roots(cfg, target_root=partner_val).data, cfg.synth,
                                                 "val", with_labels=False)  # fmt: skip
                 loaded["f_s"] = load_segmenter(cfg.model, network_file(partner.path))
-                loaded["memo"] = probability_memo(loaded["val"], cfg, 1)
+                loaded["memo"] = probability_memo(
+                    loaded["val"], cfg, 1, ("partner", partner.key, str(partner_val))
+                )
         scores = score_network(cfg, model, loaded["val"], loaded["f_s"], loaded["val_t"], loaded["holdout"],
                                loaded["memo"])  # fmt: skip
         out = {"val_miou": scores.single.miou, "val_miou_se": scores.single.miou_se,
-               "val_per_class_iou": scores.single.per_class, **scores.validators}  # fmt: skip
+               "val_per_class_iou": scores.single.per_class, **scores.validators, "eval_key": key}  # fmt: skip
         if scores.fused is not None:
-            out.update(val_miou_fused=scores.fused.miou, val_miou_fused_se=scores.fused.miou_se)
+            out.update(val_miou_fused=scores.fused.miou, val_miou_fused_se=scores.fused.miou_se,
+                       val_per_class_iou_fused=scores.fused.per_class)  # fmt: skip
         return out
 
     return evaluator
+
+
+EVALUATION_VERSION = 1  # bump when a change to the evaluation code changes its numbers
+
+
+def evaluation_key(
+    cfg: ExperimentConfig, net: NetworkPath, partner: Artifact | None = None, partner_val: Path | None = None
+) -> str:
+    """What `stage_evaluator`'s numbers depend on besides the network: the evaluation settings, the
+    val set, the partner network and its V', the held-out source images. Two evaluations of one
+    network under one key are the same numbers, so the run's final evaluation can be the stage's own
+    (`stored_evaluation`); none of this is in the stage's artifact key (it is REPORTING there)."""
+
+    def where(path: Path | None) -> str | None:
+        return str(Path(path).resolve()) if path is not None else None
+
+    return artifact_key("evaluation", {
+        "version": EVALUATION_VERSION, "protocol": cfg.eval.protocol, "fusion_weight": cfg.eval.fusion_weight,
+        "val_split": cfg.data.val_split, "val_root": where(net.val_root), "partner": partner.key if partner else None,
+        "partner_val": where(partner_val) if partner else None, "source_holdout": cfg.data.source_holdout,
+        "holdout_root": where(net.source_root) if cfg.data.source_holdout else None, "validators": list(VALIDATORS),
+    })  # fmt: skip
+
+
+def stored_evaluation(cfg: ExperimentConfig, f_t: Artifact, net: NetworkPath, partner: Artifact | None,
+                      partner_val: Path | None) -> dict[str, Any] | None:  # fmt: skip
+    """`evaluate_method`'s record from F_T's stage's own evaluation of the network its artifact
+    delivers (the last, or the selected checkpoint), when that evaluation was made under the same
+    `evaluation_key` (the same partner F_S among it); None when it was not (then evaluate again)."""
+    evaluations = read_evaluations(f_t.path / EVALUATIONS)
+    if not evaluations:
+        return None
+    selection = f_t.path / SELECTION
+    step = _read_json(selection)["step"] if selection.is_file() else max(e["step"] for e in evaluations)
+    record = next((e for e in evaluations if e["step"] == step), None)
+    if record is None or record.get("eval_key") != evaluation_key(cfg, net, partner, partner_val):
+        return None
+    fused = "val_miou_fused" if partner is not None else "val_miou"
+    return {"miou": record["val_miou"], "miou_se": record["val_miou_se"], "iou": record["val_per_class_iou"],
+            "miou_fused": record[fused], "miou_fused_se": record[f"{fused}_se"],
+            "iou_fused": record["val_per_class_iou_fused" if partner is not None else "val_per_class_iou"],
+            **{name: record.get(name, math.nan) for name in VALIDATORS}}  # fmt: skip
 
 
 def source_holdout(cfg: ExperimentConfig, source_root: Path) -> SegmentationDataset | None:
@@ -538,7 +604,8 @@ def labelling_inputs(cfg: ExperimentConfig, roots: DomainRoots, f_t: Artifact, f
     translated = build_dataset(with_roots(cfg, target_root=roots.target_translated).data, cfg.synth, "target")
     model_t = load_segmenter(cfg.model, network_file(f_t.path))
     model_s = load_segmenter(cfg.model, network_file(f_s.path)) if f_s is not None else None
-    memo = probability_memo(target, cfg, 2 if f_s is not None else 1)
+    memo = probability_memo(target, cfg, 2 if f_s is not None else 1,
+                            ("labelling", f_t.key, f_s.key if f_s else None, str(roots.target), str(roots.target_translated)))  # fmt: skip
     return pair_probabilities(model_t, model_s, translated, memo), target, labelled
 
 
@@ -739,9 +806,13 @@ def run_experiment(
             artifacts[f"F_S_r{r}"] = f_s.key
         lap("self_train")
 
-    f_s_checkpoint = network_file(f_s.path) if f_s is not None else None
-    metrics = evaluate_method(cfg, network_file(f_t.path), f_s_checkpoint, roots.val_translated,
-                              progress=progress, source_root=up.path_t.source_root)  # fmt: skip
+    # The final F_T was evaluated beside the final F_S at the end of its stage (unless F_S trained
+    # after it: self_train.paths both): those are the numbers, and a rerun from the store costs nothing.
+    metrics = stored_evaluation(cfg, f_t, up.path_t, f_s, up.path_s.val_root)
+    if metrics is None:
+        f_s_checkpoint = network_file(f_s.path) if f_s is not None else None
+        metrics = evaluate_method(cfg, network_file(f_t.path), f_s_checkpoint, roots.val_translated,
+                                  progress=progress, source_root=up.path_t.source_root)  # fmt: skip
     lap("evaluate")
     metrics.update(pseudo_stats, artifacts=artifacts, seconds=seconds, selection=selections(store, artifacts))
     write_json(out_dir / "metrics.json", metrics)

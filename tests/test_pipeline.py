@@ -30,9 +30,15 @@ def cfg_for(tiny_data, tmp_path):
     return make
 
 
-def test_full_method_writes_a_flat_record_and_reuses_upstream(cfg_for, tmp_path, caplog):
-    records = []
+def test_full_method_writes_a_flat_record_and_reuses_upstream(cfg_for, tmp_path, caplog, monkeypatch):
+    import symda.pipeline
+
+    records, final_evaluations = [], []
+    evaluate_method = symda.pipeline.evaluate_method
+    monkeypatch.setattr(symda.pipeline, "evaluate_method",
+                        lambda *a, **k: final_evaluations.append(a) or evaluate_method(*a, **k))  # fmt: skip
     result = run_experiment(cfg_for(), tmp_path / "run", lambda m, checkpoint=None: records.append(m))
+    assert len(final_evaluations) == 1  # self_train.paths both: F_S trained after F_T's last evaluation
     assert 0 <= result["miou"] <= 100 and 0 <= result["miou_fused"] <= 100
     assert len([k for k in result if k.startswith("iou.")]) == 19
     assert result["pseudo.consistency"] == "soft" and result["train.steps"] == 3
@@ -88,12 +94,20 @@ def test_full_method_writes_a_flat_record_and_reuses_upstream(cfg_for, tmp_path,
     assert "reusing pseudo artifact" in caplog.text
     assert fewer["artifacts.pseudo_r1"] == result["artifacts.pseudo_r1"]
     assert fewer["artifacts.F_T_r1"] != result["artifacts.F_T_r1"]
-    # F_T's evaluations beside the fixed F_S (one pass, F_S's probabilities kept) give at the last step
-    # exactly what the method's final evaluation gives for the same two networks.
+    # F_T was evaluated beside the final F_S at its last step: that evaluation is the final one (no
+    # second pass), and it equals what evaluating the two delivered networks anew gives.
+    assert len(final_evaluations) == 3  # the first run's and run2's (paths both), `symda evaluate --run`'s
     last = [r for r in records if r["stage"] == "adapt_T_r1" and "val_miou" in r][-1]
     for ours, final in (("val_miou", "miou"), ("val_miou_se", "miou_se"), ("val_miou_fused", "miou_fused"),
                         *((name, name) for name in VALIDATORS if name != "source_miou")):  # fmt: skip
         assert last[ours] == fewer[final], ours
+    assert cli_main(["evaluate", "--run", str(tmp_path / "run3"), "--out", str(tmp_path / "eval3")]) == 0
+    anew = json.loads((tmp_path / "eval3" / "metrics.json").read_text())
+    for key in ("miou", "miou_se", "miou_fused", "miou_fused_se", *VALIDATORS):
+        assert anew[key] == fewer[key] or (math.isnan(anew[key]) and math.isnan(fewer[key])), key
+    assert [anew["iou_fused"][c] for c in anew["iou_fused"]] == [
+        fewer[f"iou_fused.{c}"] for c in anew["iou_fused"]
+    ]
 
 
 def test_ablation_switches_change_the_graph(cfg_for, tmp_path):
@@ -219,3 +233,23 @@ def test_kept_checkpoints_deliver_the_one_the_validator_picks(cfg_for, tmp_path)
     stage = tmp_path / "store" / "segmenter_T" / by_agreement["artifacts.F_T_r0"]
     selection = json.loads((stage / SELECTION).read_text())
     assert selection["step"] == 3 and "no finite score" in selection["note"]
+
+
+def test_a_shared_probability_memo_is_one_per_networks_and_dataset_in_a_process(tiny_data):
+    # Trials that one Ray actor runs in turn label with the same round-0 networks: one memo for them.
+    from symda.data import build_dataset
+    from symda.pipeline import probability_memo
+
+    cfg = load_config(overrides={"data.source_root": str(tiny_data["source"]), "data.target_root": str(tiny_data["target"]),
+                                 "data.target_size": [32, 64]})  # fmt: skip
+    target = build_dataset(cfg.data, cfg.synth, "target")
+    a = probability_memo(target, cfg, 2, ("labelling", "ft0", "fs0"))
+    a[("T", (0, 1))] = "kept"
+    assert probability_memo(target, cfg, 2, ("labelling", "ft0", "fs0")) is a
+    assert probability_memo(target, cfg, 2) is not a  # unshared: a fresh one
+    b = probability_memo(target, cfg, 2, ("labelling", "ft1", "fs0"))
+    assert b == {} and b is not a
+    probability_memo(target, cfg, 2, ("partner", "fs0"))  # a third: the least recently used (a) goes
+    assert probability_memo(target, cfg, 2, ("labelling", "ft0", "fs0")) == {}
+    cfg.data.cache_mb = 0  # probabilities that do not fit are never kept, shared or not
+    assert probability_memo(target, cfg, 2, ("labelling", "x")) is None
