@@ -98,7 +98,7 @@ def sync(device: torch.device) -> None:
 def run_translate(cfg, runtime: Runtime, steps: int, work: Path, in_memory: bool) -> dict:
     from symda.translate import train_translator
 
-    t = dataclasses.replace(cfg.translate, steps=steps, log_every=max(steps // 6, 1), sample_every=10**9,
+    t = dataclasses.replace(cfg.translate, generator_steps=steps, log_every=max(steps // 6, 1), sample_every=10**9,
                             checkpoint_every=10**9, decay_start=1.0)  # fmt: skip
     view = dataclasses.replace(
         cfg.data, source_size=t.load_size, target_size=t.load_size, crop_size=t.image_size
@@ -155,12 +155,12 @@ def main() -> int:
     args = p.parse_args()
 
     h, w = (64, 128) if args.tiny else (720, 1280)
-    # Random weights with the paper's frozen BatchNorm statistics (mean 0, var 1) blow activations up
-    # to NaN within a few steps; BN in training mode costs about the same, so the timing stands.
+    # BatchNorm as the field's code trains it (affine frozen, batch statistics): frozen running
+    # statistics of random weights (mean 0, var 1) would blow activations up to NaN within a few steps.
     overrides = [
         "data.source_root=", "data.target_root=", f"synth.root={args.data}", f"synth.height={h}",
         f"synth.width={w}", "synth.n_source=48", "synth.n_target=48", "synth.n_val=4", "model.weights=none",
-        "model.allow_random_init=true", "model.freeze_bn=false", "scale.num_workers=0", f"train.batch_size={args.batch}", "data.num_workers=6",
+        "model.allow_random_init=true", "model.bn_mode=frozen_affine", "scale.num_workers=0", f"train.batch_size={args.batch}", "data.num_workers=6",
     ] + (TINY if args.tiny else [])  # fmt: skip
     cfg = load_config(args.config, overrides)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -38,7 +38,7 @@ def bench_one(
     batch: int,
     steps: int,
     warmup: int,
-    freeze_bn: bool,
+    bn_mode: str,
     num_classes: int = 19,
 ) -> dict:
     """Time ``steps`` SGD steps after ``warmup`` untimed ones; returns one table row."""
@@ -49,7 +49,7 @@ def bench_one(
         num_classes=num_classes,
         output_stride=output_stride,
         last_layer=last_layer,
-        freeze_bn=freeze_bn,
+        bn_mode=bn_mode,
     ).train()
     opt = torch.optim.SGD(param_groups(model, lr=2.5e-4), lr=2.5e-4, momentum=0.9, weight_decay=5e-4)
     x = torch.randn(batch, 3, h, w)
@@ -94,9 +94,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=5, help="timed steps (median reported)")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument(
-        "--no-freeze-bn", action="store_true", help="train BatchNorm (default: frozen, as the paper)"
-    )
+    p.add_argument("--bn-mode", default="frozen", choices=["train", "frozen", "frozen_affine"],
+                   help="backbone BatchNorm (default frozen; frozen_affine is the field's code)")  # fmt: skip
     args = p.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -106,13 +105,13 @@ def main() -> None:
         sweep = DEFAULT_SWEEP
     print(
         f"torch {torch.__version__}, {args.threads} threads, {args.steps} timed steps (median), "
-        f"freeze_bn={not args.no_freeze_bn}"
+        f"bn_mode={args.bn_mode}"
     )
     header = f"{'model':<24} {'params':>8} {'input':>8} {'batch':>5} {'s/step':>8} {'min':>7} {'img/s':>7}"
     print(header)
     print("-" * len(header))
     for backbone, last_layer, os_, size, batch in sweep:
-        r = bench_one(backbone, last_layer, os_, size, batch, args.steps, args.warmup, not args.no_freeze_bn)
+        r = bench_one(backbone, last_layer, os_, size, batch, args.steps, args.warmup, args.bn_mode)
         print(
             f"{r['model']:<24} {r['params_M']:>7.2f}M {r['input']:>8} {r['batch']:>5} "
             f"{r['s_step']:>8.3f} {r['s_step_min']:>7.3f} {r['img_s']:>7.1f}",

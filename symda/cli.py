@@ -12,6 +12,7 @@ import dataclasses
 import errno
 import json
 import logging
+import math
 import shutil
 import sys
 from collections.abc import Iterator
@@ -37,6 +38,7 @@ def _add_config_args(p: argparse.ArgumentParser, required: bool = False) -> None
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
+    from symda.data import synthcity_source_size
     from symda.data.synthcity import generate_synthcity, read_manifest, save_sample_grid
 
     cfg = load_config(args.config, args.overrides)
@@ -52,6 +54,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         progress=_progress(),
         preset=s.preset,
         gap=dataclasses.asdict(s.gap),
+        source_size=synthcity_source_size(s),
     )
     grid = save_sample_grid(out, out / "samples.png")
     m = read_manifest(out)
@@ -59,6 +62,10 @@ def cmd_synth(args: argparse.Namespace) -> int:
     keys = (f"--set synth.root={out} --set synth.preset={s.preset} --set synth.seed={m['seed']} "
             f"--set synth.height={m['size'][0]} --set synth.width={m['size'][1]} --set synth.n_source={counts['source']} "
             f"--set synth.n_target={counts['target_train']} --set synth.n_val={counts['target_val']}")  # fmt: skip
+    if "source_size" in m:
+        keys += (
+            f" --set synth.source_height={m['source_size'][0]} --set synth.source_width={m['source_size'][1]}"
+        )
     print(f"SynthCity written to {out}\nsample pairs: {grid}\nuse it with: {keys}")
     return 0
 
@@ -159,6 +166,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         record = run_experiment(cfg, out_dir, _printing_report(out_dir / "log.jsonl"), progress=_progress())
     print(f"target val mIoU single {record['miou']:.2f}, fused {record['miou_fused']:.2f}; "
           f"record: {out_dir / 'result.json'}")  # fmt: skip
+    stages = [k.split(".", 1)[1] for k in record if k.startswith("seconds.")]
+    print("stage seconds / peak MB: " + ", ".join(
+        f"{st} {record[f'seconds.{st}']:.1f} s / {record.get(f'peak_mb.{st}', math.nan):.0f} MB" for st in stages))  # fmt: skip
     for line in _selection_lines(record):
         print(line)
     return 0

@@ -16,6 +16,7 @@ import math
 import re
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,10 @@ class SynthCityConfig:
     seed: int = 0
     height: int = 128
     width: int = 256
+    # The source domain's (GTA5-layout) image size when it differs; 0 = height x width. GTA5's real
+    # frames are 1052x1914 and Cityscapes' 1024x2048 (bench/bench_paper_scale.py writes both).
+    source_height: int = 0
+    source_width: int = 0
     n_source: int = 1500
     n_target: int = 1000
     n_val: int = 250
@@ -101,7 +106,13 @@ class ModelConfig:
     output_stride: int = 8
     aspp_dilations: tuple[int, ...] = (6, 12, 18, 24)
     aux_head: bool = False
-    freeze_bn: bool = False
+    # What the field's DeepLab V2 code computes (symda/models/deeplabv2.py; configs/gta5/ sets both):
+    # "caffe" puts a stage's stride on its first Bottleneck's 1x1 conv and rounds the stem max-pool up,
+    # the layout the field's initial weights were trained in (resnet50/101 only); "torchvision" on the 3x3.
+    resnet_style: str = "torchvision"
+    # Backbone BatchNorm: "train" (normal; SynthCity trains from scratch), "frozen" (eval mode, affine
+    # frozen), "frozen_affine" (affine frozen, batch statistics in train mode: the field's code).
+    bn_mode: str = "train"
     # "none", a local file, or "torch_cache" (torchvision's ImageNet file in the local torch cache; never downloaded)
     weights: str = "none"
     allow_random_init: bool = True
@@ -152,7 +163,9 @@ class TranslateConfig:
     load_size: tuple[int, int] = (64, 128)
     image_size: tuple[int, int] = (64, 128)
     batch_size: int = 8
-    steps: int = 800  # generator updates
+    # Generator updates (each after n_critic critic updates). StarGAN's official code counts critic
+    # iterations: its 200k iterations are 40k generator steps at n_critic 5 (configs/gta5/translate.yaml).
+    generator_steps: int = 800
     n_critic: int = 5
     g_lr: float = 1e-4
     d_lr: float = 1e-4
@@ -161,7 +174,10 @@ class TranslateConfig:
     lambda_cls: float = 1.0
     lambda_rec: float = 10.0
     lambda_gp: float = 10.0
-    decay_start: float = 0.5  # fraction of steps after which both lrs decay linearly to 0 (the paper: half)
+    # Fraction of generator_steps after which both lrs decay linearly to 0: the paper's schedule (half).
+    # StarGAN's official code subtracts lr / 100k every 1000 iterations and so only reaches 0.999 of the
+    # start; we follow the paper.
+    decay_start: float = 0.5
     # G outputs tanh(atanh(x) + r) and starts as the identity (models/stargan.py): on SynthCity v2 the
     # published generator (false; the GTA5 configs) at 800 or 2000 CPU steps returned blurred scenes
     # with invented texture, and S' fell below source-only on seed 1 (11.4 vs 17.7; residual: 21.9).
@@ -298,16 +314,31 @@ def stage_train_config(cfg: ExperimentConfig, round_: int) -> TrainConfig:
     return train
 
 
-# Keys that moved in symda 0.2 (self-training got its own section), old dotted key -> new one. A user's
-# config with an old key is refused with its new place; stored run configs and result records are
-# read through `migrate_legacy` / `results.load_results`, so finished runs keep loading.
+# Keys that moved, old dotted key -> new one. A user's config with an old key is refused with its new
+# place and why; stored run configs and result records are read through `migrate_legacy` /
+# `results.load_results` (values converted by MOVED_VALUES), so finished runs keep loading.
 MOVED_KEYS: dict[str, str] = {
     "pseudo.enabled": "self_train.enabled",
     "pseudo.rounds": "self_train.rounds",
     "pseudo.self_train_steps": "self_train.steps",
     "pseudo.self_train_paths": "self_train.paths",
     "adapt.pseudo_weight": "self_train.pseudo_weight",
+    "translate.steps": "translate.generator_steps",
+    "model.freeze_bn": "model.bn_mode",
 }
+_MOVE_REASONS = {
+    "translate.steps": "generator updates; StarGAN's official 200k iterations are critic iterations, "
+    "40k generator steps at n_critic 5",
+    "model.freeze_bn": "true is bn_mode frozen, false is bn_mode train; frozen_affine is the field's code",
+}
+MOVED_VALUES: dict[str, Callable[[Any], Any]] = {
+    # A value already in the new form (a str) stays: records may hold either.
+    "model.freeze_bn": lambda v: v if isinstance(v, str) else ("frozen" if v else "train"),
+}
+
+
+def move_reason(old: str) -> str:
+    return _MOVE_REASONS.get(old, "self-training has its own section")
 
 
 def migrate_legacy(data: dict[str, Any]) -> dict[str, Any]:
@@ -319,7 +350,8 @@ def migrate_legacy(data: dict[str, Any]) -> dict[str, Any]:
         section, key = old.split(".")
         if isinstance(out.get(section), dict) and key in out[section]:
             new_section, new_key = new.split(".")
-            out.setdefault(new_section, {})[new_key] = out[section].pop(key)
+            value = out[section].pop(key)
+            out.setdefault(new_section, {})[new_key] = MOVED_VALUES.get(old, lambda v: v)(value)
     return out
 
 
@@ -335,6 +367,8 @@ _CHOICES: dict[str, tuple[Any, ...]] = {
     "model.backbone": ("resnet18", "resnet34", "resnet50", "resnet101"),
     "model.last_layer": ("layer3", "layer4"),
     "model.output_stride": (8, 16),
+    "model.resnet_style": ("torchvision", "caffe"),
+    "model.bn_mode": ("train", "frozen", "frozen_affine"),
     "train.optimizer": ("sgd", "adam"),
     "eval.protocol": (19, 16, 13),
     "adapt.gan_loss": ("bce", "lsgan"),
@@ -348,13 +382,13 @@ _POSITIVE = (
     "synth.height", "synth.width", "synth.n_source", "synth.n_target", "synth.n_val",
     "train.steps", "train.batch_size", "train.lr", "train.log_every", "train.checkpoint_every", "eval.batch_size",
     "translate.g_conv_dim", "translate.g_repeat_num", "translate.d_conv_dim", "translate.d_repeat_num",
-    "translate.batch_size", "translate.steps", "translate.n_critic", "translate.g_lr", "translate.d_lr",
+    "translate.batch_size", "translate.generator_steps", "translate.n_critic", "translate.g_lr", "translate.d_lr",
     "translate.log_every", "translate.sample_every", "translate.checkpoint_every", "translate.apply_batch_size",
     "adapt.d_lr", "adapt.d_channels", "pseudo.bins", "scale.cpus_per_worker",
 )  # fmt: skip
 _NON_NEGATIVE = (
     "train.head_lr_mult", "train.momentum", "train.weight_decay", "train.poly_power", "train.eval_every",
-    "train.threads", "data.num_workers", "data.cache_mb", "translate.lambda_cls", "translate.lambda_rec", "translate.lambda_gp",
+    "train.threads", "data.num_workers", "data.cache_mb", "synth.source_height", "synth.source_width", "translate.lambda_cls", "translate.lambda_rec", "translate.lambda_gp",
     "translate.decay_start", "adapt.lambda_adv", "adapt.lambda_adv_aux", "self_train.pseudo_weight",
     "self_train.rounds", "self_train.steps", "self_train.eval_every", "scale.num_workers", "scale.gpus_per_worker", "scale.max_failures",
     "data.source_holdout",
@@ -471,7 +505,7 @@ def _from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
     for key, value in data.items():
         dotted = f"{prefix}.{key}" if prefix else str(key)
         if dotted in MOVED_KEYS:
-            raise ConfigError(f"{dotted}: moved to {MOVED_KEYS[dotted]} (self-training has its own section)")
+            raise ConfigError(f"{dotted}: moved to {MOVED_KEYS[dotted]} ({move_reason(dotted)})")
         if key not in names:
             raise ConfigError(f"{dotted}: unknown key (valid keys here: {', '.join(sorted(names))})")
         kwargs[key] = _check_value(value, hints[key], dotted)
@@ -584,7 +618,7 @@ def load_config(
     if overrides:
         pairs = dict(parse_override(o) for o in overrides) if isinstance(overrides, list) else dict(overrides)
         if legacy:
-            pairs = {MOVED_KEYS.get(k, k): v for k, v in pairs.items()}
+            pairs = {MOVED_KEYS.get(k, k): MOVED_VALUES.get(k, lambda v: v)(v) for k, v in pairs.items()}
         data = apply_overrides(data, pairs)
         source = f"{source} with --set {' '.join(f'{k}={v}' for k, v in pairs.items())}"
     try:

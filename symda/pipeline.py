@@ -773,12 +773,15 @@ def run_experiment(
     out_dir = Path(out_dir)
     store = start_run(cfg, out_dir)
     seconds: dict[str, float] = {}
+    peak_mb: dict[str, float] = {}
     clock = time.perf_counter()
+    peak_rss_mb()  # from here on each stage's own peak
 
     def lap(name: str) -> None:
         nonlocal clock
         now = time.perf_counter()
         seconds[name] = seconds.get(name, 0.0) + now - clock
+        peak_mb[name] = max(peak_mb.get(name, 0.0), peak_rss_mb())
         clock = now
 
     prepare_data(cfg, ("source", "val"), progress)
@@ -814,13 +817,27 @@ def run_experiment(
         metrics = evaluate_method(cfg, network_file(f_t.path), f_s_checkpoint, roots.val_translated,
                                   progress=progress, source_root=up.path_t.source_root)  # fmt: skip
     lap("evaluate")
-    metrics.update(pseudo_stats, artifacts=artifacts, seconds=seconds, selection=selections(store, artifacts))
+    metrics.update(pseudo_stats, artifacts=artifacts, seconds=seconds, peak_mb=peak_mb,
+                   selection=selections(store, artifacts))  # fmt: skip
     write_json(out_dir / "metrics.json", metrics)
     record = make_record(cfg, metrics, run_id=out_dir.name)
     write_record(out_dir, record)
     final = ("miou", "miou_se", "miou_fused", *VALIDATORS)
     report({"stage": "result", **{k: metrics[k] for k in final}})
     return record
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MB since the last call (Linux: VmHWM, then reset by
+    writing 5 to clear_refs), so that a run reports each stage's own peak; NaN where /proc cannot
+    tell. Stage loops on Ray Train workers (scale.num_workers > 0) run in other processes."""
+    try:
+        status = Path("/proc/self/status").read_text()
+        peak = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")) / 1024
+        Path("/proc/self/clear_refs").write_text("5")
+    except (OSError, StopIteration, ValueError):
+        return math.nan
+    return float(peak)
 
 
 def selections(store: ArtifactStore, artifacts: dict[str, str]) -> dict[str, dict[str, Any]]:

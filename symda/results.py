@@ -21,7 +21,15 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from cityscapesscripts.helpers.labels import labels as _CITYSCAPES_LABELS
 
-from symda.config import MOVED_KEYS, ConfigError, ExperimentConfig, config_hash, flatten, load_config
+from symda.config import (
+    MOVED_KEYS,
+    MOVED_VALUES,
+    ConfigError,
+    ExperimentConfig,
+    config_hash,
+    flatten,
+    load_config,
+)
 from symda.io import write_json
 from symda.select import VALIDATORS
 from symda.select.stats import spearman  # noqa: F401  (re-exported: analysis scripts import it from here)
@@ -120,7 +128,7 @@ def load_results(*paths: str | Path) -> pd.DataFrame:
     miou_fused_se, every validator by name (symda.select.VALIDATORS; older records' proxy_agreement and
     proxy_entropy are agreement and entropy), selection.<stage>.<validator>.step / .miou (which
     evaluation each validator would pick),
-    iou.<class>, iou_fused.<class>, pseudo_r<round>.<stat>, seconds.<stage>, artifacts.<stage>,
+    iou.<class>, iou_fused.<class>, pseudo_r<round>.<stat>, seconds.<stage>, peak_mb.<stage>, artifacts.<stage>,
     git_revision, record_version, source (the file or folder the row was read from). A record of an
     older version lacks some of these: they are NaN. List values (sizes) become tuples, so every
     column can be grouped on.
@@ -145,7 +153,10 @@ def _current_names(row: dict[str, Any]) -> dict[str, Any]:
     """A row with the config keys that moved (symda.config.MOVED_KEYS) and the metrics that were
     renamed under their new names, and swept_keys naming them so: records written before a move load
     like the ones after it."""
-    out = {MOVED_KEYS.get(k, _OLD_METRIC_NAMES.get(k, k)): v for k, v in row.items()}
+    out = {
+        MOVED_KEYS.get(k, _OLD_METRIC_NAMES.get(k, k)): MOVED_VALUES.get(k, lambda v: v)(v)
+        for k, v in row.items()
+    }
     if isinstance(out.get("swept_keys"), str):
         out["swept_keys"] = ",".join(MOVED_KEYS.get(k, k) for k in out["swept_keys"].split(",") if k)
     return out
@@ -156,7 +167,7 @@ def _column_order(columns: list[str]) -> list[str]:
     config keys, artifact keys, then provenance."""
     fixed = [*ID_COLUMNS, *METRIC_COLUMNS]
     rest = [c for c in columns if c not in fixed and c not in TAIL_COLUMNS]
-    stats = sorted(c for c in rest if c.startswith(("pseudo_r", "seconds.")))
+    stats = sorted(c for c in rest if c.startswith(("pseudo_r", "seconds.", "peak_mb.")))
     config = [c for c in rest if c in CONFIG_KEYS or c.split(".")[0] in CONFIG_SECTIONS]
     artifacts = [c for c in rest if c.startswith("artifacts.")]
     other = [c for c in rest if c not in {*stats, *config, *artifacts}]

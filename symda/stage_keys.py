@@ -50,6 +50,8 @@ _DATA_IDENTITY = {
     "synth.seed": KEY,
     "synth.height": KEY,
     "synth.width": KEY,
+    "synth.source_height": KEY,  # both in the key only when set (keys of stores built before them)
+    "synth.source_width": KEY,
     "synth.n_source": KEY,
     "synth.n_target": KEY,
     "synth.n_val": KEY,
@@ -71,7 +73,7 @@ FIELDS: dict[str, dict[str, str]] = {
         "translate.enabled": SWITCH,
         "translate.g_conv_dim": KEY, "translate.g_repeat_num": KEY, "translate.d_conv_dim": KEY,
         "translate.d_repeat_num": KEY, "translate.load_size": KEY, "translate.image_size": KEY,
-        "translate.batch_size": KEY, "translate.steps": KEY, "translate.n_critic": KEY, "translate.g_lr": KEY,
+        "translate.batch_size": KEY, "translate.generator_steps": KEY, "translate.n_critic": KEY, "translate.g_lr": KEY,
         "translate.d_lr": KEY, "translate.beta1": KEY, "translate.beta2": KEY, "translate.lambda_cls": KEY,
         "translate.lambda_rec": KEY, "translate.lambda_gp": KEY, "translate.decay_start": KEY,
         "translate.residual": KEY,  # in the key only when on (off: the keys of stores built before it)
@@ -118,7 +120,8 @@ FIELDS: dict[str, dict[str, str]] = {
         "data.source_holdout": KEY,  # fewer training images (in the key only when > 0)
         "data.num_workers": PLACEMENT, "data.cache_mb": PLACEMENT,
         "model.backbone": KEY, "model.last_layer": KEY, "model.output_stride": KEY, "model.aspp_dilations": KEY,
-        "model.aux_head": KEY, "model.freeze_bn": KEY, "model.weights": KEY, "model.allow_random_init": KEY,
+        "model.aux_head": KEY, "model.resnet_style": KEY, "model.bn_mode": KEY, "model.weights": KEY,
+        "model.allow_random_init": KEY,
         "train.steps": KEY,  # round 0; later rounds train self_train.steps when it is set
         "train.batch_size": KEY, "train.optimizer": KEY, "train.lr": KEY, "train.head_lr_mult": KEY,
         "train.momentum": KEY, "train.weight_decay": KEY, "train.poly_power": KEY,
@@ -208,6 +211,9 @@ def data_key(cfg: ExperimentConfig) -> dict[str, Any]:
     if not cfg.data.source_root or not cfg.data.target_root:
         synth = _section(cfg, "translator", "synth")
         del synth["root"]  # already in the resolved roots
+        for name in ("source_height", "source_width"):
+            if not synth[name]:
+                del synth[name]
         if cfg.synth.preset == "v1":
             del synth["preset"]  # symda 0.1's keys: v1 stores stay valid
         else:
@@ -219,6 +225,7 @@ def data_key(cfg: ExperimentConfig) -> dict[str, Any]:
 def translator_key(cfg: ExperimentConfig) -> dict[str, Any]:
     """Key config of the translator."""
     translate = _section(cfg, "translator", "translate")
+    translate["steps"] = translate.pop("generator_steps")  # its name in stores built before the rename
     if not translate["residual"]:
         del translate["residual"]  # the published generator: keys of stores built before the option
     return {**_precision(cfg), **_holdout(cfg), "translate": translate, "data": data_key(cfg),
@@ -231,6 +238,19 @@ def translated_key(cfg: ExperimentConfig, which: str) -> dict[str, Any]:
     return {"which": which, "data": data_key(cfg)}
 
 
+def _model_key(cfg: ExperimentConfig) -> dict[str, Any]:
+    """The segmenter's model section in the layout of older stores: bn_mode "train" / "frozen" as
+    freeze_bn false / true, bn_mode only when "frozen_affine" and resnet_style only when "caffe"."""
+    model = _section(cfg, "segmenter", "model")
+    bn_mode = model.pop("bn_mode")
+    model["freeze_bn"] = bn_mode == "frozen"
+    if bn_mode == "frozen_affine":
+        model["bn_mode"] = bn_mode
+    if model["resnet_style"] == "torchvision":
+        del model["resnet_style"]
+    return model
+
+
 def segmenter_key(cfg: ExperimentConfig, path: str, round_: int) -> dict[str, Any]:
     """Key config of segmentation network F_<path> ("T" or "S") after round `round_` (0 = adaptation)."""
     train = _section(cfg, "segmenter", "train")
@@ -239,7 +259,7 @@ def segmenter_key(cfg: ExperimentConfig, path: str, round_: int) -> dict[str, An
     if round_:
         adapt["pseudo_weight"] = cfg.self_train.pseudo_weight  # under adapt: symda 0.1's layout
     selection = {"select": {"by": cfg.select.by}} if cfg.select.keep_checkpoints else {}
-    return {**_precision(cfg), **_holdout(cfg), **selection, "model": _section(cfg, "segmenter", "model"), "train": train, "adapt": adapt,
+    return {**_precision(cfg), **_holdout(cfg), **selection, "model": _model_key(cfg), "train": train, "adapt": adapt,
             "data": data_key(cfg), "normalize": cfg.data.normalize, "sizes": [cfg.data.source_size,
             cfg.data.target_size, cfg.data.crop_size], "flip": cfg.data.flip, "seed": cfg.seed, "path": path, "round": round_}  # fmt: skip
 

@@ -79,7 +79,7 @@ def test_paper_gpu_config_trains_on_two_gloo_workers_and_rank0_checkpoint_loads(
     with only its sizes, data and scale shrunk: 2 CPU workers of Ray Train with gloo run F_T's
     adversarial loop; reports reach the caller; rank 0's checkpoint loads into the paper's model.
 
-    BatchNorm trains here (freeze_bn false): frozen statistics of a randomly initialised ResNet-101
+    BatchNorm trains here (bn_mode train): frozen statistics of a randomly initialised ResNet-101
     (mean 0, var 1) blow the activations up; the paper freezes COCO-initialised statistics."""
     from symda.models.build import load_segmenter
     from symda.pipeline import NetworkPath, segmenter_stage
@@ -87,7 +87,7 @@ def test_paper_gpu_config_trains_on_two_gloo_workers_and_rank0_checkpoint_loads(
     cfg = load_config(REPO / "configs/gta5/full.yaml", [
         f"data.source_root={tiny_data['source']}", f"data.target_root={tiny_data['target']}",
         "data.source_size=[32,64]", "data.target_size=[32,64]", "data.num_workers=0", "model.weights=none",
-        "model.allow_random_init=true", "model.freeze_bn=false", "train.steps=2", "train.batch_size=2",
+        "model.allow_random_init=true", "model.bn_mode=train", "train.steps=2", "train.batch_size=2",
         "train.log_every=1", "train.checkpoint_every=1", "train.eval_every=0", "adapt.d_channels=8",
         "eval.batch_size=2", "scale.use_gpu=false", "scale.num_workers=2", "scale.cpus_per_worker=1",
         "scale.max_failures=0", f"artifacts_dir={tmp_path / 'store'}",

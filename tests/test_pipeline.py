@@ -13,7 +13,7 @@ from symda.select import VALIDATORS
 TINY = {
     "translate.g_conv_dim": 8, "translate.g_repeat_num": 1, "translate.d_conv_dim": 8, "translate.d_repeat_num": 2,
     "translate.load_size": [32, 64], "translate.image_size": [16, 32], "translate.batch_size": 2,
-    "translate.steps": 2, "translate.n_critic": 1,
+    "translate.generator_steps": 2, "translate.n_critic": 1,
     "data.source_size": [32, 64], "data.target_size": [32, 64],
     "train.steps": 3, "train.batch_size": 2, "train.log_every": 3, "train.checkpoint_every": 3,
     "adapt.d_channels": 8, "eval.batch_size": 4,

@@ -12,13 +12,14 @@ split and whether labels may be read:
 from __future__ import annotations
 
 import dataclasses
-
 import logging
+import os
+import re
 from pathlib import Path
 
 from symda.config import DataConfig, SynthCityConfig
 from symda.data import cityscapes, gta5, synthia
-from symda.data.check import DataReport, check_samples
+from symda.data.check import DataReport, Problem, check_samples
 from symda.data.dataset import DatasetError, Sample, SegmentationDataset
 from symda.data.labels import KNOWN_LABEL_IDS
 
@@ -46,10 +47,20 @@ def split_holdout(samples: list[Sample], count: int) -> tuple[list[Sample], list
     return [s for s in samples if s.name not in held], [s for s in samples if s.name in held]
 
 
+def dataset_root(value: str, key: str) -> Path:
+    """A configured root with ~ and environment variables expanded ($CITYSCAPES_DATASET, as
+    cityscapesscripts reads it); an unset variable is an error naming it and the key."""
+    expanded = os.path.expandvars(os.path.expanduser(value))
+    unset = re.findall(r"\$\{?(\w+)", expanded)
+    if unset:
+        raise DatasetError(f"{key}: {value!r} names the environment variable {unset[0]}, which is not set")
+    return Path(expanded)
+
+
 def resolve_roots(data: DataConfig, synth: SynthCityConfig) -> tuple[Path, Path]:
     """(source_root, target_root); an empty root means the SynthCity domain under synth.root."""
-    source = Path(data.source_root) if data.source_root else Path(synth.root) / "gta5"
-    target = Path(data.target_root) if data.target_root else Path(synth.root) / "cityscapes"
+    source = dataset_root(data.source_root, "data.source_root") if data.source_root else Path(synth.root) / "gta5"
+    target = dataset_root(data.target_root, "data.target_root") if data.target_root else Path(synth.root) / "cityscapes"
     return source, target
 
 
@@ -89,7 +100,13 @@ def ensure_synthcity(data: DataConfig, synth: SynthCityConfig, progress: bool = 
         progress=progress,
         preset=synth.preset,
         gap=dataclasses.asdict(synth.gap),
+        source_size=synthcity_source_size(synth),
     )
+
+
+def synthcity_source_size(synth: SynthCityConfig) -> tuple[int, int]:
+    """(H, W) of SynthCity's source images: synth.source_height x source_width, 0 = the target's."""
+    return (synth.source_height or synth.height, synth.source_width or synth.width)
 
 
 def _layout(kind: str):
@@ -115,6 +132,11 @@ def list_samples(data: DataConfig, synth: SynthCityConfig, role: str) -> tuple[s
         train, held = split_holdout(samples, data.source_holdout)
         return kind, root, train if role == "source" else held
     split = data.val_split if role == "val" else "train"
+    if role == "val" and split in cityscapes.UNLABELLED_SPLITS:
+        raise DatasetError(
+            f"data.val_split: {split}: Cityscapes' {split} labels are not public (its gtFine files are "
+            "placeholders), so nothing can be scored on it; evaluate on val"
+        )
     list_file = data.target_list if role != "val" else ""
     with_labels = role != "target"
     return "cityscapes", target_root, cityscapes.list_cityscapes(target_root, split, list_file or None, with_labels)
@@ -134,15 +156,26 @@ def check_role(data: DataConfig, synth: SynthCityConfig, role: str, progress: bo
             label_files = sorted((root / "GT" / "LABELS").glob("*.png"))
         else:
             split = "train" if role in ("source", "target_labelled") else data.val_split
-            label_files = sorted((root / "gtFine" / split).glob(f"*/*{cityscapes.LABEL_SUFFIX}"))
+            label_files = sorted((cityscapes.label_dir(root) / split).glob(f"*/*{cityscapes.LABEL_SUFFIX}"))
         if (
             ((data.source_list or data.source_holdout) and role in ("source", "source_holdout"))
             or (data.target_list and role == "target_labelled")
         ):
             label_files = None  # a split list or a holdout uses a subset on purpose: other labels are not 'extra'
-    return check_samples(
+    report = check_samples(
         samples, layout.read_label_ids if with_labels else None, known, f"{root} [{role}]", label_files, progress
     )
+    if kind == "gta5":
+        why = (f"frames missing from the published GTA5 download ({gta5.PUBLISHED_FRAMES} frames, "
+               f"{gta5.PUBLISHED_FRAMES - len(gta5.KNOWN_MISSING_IDS)} pairs)")  # fmt: skip
+        skipped = gta5.skipped_known_frames(root, data.source_list or None, with_labels)
+        report.known = [Problem("known_missing", str(root / "images" / n), why) for n in skipped]
+        # A known-missing frame's label without its image is the same quirk, not an extra label.
+        known_extra = [p for p in report.problems
+                       if p.kind == "extra_label" and gta5.frame_id(Path(p.path).name) in gta5.KNOWN_MISSING_IDS]  # fmt: skip
+        report.problems = [p for p in report.problems if p not in known_extra]
+        report.known += [Problem("known_missing", p.path, why) for p in known_extra]
+    return report
 
 
 def build_dataset(

@@ -31,6 +31,9 @@ class DataReport:
     n_samples: int
     problems: list[Problem] = field(default_factory=list)
     bad: set[int] = field(default_factory=set)  # indices of samples that cannot be trained on
+    # Known quirks of the published dataset that the listing already left out (e.g. GTA5's 25 missing
+    # frames): reported by name, never a reason to stop.
+    known: list[Problem] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -41,8 +44,9 @@ class DataReport:
 
     def summary(self, max_per_kind: int = 10) -> str:
         """Readable report: one line per kind with its count, then the first files of each kind."""
+        known = self._known_lines(max_per_kind)
         if self.ok:
-            return f"{self.root}: {self.n_samples} samples, no problems found"
+            return "\n".join([f"{self.root}: {self.n_samples} samples, no problems found", *known])
         lines = [f"{self.root}: {self.n_samples} samples, {len(self.bad)} unusable; problems:"]
         for kind, n in sorted(self.counts().items()):
             lines.append(f"  {kind}: {n}")
@@ -50,7 +54,16 @@ class DataReport:
                 lines.append(f"    {p.path}: {p.detail}")
             if n > max_per_kind:
                 lines.append(f"    ... and {n - max_per_kind} more")
-        return "\n".join(lines)
+        return "\n".join(lines + known)
+
+    def _known_lines(self, max_shown: int) -> list[str]:
+        if not self.known:
+            return []
+        lines = [f"  known, skipped: {len(self.known)} ({self.known[0].detail})"]
+        lines += [f"    {p.path}" for p in self.known[:max_shown]]
+        if len(self.known) > max_shown:
+            lines.append(f"    ... and {len(self.known) - max_shown} more")
+        return lines
 
 
 def check_samples(

@@ -6,6 +6,7 @@ from symda.models.deeplabv2 import (
     DeepLabV2,
     build_deeplabv2,
     count_parameters,
+    field_state_dict,
     load_backbone_weights,
     param_groups,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "DeepLabV2",
     "build_deeplabv2",
     "count_parameters",
+    "field_state_dict",
     "load_backbone_weights",
     "param_groups",
     "Discriminator",

@@ -22,7 +22,8 @@ def build_segmenter(cfg: ModelConfig, num_classes: int = NUM_CLASSES, load_weigh
         last_layer=cfg.last_layer,
         aspp_dilations=tuple(cfg.aspp_dilations),
         aux_head=cfg.aux_head,
-        freeze_bn=cfg.freeze_bn,
+        resnet_style=cfg.resnet_style,
+        bn_mode=cfg.bn_mode,
     )
     if load_weights:
         log.info("backbone weights: %s", load_backbone_weights(model, cfg.weights, cfg.allow_random_init))
@@ -37,7 +38,8 @@ def load_segmenter(cfg: ModelConfig, checkpoint: Path, num_classes: int = NUM_CL
     blob = read_checkpoint(checkpoint, "segmenter checkpoint")
     model = build_segmenter(cfg, num_classes, load_weights=False)
     settings = (
-        f"model.backbone={cfg.backbone} model.last_layer={cfg.last_layer} model.aux_head={cfg.aux_head}"
+        f"model.backbone={cfg.backbone} model.last_layer={cfg.last_layer} model.aux_head={cfg.aux_head} "
+        f"model.resnet_style={cfg.resnet_style}"
     )
     load_model_state(model, segmenter_state(blob, checkpoint), checkpoint, settings)
     return model.eval()

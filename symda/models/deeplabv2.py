@@ -2,7 +2,18 @@
 
 The paper configuration (AdaptSegNet, ADVENT, BDL, DPL) is ResNet-101 with layer3 dilated by 2 and
 layer4 by 4 (output stride 8), an ASPP classifier of four 3x3 convs with dilations 6/12/18/24 whose
-outputs are *summed*, frozen BatchNorm (batch size 1) and a 10x learning rate on the classifier.
+outputs are *summed*, and a 10x learning rate on the classifier. What their code computes beyond
+that, and the switches that reproduce it (``configs/gta5/`` sets both):
+
+- ``resnet_style="caffe"``: the field's Caffe-derived ResNet puts the stride-2 of a stage's first
+  Bottleneck on its 1x1 conv1 (torchvision, V1.5: on the 3x3 conv2) and its stem max-pool uses
+  ``ceil_mode=True``, so a 512x1024 input gives 65x129 logits (torchvision style: 64x128). The field's
+  initial weights were trained in that layout; the tensors have the same shapes either way.
+- ``bn_mode="frozen_affine"``: BatchNorm's scale and shift are frozen but the model runs in train mode,
+  so BN normalises with batch statistics and updates its running averages, as ``model.train()`` does
+  in their code. ``"frozen"`` holds every BN in eval mode instead (running statistics, never updated);
+  ``"train"`` trains BN normally (SynthCity from scratch).
+
 Smaller backbones (ResNet-50/34/18, optionally cut after layer3) exist for CPU runs; see
 ``shared/reference/cpu-budget.md``.
 
@@ -24,10 +35,13 @@ from torch import Tensor, nn
 
 __all__ = [
     "BACKBONES",
+    "BN_MODES",
+    "RESNET_STYLES",
     "ASPPClassifier",
     "DeepLabV2",
     "build_deeplabv2",
     "count_parameters",
+    "field_state_dict",
     "load_backbone_weights",
     "param_groups",
 ]
@@ -46,6 +60,8 @@ BACKBONES: dict[str, Callable[..., torchvision.models.ResNet]] = {
 _LAYER_PLANES = {"layer1": 64, "layer2": 128, "layer3": 256, "layer4": 512}
 _VALID_LAST_LAYERS = ("layer3", "layer4")
 _VALID_OUTPUT_STRIDES = (8, 16)
+RESNET_STYLES = ("torchvision", "caffe")
+BN_MODES = ("train", "frozen", "frozen_affine")
 
 
 class ASPPClassifier(nn.Module):
@@ -106,6 +122,16 @@ def _dilate_layer(layer: nn.Sequential, dilation: int) -> None:
             module.padding = (dilation, dilation)
 
 
+def _caffe_layout(net: torchvision.models.ResNet) -> None:
+    """The field's Caffe-derived ResNet, in place: each strided Bottleneck takes its stride on the 1x1
+    conv1 instead of the 3x3 conv2, and the stem max-pool rounds up (ceil_mode)."""
+    net.maxpool.ceil_mode = True
+    for name in ("layer1", "layer2", "layer3", "layer4"):
+        for block in getattr(net, name, ()):
+            if block.conv2.stride != (1, 1):
+                block.conv1.stride, block.conv2.stride = block.conv2.stride, (1, 1)
+
+
 class DeepLabV2(nn.Module):
     """DeepLab V2 segmentation network on a torchvision ResNet.
 
@@ -120,12 +146,15 @@ class DeepLabV2(nn.Module):
         aux_head: add a second ASPP classifier on an intermediate stage, as in AdaptSegNet's multi-level
             variant: on layer3 output when ``last_layer="layer4"``, on layer2 output when
             ``last_layer="layer3"`` (there is no layer4 left, so the auxiliary level moves one stage up).
-        freeze_bn: keep every backbone BatchNorm in eval mode (running statistics used, never updated)
-            with its affine parameters frozen, also after ``model.train()``. The paper's setting: with
-            batch size 1 batch statistics are useless.
+        resnet_style: "torchvision" (stride on the 3x3 conv) or "caffe" (the field's layout: stride on
+            the 1x1 conv, ceil-mode max-pool; Bottleneck backbones only, i.e. resnet50/resnet101).
+        bn_mode: backbone BatchNorm during training: "train" (normal), "frozen" (eval mode, affine
+            frozen, also after ``model.train()``) or "frozen_affine" (affine frozen, batch statistics
+            in train mode: the field's code).
 
     ``forward(x)`` with x (N, 3, H, W) returns ``{"main": (N, num_classes, h, w)}`` with
-    h = ceil(H / output_stride) for the usual sizes, plus ``"aux": (N, num_classes, h', w')`` when
+    h = ceil(H / output_stride) for the usual sizes in torchvision style (caffe style: one more where
+    the max-pool rounds up, e.g. 65x129 for 512x1024), plus ``"aux": (N, num_classes, h', w')`` when
     ``aux_head``. The logits are at feature resolution; callers upsample (bilinear) to the label size.
     """
 
@@ -137,7 +166,8 @@ class DeepLabV2(nn.Module):
         last_layer: str = "layer4",
         aspp_dilations: tuple[int, ...] = (6, 12, 18, 24),
         aux_head: bool = False,
-        freeze_bn: bool = False,
+        resnet_style: str = "torchvision",
+        bn_mode: str = "train",
     ):
         super().__init__()
         if backbone not in BACKBONES:
@@ -148,15 +178,27 @@ class DeepLabV2(nn.Module):
             raise ValueError(f"last_layer must be one of {_VALID_LAST_LAYERS}, got {last_layer!r}")
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        if resnet_style not in RESNET_STYLES:
+            raise ValueError(f"resnet_style must be one of {RESNET_STYLES}, got {resnet_style!r}")
+        if bn_mode not in BN_MODES:
+            raise ValueError(f"bn_mode must be one of {BN_MODES}, got {bn_mode!r}")
 
         self.backbone_name = backbone
         self.num_classes = num_classes
         self.output_stride = output_stride
         self.last_layer = last_layer
         self.aspp_dilations = tuple(aspp_dilations)
-        self.freeze_bn = freeze_bn
+        self.resnet_style = resnet_style
+        self.bn_mode = bn_mode
 
         net = BACKBONES[backbone](weights=None)  # weights=None: never download
+        if resnet_style == "caffe":
+            if not isinstance(net.layer1[0], torchvision.models.resnet.Bottleneck):
+                raise ValueError(
+                    f"resnet_style 'caffe' moves a Bottleneck's stride to its 1x1 conv: {backbone} has basic "
+                    "blocks (no 1x1 conv); use resnet50 or resnet101, or resnet_style 'torchvision'"
+                )
+            _caffe_layout(net)
         # The classification head is not part of a segmentation network.
         del net.fc, net.avgpool
         if last_layer == "layer3":
@@ -180,10 +222,11 @@ class DeepLabV2(nn.Module):
             aux_channels = _LAYER_PLANES[self.aux_layer] * expansion
             self.aux_classifier = ASPPClassifier(aux_channels, num_classes, self.aspp_dilations)
 
-        if freeze_bn:
+        if bn_mode != "train":
             for m in self._backbone_batchnorms():
                 for p in m.parameters():
                     p.requires_grad_(False)
+        if bn_mode == "frozen":
             self._set_bn_eval()
 
     def _backbone_batchnorms(self) -> Iterator[nn.modules.batchnorm._BatchNorm]:
@@ -194,9 +237,9 @@ class DeepLabV2(nn.Module):
             m.eval()
 
     def train(self, mode: bool = True) -> DeepLabV2:
-        """Set train/eval mode; with ``freeze_bn`` the backbone BatchNorms stay in eval mode."""
+        """Set train/eval mode; with bn_mode "frozen" the backbone BatchNorms stay in eval mode."""
         super().train(mode)
-        if self.freeze_bn:
+        if self.bn_mode == "frozen":
             self._set_bn_eval()
         return self
 
@@ -221,7 +264,7 @@ class DeepLabV2(nn.Module):
         return (
             f"backbone={self.backbone_name}, num_classes={self.num_classes}, "
             f"output_stride={self.output_stride}, last_layer={self.last_layer}, "
-            f"aux_layer={self.aux_layer}, freeze_bn={self.freeze_bn}"
+            f"aux_layer={self.aux_layer}, resnet_style={self.resnet_style}, bn_mode={self.bn_mode}"
         )
 
 
@@ -232,7 +275,8 @@ def build_deeplabv2(
     last_layer: str = "layer4",
     aspp_dilations: tuple[int, ...] = (6, 12, 18, 24),
     aux_head: bool = False,
-    freeze_bn: bool = False,
+    resnet_style: str = "torchvision",
+    bn_mode: str = "train",
 ) -> DeepLabV2:
     """Build a randomly initialised :class:`DeepLabV2` (no download); see the class for arguments.
 
@@ -246,7 +290,8 @@ def build_deeplabv2(
         last_layer=last_layer,
         aspp_dilations=tuple(aspp_dilations),
         aux_head=aux_head,
-        freeze_bn=freeze_bn,
+        resnet_style=resnet_style,
+        bn_mode=bn_mode,
     )
 
 
@@ -315,86 +360,159 @@ def _strip_prefixes(key: str) -> str:
     return key
 
 
-def _map_keys(raw: dict[str, Tensor], model: DeepLabV2) -> tuple[dict[str, Tensor], str]:
-    """Map checkpoint keys onto ``model.state_dict()`` names; returns (mapped, detected format).
+SYMDA_FORMAT = "symda DeepLabV2 checkpoint"
+FIELD_FORMAT = "the field's DeepLab V2 (AdaptSegNet/ADVENT/BDL, Caffe layout)"
+TORCHVISION_FORMAT = "torchvision ImageNet ResNet"
+
+
+def _map_keys(raw: dict[str, Tensor]) -> tuple[dict[str, Tensor], str, list[str]]:
+    """Map checkpoint keys onto ``DeepLabV2.state_dict()`` names: (mapped, format, keys left out).
 
     Formats: a symda DeepLabV2 checkpoint ("backbone.*", "classifier.*"), a torchvision ImageNet ResNet
-    ("conv1.weight", "layer1.0.*", "fc.*"), or an AdaptSegNet/BDL Caffe-style DeepLab ("layer5.*" /
-    "layer6.*" ASPP heads, possibly "Scale."-prefixed). In AdaptSegNet's multi-level model layer5 is the
-    auxiliary head (on layer3) and layer6 the main one; in the single-level model layer5 is the main head.
+    ("conv1.weight", "layer1.0.*", "fc.*": the ImageNet classifier is left out), or the field's DeepLab
+    V2 ("layer5.*" / "layer6.*" ASPP heads, usually "Scale."-prefixed). In the field's multi-level
+    model (ADVENT's ResNetMulti, AdaptSegNet's multi) layer5 is the auxiliary head (on layer3) and
+    layer6 the main one; in the single-level model layer5 is the main head. Backbone names are the
+    same in all three (torchvision's: conv1, bn1, layer1.0.conv1, layer1.0.downsample.0, ...).
     """
     stripped = {_strip_prefixes(k): v for k, v in raw.items()}
     if any(k.startswith(("backbone.", "classifier.")) for k in stripped):
-        return stripped, "symda DeepLabV2 checkpoint"
+        return stripped, SYMDA_FORMAT, []
 
     has_l5 = any(k.startswith("layer5.") for k in stripped)
     has_l6 = any(k.startswith("layer6.") for k in stripped)
     head_map = {"layer6.": "classifier.", "layer5.": "aux_classifier." if has_l6 else "classifier."}
     mapped: dict[str, Tensor] = {}
+    left_out: list[str] = []
     for key, value in stripped.items():
         if key.startswith(("fc.", "avgpool.")):
-            continue  # ImageNet classifier: not part of a segmentation network
+            left_out.append(key)  # ImageNet classifier: not part of a segmentation network
+            continue
         for src, dst in head_map.items():
             if key.startswith(src):
                 mapped[dst + key[len(src) :]] = value
                 break
         else:
             mapped["backbone." + key] = value
-    fmt = "Caffe-style DeepLab (AdaptSegNet/BDL)" if (has_l5 or has_l6) else "torchvision ResNet"
-    return mapped, fmt
+    fmt = (
+        FIELD_FORMAT if (has_l5 or has_l6 or any(k.startswith("Scale.") for k in raw)) else TORCHVISION_FORMAT
+    )
+    return mapped, fmt, left_out
+
+
+def field_state_dict(model: DeepLabV2) -> dict[str, Tensor]:
+    """The model's tensors under the field's DeepLab V2 names, e.g. to evaluate it with their code:
+    backbone keys without "backbone.", the main head as layer5 (single level) or as layer6 beside the
+    auxiliary layer5 (multi level). Loading the result back gives the same network."""
+    heads = {
+        "classifier.": "layer6." if model.aux_classifier is not None else "layer5.",
+        "aux_classifier.": "layer5.",
+    }
+    out: dict[str, Tensor] = {}
+    for key, value in model.state_dict().items():
+        if key.endswith("num_batches_tracked"):
+            continue  # the field's files predate it
+        for src, dst in heads.items():
+            if key.startswith(src):
+                out[dst + key[len(src) :]] = value
+                break
+        else:
+            out[key.removeprefix("backbone.")] = value
+    return out
+
+
+def _counted(key: str) -> bool:
+    # num_batches_tracked is a BN bookkeeping buffer that older files (the field's, torchvision's
+    # ImageNet ones) do not hold: counted on neither side, loaded where present.
+    return not key.endswith("num_batches_tracked")
+
+
+def _head(key: str) -> str | None:
+    """ "classifier" / "aux_classifier" for a head tensor's key, None for a backbone one."""
+    head = key.split(".", 1)[0]
+    return head if head in ("classifier", "aux_classifier") else None
+
+
+def _examples(keys: list[str], n: int = 5) -> str:
+    return ", ".join(keys[:n]) + (f" and {len(keys) - n} more" if len(keys) > n else "")
 
 
 def _load_file_into(model: DeepLabV2, path: str) -> str:
-    """Load a local checkpoint file into ``model``; returns a one-line description."""
+    """Load a local weights file into ``model``, strictly; returns a one-line description.
+
+    Every tensor of the file must land on a tensor of the model with its shape, and every backbone
+    tensor of the model must come from the file; the exceptions are named: the ImageNet classifier
+    (fc), layer4 of a full ResNet file for a network cut after layer3, and a head whose class count
+    differs from the model's (the field's init file carries one: AdaptSegNet drops it the same way).
+    Anything else is a ValueError naming the keys at fault, and the model is left untouched.
+    """
     obj = torch.load(path, map_location="cpu", weights_only=True)
     raw = _unwrap_state_dict(obj, path)
-    mapped, fmt = _map_keys(raw, model)
-
+    mapped, fmt, left_out = _map_keys(raw)
     own = model.state_dict()
-    loadable: dict[str, Tensor] = {}
-    shape_mismatch: list[str] = []
-    unexpected: list[str] = []
-    for key, value in mapped.items():
-        if key not in own:
-            unexpected.append(key)
-        elif own[key].shape != value.shape:
-            # e.g. a 21-class VOC ASPP head in the Caffe init file, or a different backbone depth.
-            shape_mismatch.append(key)
-        else:
-            loadable[key] = value
 
-    backbone_own = [k for k in own if k.startswith("backbone.") and not k.endswith("num_batches_tracked")]
-    backbone_loaded = [k for k in loadable if k.startswith("backbone.")]
-    backbone_mismatch = [k for k in shape_mismatch if k.startswith("backbone.")]
-    # A backbone tensor with another shape means another architecture (e.g. a ResNet-50 file for a
-    # ResNet-18: its stem and some BatchNorms would fit, and a half-loaded backbone is worse than a loud
-    # error). Head mismatches are normal (a 21-class VOC head in the Caffe init file) and only skipped.
-    if not backbone_loaded or backbone_mismatch:
+    if model.last_layer == "layer3":
+        cut = [k for k in mapped if k.startswith("backbone.layer4.")]
+        left_out += cut
+        mapped = {k: v for k, v in mapped.items() if k not in cut}
+    heads_other_classes = sorted({
+        _head(k) for k, v in mapped.items()
+        if _head(k) and k in own and v.shape != own[k].shape and k.endswith(".weight")
+        and v.shape[1:] == own[k].shape[1:]  # same input channels and kernel: only the classes differ
+    })  # fmt: skip
+    for head in heads_other_classes:
+        dropped = [k for k in mapped if _head(k) == head]
+        left_out += dropped
+        mapped = {k: v for k, v in mapped.items() if k not in dropped}
+
+    unknown = [k for k in mapped if k not in own]
+    wrong_shape = [f"{k} {tuple(v.shape)} (model {tuple(own[k].shape)})" for k, v in mapped.items()
+                   if k in own and v.shape != own[k].shape]  # fmt: skip
+    backbone_own = [k for k in own if k.startswith("backbone.") and _counted(k)]
+    missing = [k for k in backbone_own if k not in mapped]
+    if unknown or wrong_shape or missing:
+        problems = []
+        if wrong_shape:
+            problems.append(f"{len(wrong_shape)} with another shape: {_examples(wrong_shape)}")
+        if unknown:
+            problems.append(f"{len(unknown)} the model does not have: {_examples(unknown)}")
+        if missing:
+            problems.append(
+                f"{len(missing)} backbone tensors of the model missing from the file: {_examples(missing)}"
+            )
         raise ValueError(
-            f"{path}: file does not fit a {model.backbone_name} DeepLabV2 backbone (detected format: {fmt}; "
-            f"{len(backbone_loaded)} backbone tensors match, {len(backbone_mismatch)} have a wrong shape "
-            f"e.g. {backbone_mismatch[:3]}, {len(unexpected)} keys unknown e.g. {unexpected[:3]}). "
-            "Wrong file for this backbone?"
+            f"{path}: does not fit a {model.backbone_name} DeepLabV2 (last_layer {model.last_layer}, aux_head "
+            f"{model.aux_classifier is not None}; file read as {fmt}): "
+            + "; ".join(problems)
+            + ". Wrong file for this backbone, or model.* settings that differ from the file's network?"
         )
+    _warn_on_layout(model, fmt, path)
     with torch.no_grad():
-        for key, value in loadable.items():
+        for key, value in mapped.items():
             own[key].copy_(value.to(own[key].dtype))
 
-    missing = [k for k in backbone_own if k not in loadable]
-    head_loaded = len(loadable) - len(backbone_loaded)
-    desc = (
-        f"{fmt} from {path}: backbone {len(backbone_loaded)}/{len(backbone_own)} tensors, "
-        f"head {head_loaded}; {len(missing)} backbone missing, {len(unexpected)} unexpected, "
-        f"{len(shape_mismatch)} shape-mismatched skipped"
-    )
-    if missing:
-        _warn(
-            f"load_backbone_weights: {len(missing)} backbone tensors were not in {path}, e.g. {missing[:3]}"
+    backbone_loaded = [k for k in mapped if k.startswith("backbone.") and _counted(k)]
+    head_loaded = [k for k in mapped if _head(k)]
+    desc = f"{fmt} from {path}: backbone {len(backbone_loaded)}/{len(backbone_own)} tensors, head {len(head_loaded)}"
+    if heads_other_classes:
+        desc += f"; the file's {' and '.join(heads_other_classes)} (another class count) left out"
+    if left_out:
+        log.info(
+            "load_backbone_weights left out %d tensors of %s: %s", len(left_out), path, _examples(left_out)
         )
-    if shape_mismatch or unexpected:
-        log.info("load_backbone_weights skipped: shape %s, unexpected %s", shape_mismatch[:5], unexpected[:5])
     log.info("load_backbone_weights: %s", desc)
     return desc
+
+
+def _warn_on_layout(model: DeepLabV2, fmt: str, path: str) -> None:
+    """The field's files were trained in the Caffe layout, torchvision's in its own: loaded into the
+    other layout the tensors fit (same shapes) but the network computes another function."""
+    expected = {FIELD_FORMAT: "caffe", TORCHVISION_FORMAT: "torchvision"}.get(fmt)
+    if expected and model.resnet_style != expected:
+        _warn(
+            f"{path}: {fmt} weights in a model.resnet_style={model.resnet_style} network: the tensors fit, but "
+            f"the stride sits on another conv than the one they were trained with; set model.resnet_style={expected}"
+        )
 
 
 def _random_init_or_raise(model: DeepLabV2, looked_at: str, allow_random_init: bool) -> str:
@@ -419,12 +537,10 @@ def load_backbone_weights(model: DeepLabV2, weights: str | None, allow_random_in
             warn and keep random init if ``allow_random_init``, else raise; ``"torch_cache"`` = the
             torchvision ImageNet file of this backbone in ``torch.hub.get_dir()/checkpoints/``
             (``resnet101-*.pth`` etc.); any other string = a local file: a torchvision ResNet state
-            dict, a symda DeepLabV2 checkpoint, or an AdaptSegNet/BDL Caffe-style DeepLab file
-            (``Scale.``/``module.`` prefixes stripped, ``fc.*`` skipped, ``layer5``/``layer6`` heads
-            mapped to the classifiers where the shapes agree). Note: the Caffe-converted ResNet puts the
-            stride of a Bottleneck on its first 1x1 conv while torchvision (V1.5) puts it on the 3x3 conv;
-            the tensors have the same shapes and load, but layer2's first block then differs slightly from
-            the original network.
+            dict, a symda DeepLabV2 checkpoint, or the field's DeepLab V2 file (AdaptSegNet/ADVENT/BDL's
+            ``DeepLab_resnet_pretrained_*.pth``: ``Scale.``/``module.`` prefixes stripped, ``layer5``/
+            ``layer6`` heads mapped to the classifiers). Loaded strictly (see ``_load_file_into``); the
+            field's files are in the Caffe layout and want ``resnet_style="caffe"`` (warned otherwise).
         allow_random_init: what to do when torch_cache has no file or weights is None (warn and continue
             vs FileNotFoundError). A local file that does not exist is always an error.
 
@@ -434,8 +550,8 @@ def load_backbone_weights(model: DeepLabV2, weights: str | None, allow_random_in
     Raises:
         FileNotFoundError: weights missing and not ``allow_random_init`` (names the path and the
             ``model.allow_random_init`` switch).
-        ValueError: the file does not fit this backbone (wrong file): no backbone tensor matches, or one
-            has another shape. Backbone tensors merely absent from the file only give a loud warning.
+        ValueError: the file does not fit this network: a tensor with another shape, a key the model
+            does not have, or a backbone tensor of the model the file lacks (each named).
     """
     if isinstance(weights, str) and weights.strip().lower() == "none":
         return f"random init ({model.backbone_name}; weights='none')"

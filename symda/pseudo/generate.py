@@ -30,7 +30,7 @@ from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 from symda.config import PseudoConfig
-from symda.data.cityscapes import IMAGE_SUFFIX, LABEL_SUFFIX
+from symda.data.cityscapes import IMAGE_SUFFIX, LABEL_SUFFIX, image_dir
 from symda.data.dataset import SegmentationDataset
 from symda.data.labels import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, colorize, train_ids_to_label_ids
 from symda.evaluate import confusion_matrix, scores_from_confusion
@@ -190,7 +190,7 @@ def compute_thresholds(
 
 def _relative_name(image: Path, target_root: Path, split: str) -> str:
     """'city/city_seq_frame_leftImg8bit.png' of an image under target_root/leftImg8bit/split."""
-    split_dir = Path(target_root) / "leftImg8bit" / split
+    split_dir = image_dir(Path(target_root)) / split
     try:
         name = Path(image).relative_to(split_dir).as_posix()
     except ValueError as err:

@@ -64,7 +64,9 @@ def absolute_paths(cfg: ExperimentConfig) -> dict[str, str]:
     }
     if cfg.model.weights not in ("none", "torch_cache"):
         keys["model.weights"] = cfg.model.weights
-    return {k: str(Path(v).resolve()) for k, v in keys.items() if v}
+    # ~ and $VARS first (dataset roots expand them, symda.data.dataset_root): "$X" made absolute
+    # against the cwd would no longer name the variable's folder.
+    return {k: str(Path(os.path.expandvars(os.path.expanduser(v))).resolve()) for k, v in keys.items() if v}
 
 
 def trial_resources(cfg: ExperimentConfig) -> tuple[dict[str, float], dict[str, float]]:

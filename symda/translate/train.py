@@ -7,7 +7,7 @@ Batches: every iteration draws batch_size // 2 source crops and batch_size - bat
 crops (each domain with its own `ResumableBatchSampler`) and concatenates them, so every D and G step
 sees both domains and both translation directions; c' is the other domain of each image. There are
 n_critic D steps per G step (StarGAN's order: the G step reuses the batch of the D step just before it);
-`cfg.steps` counts G steps. Both learning rates decay linearly to 0 from decay_start * steps to steps.
+`cfg.generator_steps` counts G steps. Both learning rates decay linearly to 0 from decay_start * steps to steps.
 
 Resume is exact on CPU: batches are a function of the step, and the random numbers of the gradient
 penalty come from a generator whose state is in the checkpoint.
@@ -262,7 +262,7 @@ def load_checkpoint(state: TranslatorState, path: Path, runtime: Runtime) -> Non
 
 def set_lr(state: TranslatorState, cfg: TranslateConfig) -> float:
     """Both optimisers at their base lr times StarGAN's linear decay for the next G step; returns the factor."""
-    scale = lr_factor(state.step, cfg.steps, cfg.decay_start)
+    scale = lr_factor(state.step, cfg.generator_steps, cfg.decay_start)
     for opt, base in ((state.g_opt, cfg.g_lr), (state.d_opt, cfg.d_lr)):
         for group in opt.param_groups:
             group["lr"] = base * scale
@@ -357,7 +357,7 @@ def domain_loaders(
                 len(ds),
                 n,
                 _domain_seed(seed, runtime.rank, dom),
-                cfg.n_critic * cfg.steps,
+                cfg.n_critic * cfg.generator_steps,
                 cfg.n_critic * start,
             ),
             num_workers=num_workers,
@@ -426,8 +426,8 @@ def train_translator(
             atomic_write_bytes(out_dir / "samples" / f"step_{state.step:06d}.png", png_bytes(grid))
 
     window = PartsWindow()
-    lr_scale = lr_factor(start, cfg.steps, cfg.decay_start)
-    bar = tqdm(total=cfg.steps, initial=start, desc="translate", disable=not progress or not main,
+    lr_scale = lr_factor(start, cfg.generator_steps, cfg.decay_start)
+    bar = tqdm(total=cfg.generator_steps, initial=start, desc="translate", disable=not progress or not main,
                dynamic_ncols=True)  # fmt: skip
     for it, (src_batch, tgt_batch) in enumerate(zip(*loaders, strict=True), start=cfg.n_critic * start + 1):
         if (it - 1) % cfg.n_critic == 0:  # the first D step of the next G step
@@ -442,10 +442,10 @@ def train_translator(
         window.g.append((state.step + 1, generator_update(state, x, labels, cfg, runtime)))
         step = state.step
         bar.update(1)
-        logging = step % cfg.log_every == 0 or step == cfg.steps
-        checkpointing = step % cfg.checkpoint_every == 0 or step == cfg.steps
+        logging = step % cfg.log_every == 0 or step == cfg.generator_steps
+        checkpointing = step % cfg.checkpoint_every == 0 or step == cfg.generator_steps
         means = window.means() if logging or checkpointing else None  # checks before anything is saved
-        if step % cfg.sample_every == 0 or step == cfg.steps:
+        if step % cfg.sample_every == 0 or step == cfg.generator_steps:
             write_samples()
         saved = checkpoint() if checkpointing else None
         if logging:

@@ -101,7 +101,7 @@ def test_translated_source_run_builds_and_then_reuses_stage_1(tiny_data, tmp_pat
     tiny_translator = {
         "translate.enabled": True, "translate.g_conv_dim": 8, "translate.g_repeat_num": 1,
         "translate.d_conv_dim": 8, "translate.d_repeat_num": 2, "translate.load_size": [32, 64],
-        "translate.image_size": [16, 32], "translate.batch_size": 2, "translate.steps": 2,
+        "translate.image_size": [16, 32], "translate.batch_size": 2, "translate.generator_steps": 2,
         "translate.n_critic": 1, "artifacts_dir": str(tmp_path / "store"),
     }  # fmt: skip
     cfg = tiny_cfg(tiny_data, tmp_path, **tiny_translator)

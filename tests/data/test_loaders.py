@@ -170,3 +170,118 @@ def test_a_synthcity_made_with_other_settings_is_refused_not_used(tmp_path):
     ensure_synthcity(DataConfig(), SynthCityConfig(root=str(root), preset="v1", **small))  # the same: reused
     with pytest.raises(FileExistsError, match="synth.preset"):
         ensure_synthcity(DataConfig(), SynthCityConfig(root=str(root), **small))  # v2 settings, v1 data
+
+
+# ------------------------------------------------------------------------ the real datasets' quirks
+
+
+def gta5_frames(root: Path, ids: range) -> Path:
+    """A GTA5-layout root holding frames `ids` (named as GTA5 names them: 02154.png)."""
+    from tests.conftest import write_gta5
+
+    write_gta5(root, len(ids), h=8, w=16)
+    for k, i in reversed(list(enumerate(ids, start=1))):  # rename 00001.png... to the wanted ids
+        for folder in ("images", "labels"):
+            (root / folder / f"{k:05d}.png").rename(root / folder / f"{i:05d}.png")
+    return root
+
+
+@pytest.mark.parametrize("with_list", [False, True])
+def test_gta5s_known_missing_frames_are_skipped_and_named_as_known(tmp_path, with_list):
+    root = gta5_frames(tmp_path / "GTA5", range(2150, 2161))  # 2154-2158 are known to be missing
+    for i in (2154, 2155, 2156, 2157):
+        (root / "images" / f"{i:05d}.png").unlink()
+        (root / "labels" / f"{i:05d}.png").unlink()
+    (root / "images" / "02158.png").unlink()  # its label left behind: the same quirk, not an extra label
+    listed = tmp_path / "train.txt"
+    listed.write_text("".join(f"{i:05d}.png\n" for i in range(2150, 2161)))  # the published names, all of them
+    cfg = DataConfig(source_root=str(root), source_list=str(listed) if with_list else "", target_root=str(tmp_path))
+    assert [s.name for s in gta5.list_gta5(root, cfg.source_list or None)] == [
+        f"{i:05d}.png" for i in (2150, 2151, 2152, 2153, 2159, 2160)
+    ]
+    report = check_role(cfg, SynthCityConfig(), "source")
+    assert report.ok and report.n_samples == 6
+    assert sorted(Path(p.path).name for p in report.known) == [f"{i:05d}.png" for i in range(2154, 2159)]
+    assert "known, skipped: 5" in report.summary() and "published GTA5 download" in report.summary()
+    # Any other missing frame is still a problem that stops training.
+    (root / "labels" / "02151.png").unlink()
+    report = check_role(cfg, SynthCityConfig(), "source")
+    assert report.counts() == {"missing_label": 1} and not report.ok
+
+
+def test_a_synthcity_in_gta5s_layout_expects_no_known_missing_frame(tiny_data):
+    cfg = data_cfg(tiny_data)
+    assert check_role(cfg, SynthCityConfig(), "source").known == []
+
+
+def test_cityscapes_as_downloaded_and_through_cityscapes_dataset(tmp_path, monkeypatch):
+    from tests.conftest import write_cityscapes
+
+    flat = write_cityscapes(tmp_path / "flat", n_train=1, n_val=2)
+    root = tmp_path / "cityscapes"  # each official zip unpacked into its own folder
+    (root / "leftImg8bit_trainvaltest").mkdir(parents=True)
+    (root / "gtFine_trainvaltest").mkdir()
+    (flat / "leftImg8bit").rename(root / "leftImg8bit_trainvaltest" / "leftImg8bit")
+    (flat / "gtFine").rename(root / "gtFine_trainvaltest" / "gtFine")
+    samples = cityscapes.list_cityscapes(root, "val")
+    assert len(samples) == 2 and all(s.label.is_file() and "gtFine_trainvaltest" in str(s.label) for s in samples)
+    monkeypatch.setenv("CITYSCAPES_DATASET", str(root))
+    cfg = DataConfig(source="cityscapes", source_root="$CITYSCAPES_DATASET", target_root="${CITYSCAPES_DATASET}",
+                     target_size=(8, 16))  # fmt: skip
+    assert check_role(cfg, SynthCityConfig(), "val").ok
+    assert build_dataset(cfg, SynthCityConfig(), "val")[0]["label"].shape == (8, 16)
+    monkeypatch.delenv("CITYSCAPES_DATASET")
+    with pytest.raises(DatasetError, match="data.target_root.*CITYSCAPES_DATASET.*not set"):
+        build_dataset(cfg, SynthCityConfig(), "val")
+
+
+def test_cityscapes_test_split_is_read_without_labels_and_never_scored(tmp_path):
+    from tests.conftest import write_cityscapes
+
+    root = write_cityscapes(tmp_path / "cs", n_train=1, n_val=1)
+    (root / "leftImg8bit" / "val").rename(root / "leftImg8bit" / "test")
+    (root / "gtFine" / "val").rename(root / "gtFine" / "test")  # placeholders, as the download ships them
+    assert all(s.label is None for s in cityscapes.list_cityscapes(root, "test"))
+    cfg = DataConfig(target_root=str(root), source_root=str(root), val_split="test")
+    with pytest.raises(DatasetError, match="data.val_split: test.*not public.*evaluate on val"):
+        build_dataset(cfg, SynthCityConfig(), "val")
+
+
+def write_synthia(root: Path, ids: np.ndarray) -> Path:
+    """A SYNTHIA-RAND-CITYSCAPES root of one frame: RGB/0000000.png and its 16-bit 3-channel label
+    (class ids in the first channel, instance ids in the second, as the download ships them)."""
+    (root / "RGB").mkdir(parents=True)
+    (root / "GT" / "LABELS").mkdir(parents=True)
+    h, w = ids.shape
+    Image.new("RGB", (w, h)).save(root / "RGB" / "0000000.png")
+    planes = np.stack([ids, np.arange(ids.size, dtype=np.uint16).reshape(ids.shape) + 1000, np.zeros_like(ids)], -1)
+    with (root / "GT" / "LABELS" / "0000000.png").open("wb") as f:
+        png.Writer(w, h, greyscale=False, bitdepth=16).write(f, planes.reshape(h, -1).tolist())
+    return root
+
+
+def test_a_generated_synthia_sample_checks_decodes_and_scores_on_16_and_13_classes(tmp_path):
+    from symda.data.labels import SYNTHIA_ID_TO_TRAIN_ID
+    from symda.evaluate import PROTOCOL_CLASSES, confusion_matrix, scores_from_confusion
+
+    ids = np.arange(23, dtype=np.uint16).repeat(2).reshape(2, 23)  # every SYNTHIA id, void (0) included
+    root = write_synthia(tmp_path / "SYNTHIA", ids)
+    cfg = DataConfig(source="synthia", source_root=str(root), target_root=str(tmp_path), source_size=(2, 23))
+    assert check_role(cfg, SynthCityConfig(), "source").ok
+    train_ids = synthia.decode_label(synthia.list_synthia(root)[0].label)
+    expected = [SYNTHIA_ID_TO_TRAIN_ID.get(int(i), 255) for i in ids[0]]
+    assert train_ids[0].tolist() == expected and sorted(set(expected) - {255}) == list(range(19))
+    # A prediction right on everything but one class of each protocol scores exactly (k - 1) / k.
+    pred = train_ids.copy()
+    pred[train_ids == 13] = 0  # car predicted as road: in all three protocols
+    conf = confusion_matrix(pred, train_ids)
+    for protocol in (16, 13):
+        scores = scores_from_confusion(conf, protocol)
+        k = len(PROTOCOL_CLASSES[protocol])
+        assert len(scores.per_class) == k and scores.per_class["car"] == 0.0
+        # road: 2 right of 4 predicted (car's 2 pixels added): IoU 50; the rest 100
+        assert scores.miou == pytest.approx((100 * (k - 2) + 50) / k)
+    # An id outside SYNTHIA's 0..22 is a named problem.
+    write_synthia(tmp_path / "bad", np.full((2, 3), 40, dtype=np.uint16))
+    bad = DataConfig(source="synthia", source_root=str(tmp_path / "bad"), target_root=str(tmp_path))
+    assert check_role(bad, SynthCityConfig(), "source").counts() == {"unknown_label_values": 1}

@@ -15,6 +15,7 @@ from symda.models import (
     DeepLabV2,
     build_deeplabv2,
     count_parameters,
+    field_state_dict,
     load_backbone_weights,
     param_groups,
 )
@@ -139,8 +140,8 @@ def test_cheap_model_size() -> None:
     assert 2.5e6 < count_parameters(model) < 3.5e6
 
 
-def test_freeze_bn_keeps_buffers_and_survives_train() -> None:
-    model = build_deeplabv2("resnet18", last_layer="layer3", output_stride=16, freeze_bn=True)
+def test_frozen_bn_keeps_buffers_and_survives_train() -> None:
+    model = build_deeplabv2("resnet18", last_layer="layer3", output_stride=16, bn_mode="frozen")
     model.train()
     bns = [m for m in model.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert bns and all(not m.training for m in bns)
@@ -158,10 +159,29 @@ def test_freeze_bn_keeps_buffers_and_survives_train() -> None:
     assert not torch.equal(rm, free.backbone.bn1.running_mean)
 
 
-@pytest.mark.parametrize("freeze_bn", [False, True])
+def test_frozen_affine_bn_trains_on_batch_statistics_like_the_fields_code() -> None:
+    # AdaptSegNet/ADVENT/BDL: requires_grad False on BN's weight and bias, but model.train(), so BN
+    # normalises each batch with its own statistics and updates its running averages.
+    model = build_deeplabv2("resnet18", last_layer="layer3", bn_mode="frozen_affine").train()
+    bns = [m for m in model.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bns and all(m.training for m in bns)
+    assert all(not p.requires_grad for m in bns for p in m.parameters())
+    rm = model.backbone.bn1.running_mean.clone()
+    model(_x(2))["main"].mean().backward()
+    assert not torch.equal(rm, model.backbone.bn1.running_mean)
+    assert all(p.grad is None for m in bns for p in m.parameters())
+    assert not {id(p) for m in bns for p in m.parameters()} & {
+        id(p) for g in param_groups(model, 1e-3) for p in g["params"]
+    }
+    assert all(not m.training for m in model.eval().backbone.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    with pytest.raises(ValueError, match="bn_mode"):
+        build_deeplabv2("resnet18", bn_mode="freeze")
+
+
+@pytest.mark.parametrize("bn_mode", ["train", "frozen", "frozen_affine"])
 @pytest.mark.parametrize("aux_head", [False, True])
-def test_param_groups_cover_each_trainable_once(freeze_bn: bool, aux_head: bool) -> None:
-    model = build_deeplabv2("resnet18", last_layer="layer3", freeze_bn=freeze_bn, aux_head=aux_head)
+def test_param_groups_cover_each_trainable_once(bn_mode: str, aux_head: bool) -> None:
+    model = build_deeplabv2("resnet18", last_layer="layer3", bn_mode=bn_mode, aux_head=aux_head)
     groups = param_groups(model, lr=2.5e-4)
     ids = [id(p) for g in groups for p in g["params"]]
     trainable = {id(p) for p in model.parameters() if p.requires_grad}
@@ -174,6 +194,38 @@ def test_param_groups_cover_each_trainable_once(freeze_bn: bool, aux_head: bool)
     }
     assert {id(p) for p in by_name["head"]["params"]} == head_ids
     torch.optim.SGD(groups, lr=2.5e-4, momentum=0.9)  # extra keys are accepted by torch optimisers
+
+
+def test_caffe_style_strides_the_1x1_conv_and_rounds_the_max_pool_up() -> None:
+    caffe = build_deeplabv2("resnet50", resnet_style="caffe")
+    tv = build_deeplabv2("resnet50")
+    assert caffe.backbone.maxpool.ceil_mode and not tv.backbone.maxpool.ceil_mode
+    assert caffe.backbone.layer2[0].conv1.stride == (2, 2) and caffe.backbone.layer2[0].conv2.stride == (1, 1)
+    assert tv.backbone.layer2[0].conv1.stride == (1, 1) and tv.backbone.layer2[0].conv2.stride == (2, 2)
+    for layer in ("layer3", "layer4"):  # dilated, never strided, in either style
+        assert all(
+            c.stride == (1, 1)
+            for c in getattr(caffe.backbone, layer).modules()
+            if isinstance(c, torch.nn.Conv2d)
+        )
+    assert [t.shape for t in caffe.state_dict().values()] == [t.shape for t in tv.state_dict().values()]
+    with pytest.raises(ValueError, match="resnet50 or resnet101"):
+        build_deeplabv2("resnet18", resnet_style="caffe")
+
+
+@pytest.mark.parametrize(
+    ("style", "main", "aux"), [("caffe", (65, 129), (65, 129)), ("torchvision", (64, 128), (64, 128))]
+)
+def test_paper_network_output_size_at_512x1024(style: str, main: tuple, aux: tuple) -> None:
+    # ResNet-101 at the paper's target size, on the meta device (shapes only, no arithmetic): the
+    # field's network gives 65x129 logits (AdaptSegNet/ADVENT/BDL), torchvision's layout 64x128.
+    with torch.device("meta"):
+        model = build_deeplabv2(
+            "resnet101", aux_head=True, resnet_style=style, bn_mode="frozen_affine"
+        ).eval()
+        out = model(torch.empty(1, 3, 512, 1024))
+    assert tuple(out["main"].shape[-2:]) == main and tuple(out["aux"].shape[-2:]) == aux
+    assert count_parameters(model) == 44_601_560  # the field's multi-level count: the layout moves no weight
 
 
 def _tv_state(backbone: str) -> dict[str, torch.Tensor]:
@@ -195,7 +247,8 @@ def test_load_torchvision_state_dict_restores_backbone(tmp_path) -> None:
     model = build_deeplabv2("resnet18", output_stride=8)
     head_before = model.classifier.conv2d_list[0].weight.clone()
     desc = load_backbone_weights(model, str(path), allow_random_init=False)
-    assert "torchvision" in desc and str(path) in desc and "0 backbone missing" in desc
+    n = sum(1 for k in model.backbone.state_dict() if not k.endswith("num_batches_tracked"))
+    assert "torchvision" in desc and str(path) in desc and f"backbone {n}/{n} tensors" in desc
     _assert_backbone_equals(model, sd)
     torch.testing.assert_close(model.classifier.conv2d_list[0].weight, head_before)
     # The cut model takes the same file: layer4 and fc are simply not used.
@@ -204,24 +257,83 @@ def test_load_torchvision_state_dict_restores_backbone(tmp_path) -> None:
     _assert_backbone_equals(cut, {k: v for k, v in sd.items()})
 
 
-def test_load_scale_prefixed_caffe_keys(tmp_path) -> None:
-    sd = _tv_state("resnet18")
-    src = build_deeplabv2("resnet18", num_classes=19)
-    head = {
-        f"layer5.conv2d_list.{i}.{n}": t
-        for i, c in enumerate(src.classifier.conv2d_list)
-        for n, t in c.state_dict().items()
-    }
-    caffe = {"Scale." + k: v for k, v in sd.items() if not k.startswith("fc.")}
-    caffe.update({"Scale." + k: v for k, v in head.items()})
-    caffe["Scale.layer5.conv2d_list.0.weight"] = torch.randn(21, 512, 3, 3)  # VOC head: shape mismatch
+def _field_init_file(tmp_path, backbone: str = "resnet50", head_classes: int = 21) -> tuple[str, dict]:
+    """A file laid out like the field's DeepLab init file (DeepLab_resnet_pretrained_init-f81d91e8.pth):
+    "Scale."-prefixed torchvision-named backbone tensors, no num_batches_tracked, no fc, and a
+    single-level ASPP head "layer5" for another class count; every tensor distinct."""
+    torch.manual_seed(7)
+    src = torchvision.models.get_model(backbone, weights=None).state_dict()
+    sd = {k: torch.randn_like(v.float()) if v.is_floating_point() else v
+          for k, v in src.items() if not k.startswith("fc.") and not k.endswith("num_batches_tracked")}  # fmt: skip
+    sd.update({f"layer5.conv2d_list.{i}.weight": torch.randn(head_classes, 2048, 3, 3) for i in range(4)})
+    sd.update({f"layer5.conv2d_list.{i}.bias": torch.randn(head_classes) for i in range(4)})
     path = tmp_path / "DeepLab_resnet_pretrained_init-f81d91e8.pth"
-    torch.save({"state_dict": caffe}, path)
-    model = build_deeplabv2("resnet18", num_classes=19)
-    desc = load_backbone_weights(model, str(path), allow_random_init=False)
-    assert "Caffe" in desc and "1 shape-mismatched" in desc
-    _assert_backbone_equals(model, sd)
-    torch.testing.assert_close(model.classifier.conv2d_list[1].weight, head["layer5.conv2d_list.1.weight"])
+    torch.save({"Scale." + k: v for k, v in sd.items()}, path)
+    return str(path), sd
+
+
+def test_the_fields_init_file_lands_tensor_by_tensor_and_its_voc_head_is_left_out(tmp_path) -> None:
+    path, sd = _field_init_file(tmp_path)
+    model = build_deeplabv2(
+        "resnet50", num_classes=19, aux_head=True, resnet_style="caffe", bn_mode="frozen_affine"
+    )
+    head_before = model.classifier.conv2d_list[0].weight.clone()
+    desc = load_backbone_weights(model, path, allow_random_init=False)
+    own = model.backbone.state_dict()
+    n = sum(1 for k in own if not k.endswith("num_batches_tracked"))
+    assert f"backbone {n}/{n} tensors" in desc and "classifier (another class count) left out" in desc
+    for k, v in sd.items():
+        if not k.startswith("layer5."):
+            torch.testing.assert_close(own[k], v, rtol=0, atol=0, msg=k)
+    torch.testing.assert_close(model.classifier.conv2d_list[0].weight, head_before)
+
+
+def test_the_fields_multi_level_checkpoint_maps_layer5_to_aux_and_layer6_to_main(tmp_path) -> None:
+    src = build_deeplabv2("resnet50", num_classes=19, aux_head=True, resnet_style="caffe")
+    field = field_state_dict(src)
+    assert "layer6.conv2d_list.0.weight" in field and "layer5.conv2d_list.3.bias" in field
+    assert "conv1.weight" in field and not any(k.endswith("num_batches_tracked") for k in field)
+    path = tmp_path / "GTA2Cityscapes_multi.pth"
+    torch.save({"module." + k: v for k, v in field.items()}, path)
+    dst = build_deeplabv2("resnet50", num_classes=19, aux_head=True, resnet_style="caffe")
+    desc = load_backbone_weights(dst, str(path), allow_random_init=False)
+    assert "the field's DeepLab V2" in desc and "head 16" in desc
+    for k, v in src.state_dict().items():
+        if not k.endswith("num_batches_tracked"):
+            torch.testing.assert_close(dst.state_dict()[k], v, rtol=0, atol=0, msg=k)
+
+
+def test_loading_is_strict_and_names_the_keys_at_fault(tmp_path) -> None:
+    path, sd = _field_init_file(tmp_path)
+    model = build_deeplabv2("resnet50", resnet_style="caffe")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    broken = {
+        "unknown key": {**sd, "layer2.0.conv4.weight": torch.zeros(1)},
+        "missing key": {k: v for k, v in sd.items() if k != "layer3.5.bn2.running_var"},
+        "wrong shape": {**sd, "layer1.0.conv2.weight": torch.zeros(64, 64, 1, 1)},
+    }
+    expected = {"unknown key": "layer2.0.conv4.weight", "missing key": "backbone.layer3.5.bn2.running_var",
+                "wrong shape": "backbone.layer1.0.conv2.weight (64, 64, 1, 1)"}  # fmt: skip
+    for what, state in broken.items():
+        file = tmp_path / f"{what}.pth"
+        torch.save({"Scale." + k: v for k, v in state.items()}, file)
+        with pytest.raises(ValueError) as err:
+            load_backbone_weights(model, str(file), allow_random_init=True)
+        assert str(file) in str(err.value) and expected[what] in str(err.value), what
+    for k, v in model.state_dict().items():  # a refused file changes nothing
+        assert torch.equal(v, before[k]), k
+
+
+def test_a_layout_mismatch_is_loud(tmp_path) -> None:
+    path, _ = _field_init_file(tmp_path)
+    with pytest.warns(RuntimeWarning, match="set model.resnet_style=caffe"):
+        load_backbone_weights(build_deeplabv2("resnet50"), path, allow_random_init=False)
+    tv = tmp_path / "resnet50-0676ba61.pth"
+    torch.save(_tv_state("resnet50"), tv)
+    with pytest.warns(RuntimeWarning, match="set model.resnet_style=torchvision"):
+        load_backbone_weights(
+            build_deeplabv2("resnet50", resnet_style="caffe"), str(tv), allow_random_init=False
+        )
 
 
 def test_load_module_prefixed_full_checkpoint(tmp_path) -> None:
@@ -239,10 +351,10 @@ def test_wrong_file_fails(tmp_path) -> None:
     path = tmp_path / "resnet50.pth"
     torch.save(_tv_state("resnet50"), path)
     model = build_deeplabv2("resnet18", last_layer="layer3")
-    with pytest.raises(ValueError, match="does not fit"):
+    with pytest.raises(ValueError, match="does not fit a resnet18 DeepLabV2.*with another shape"):
         load_backbone_weights(model, str(path), allow_random_init=True)
     torch.save({"foo.bar": torch.zeros(3)}, path)
-    with pytest.raises(ValueError, match="0 backbone tensors match"):
+    with pytest.raises(ValueError, match="the model does not have: backbone.foo.bar"):
         load_backbone_weights(model, str(path), allow_random_init=True)
 
 

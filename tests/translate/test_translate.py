@@ -26,7 +26,7 @@ SIZE = (16, 32)
 def tiny_cfg(**overrides) -> TranslateConfig:
     base = dict(
         g_conv_dim=8, g_repeat_num=1, d_conv_dim=8, d_repeat_num=3, image_size=SIZE, batch_size=4,
-        steps=2, n_critic=2, log_every=1, sample_every=1, checkpoint_every=2,
+        generator_steps=2, n_critic=2, log_every=1, sample_every=1, checkpoint_every=2,
     )  # fmt: skip
     base.update(overrides)
     return TranslateConfig(**base)
@@ -74,7 +74,7 @@ def test_two_step_run_reports_every_metric_and_writes_outputs(tiny_data, tmp_pat
 
 def test_resume_continues_from_the_checkpoint_and_matches_a_straight_run(tiny_data, tmp_path):
     source, target = datasets(tiny_data, tmp_path)
-    cfg = tiny_cfg(steps=4, log_every=1, sample_every=100)
+    cfg = tiny_cfg(generator_steps=4, log_every=1, sample_every=100)
     train_translator(cfg, source, target, tmp_path / "straight", lambda *a, **k: None)
 
     class Stop(Exception):
@@ -114,7 +114,7 @@ def test_non_finite_loss_inside_a_log_window_names_its_own_step(tiny_data, tmp_p
         return out.sum() * (float("nan") if calls["n"] == 3 else 0.0)
 
     monkeypatch.setattr(train_mod, "gradient_penalty", penalty)
-    cfg = tiny_cfg(steps=3, log_every=3, sample_every=3, checkpoint_every=3)
+    cfg = tiny_cfg(generator_steps=3, log_every=3, sample_every=3, checkpoint_every=3)
     with pytest.raises(FloatingPointError, match="d_loss nan at G step 2"):
         train_translator(cfg, source, target, tmp_path / "tr", lambda *a, **k: None)
     assert not (tmp_path / "tr" / "translator.pt").exists()  # the check comes before the checkpoint
@@ -127,7 +127,7 @@ def test_a_step_reads_no_value_off_the_device_and_a_log_interval_one(tiny_data, 
     source, target = datasets(tiny_data, tmp_path)
     methods = ("item", "tolist", "__bool__", "__float__", "__int__", "cpu")
     reads = count_host_reads(monkeypatch, "translate/train.py", methods)
-    cfg = tiny_cfg(steps=6, log_every=3, sample_every=6, checkpoint_every=2)
+    cfg = tiny_cfg(generator_steps=6, log_every=3, sample_every=6, checkpoint_every=2)
     train_translator(cfg, source, target, tmp_path / "tr", lambda *a, **k: None)
     in_steps = [r for r in reads if not r.endswith(" in means")]
     # Besides the window: the log lines' host means (steps 3, 6) and the sample grid (step 6).

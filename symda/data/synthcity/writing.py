@@ -158,13 +158,15 @@ def generate_synthcity(
     progress: bool = True,
     preset: str = "v2",
     gap: dict[str, float] | None = None,
+    source_size: tuple[int, int] | None = None,
 ) -> Path:
     """Write a SynthCity dataset to `out` and return `out`.
 
     preset "v2" (the default): the factored gap of gap.py at strengths `gap` ({factor: 0..1}; None =
     every factor at 1); "v1": symda 0.1's benchmark (a global colour map), byte for byte.
 
-    size: (H, W) of every image. Deterministic per seed, whatever `workers`. The dataset is built in a
+    size: (H, W) of every image; source_size: of the source domain's when it differs (GTA5's real
+    frames are 1052x1914, Cityscapes' 1024x2048). Deterministic per seed, whatever `workers`. The dataset is built in a
     temporary sibling directory and moved into place at the end, so `out` is either complete or absent.
     If `out` already holds a dataset with the same manifest it is reused; anything else at `out` is an error.
     workers > 1 uses a 'spawn' process pool (safe next to torch threads), so a script that calls this at
@@ -175,7 +177,10 @@ def generate_synthcity(
         raise ValueError(f"synth.preset: {preset!r} is not one of {list(PRESETS)}")
     gap = {f: 1.0 for f in GAP_FACTORS} if gap is None else {f: float(gap[f]) for f in GAP_FACTORS}
     specs = domain_specs(seed, gap) if preset == "v2" else None
+    source_size = tuple(source_size) if source_size and tuple(source_size) != tuple(size) else None
     expected = _normalise(_manifest(seed, size, n_source, n_target, n_val, preset, gap, specs))
+    if source_size:  # only then: the manifests of datasets written before the option stay equal
+        expected["source_size"] = [int(source_size[0]), int(source_size[1])]
     if out.exists():
         _check_existing(out, expected)
         return out
@@ -185,7 +190,8 @@ def generate_synthcity(
     tmp.mkdir()
     try:
         jobs = [
-            (tmp, seed, (int(size[0]), int(size[1])), task, specs)
+            (tmp, seed, tuple(int(v) for v in (source_size if source_size and task.stream == "source" else size)),
+             task, specs)
             for task in _tasks(n_source, n_target, n_val)
         ]
         bar = tqdm(total=len(jobs), desc=f"SynthCity -> {out}", unit="img", disable=not progress)
