@@ -445,6 +445,9 @@ def validate(cfg: ExperimentConfig) -> None:
             raise ConfigError(f"{key}: {flat[key]} does not split evenly over scale.num_workers={workers}")
     if not cfg.model.aspp_dilations or min(cfg.model.aspp_dilations) <= 0:
         raise ConfigError(f"model.aspp_dilations: expected positive ints, got {cfg.model.aspp_dilations!r}")
+    if cfg.model.resnet_style == "caffe" and cfg.model.backbone not in ("resnet50", "resnet101"):
+        raise ConfigError(f"model.resnet_style: caffe moves a Bottleneck's stride to its 1x1 conv; "
+                          f"model.backbone {cfg.model.backbone} has basic blocks (use resnet50 or resnet101)")  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------- dict <-> dataclass

@@ -83,3 +83,26 @@ def test_moved_keys_name_their_new_place_and_stored_configs_still_load(tmp_path)
     cfg = load_config(old, {"pseudo.self_train_paths": "T"}, legacy=True)
     assert (cfg.self_train.steps, cfg.self_train.rounds, cfg.self_train.pseudo_weight) == (150, 2, 0.5)
     assert cfg.self_train.paths == "T"
+
+
+def test_the_renamed_model_and_translator_keys_say_why_and_old_runs_still_load(tmp_path):
+    old = write(tmp_path, "model:\n  freeze_bn: true\ntranslate:\n  steps: 200000\n")
+    with pytest.raises(ConfigError, match=r"translate.steps: moved to translate.generator_steps \(generator updates; "
+                                          r"StarGAN's official 200k iterations are critic iterations"):  # fmt: skip
+        load_config(old)
+    with pytest.raises(
+        ConfigError, match=r"model.freeze_bn: moved to model.bn_mode \(true is bn_mode frozen"
+    ):
+        load_config(overrides=["model.freeze_bn=true"])
+    cfg = load_config(old, {"model.freeze_bn": False}, legacy=True)  # a run folder's config.yaml of before
+    assert (cfg.translate.generator_steps, cfg.model.bn_mode) == (200000, "train")
+    assert load_config(old, legacy=True).model.bn_mode == "frozen"
+
+
+def test_caffe_style_needs_a_bottleneck_resnet():
+    with pytest.raises(ConfigError, match="model.resnet_style: caffe.*resnet18 has basic blocks"):
+        load_config(overrides=["model.resnet_style=caffe"])
+    assert (
+        load_config(overrides=["model.resnet_style=caffe", "model.backbone=resnet50"]).model.resnet_style
+        == "caffe"
+    )

@@ -35,6 +35,9 @@ def test_the_paper_config_runs_end_to_end_at_an_eighth_of_the_real_sizes(tmp_pat
     # pseudo labels at the target labels' size.
     data = work / "data"
     assert Image.open(next((data / "gta5" / "images").glob("*.png"))).size == (239, 132)
-    assert Image.open(next((data / "cityscapes" / "leftImg8bit" / "train").glob("*/*.png"))).size == (256, 128)
+    assert Image.open(next((data / "cityscapes" / "leftImg8bit" / "train").glob("*/*.png"))).size == (
+        256,
+        128,
+    )
     label = next((work / "artifacts" / "pseudo").glob("*/data/gtFine/train/*/*_labelIds.png"))
     assert np.asarray(Image.open(label)).shape == (128, 256)
