@@ -240,11 +240,12 @@ def translated_key(cfg: ExperimentConfig, which: str) -> dict[str, Any]:
 
 def _model_key(cfg: ExperimentConfig) -> dict[str, Any]:
     """The segmenter's model section in the layout of older stores: bn_mode "train" / "frozen" as
-    freeze_bn false / true, bn_mode only when "frozen_affine" and resnet_style only when "caffe"."""
+    freeze_bn false / true, bn_mode only otherwise (frozen_affine) and resnet_style only when not
+    "torchvision"."""
     model = _section(cfg, "segmenter", "model")
     bn_mode = model.pop("bn_mode")
     model["freeze_bn"] = bn_mode == "frozen"
-    if bn_mode == "frozen_affine":
+    if bn_mode not in ("train", "frozen"):  # frozen_affine: what freeze_bn cannot say
         model["bn_mode"] = bn_mode
     if model["resnet_style"] == "torchvision":
         del model["resnet_style"]

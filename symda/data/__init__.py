@@ -174,7 +174,7 @@ def check_role(data: DataConfig, synth: SynthCityConfig, role: str, progress: bo
         known_extra = [p for p in report.problems
                        if p.kind == "extra_label" and gta5.frame_id(Path(p.path).name) in gta5.KNOWN_MISSING_IDS]  # fmt: skip
         report.problems = [p for p in report.problems if p not in known_extra]
-        report.known += [Problem("known_missing", p.path, why) for p in known_extra]
+        report.known += [Problem("known_missing", p.path, why) for p in known_extra if Path(p.path).name not in skipped]
     return report
 
 

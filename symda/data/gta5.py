@@ -75,3 +75,19 @@ def skipped_known_frames(root: Path, list_file: str | Path | None = None, with_l
         top = max((i for p in (root / "images").glob("*.png") if (i := frame_id(p.name)) is not None), default=0)
         names = [f"{i:05d}.png" for i in sorted(KNOWN_MISSING_IDS) if i < top]
     return known_missing(root, names, with_labels)
+
+
+def read_label_ids(path: Path) -> np.ndarray:
+    """(H, W) uint8 Cityscapes labelIds of a palettised (or greyscale) GTA5 label PNG."""
+    try:
+        img = Image.open(path)
+        if img.mode not in ("P", "L"):
+            raise DatasetError(f"{path}: GTA5 labels must be palettised label ids (mode P or L), got mode {img.mode}")
+        return np.asarray(img, dtype=np.uint8)
+    except (OSError, SyntaxError) as err:
+        raise DatasetError(f"{path}: unreadable label file ({err})") from err
+
+
+def decode_label(path: Path) -> np.ndarray:
+    """(H, W) uint8 trainIds (255 = ignore) of a GTA5 label file."""
+    return LABEL_ID_TO_TRAIN_ID[read_label_ids(path)]

@@ -231,7 +231,7 @@ def test_cityscapes_as_downloaded_and_through_cityscapes_dataset(tmp_path, monke
     assert check_role(cfg, SynthCityConfig(), "val").ok
     assert build_dataset(cfg, SynthCityConfig(), "val")[0]["label"].shape == (8, 16)
     monkeypatch.delenv("CITYSCAPES_DATASET")
-    with pytest.raises(DatasetError, match="data.target_root.*CITYSCAPES_DATASET.*not set"):
+    with pytest.raises(DatasetError, match="data.source_root.*CITYSCAPES_DATASET.*not set"):
         build_dataset(cfg, SynthCityConfig(), "val")
 
 
@@ -264,7 +264,7 @@ def test_a_generated_synthia_sample_checks_decodes_and_scores_on_16_and_13_class
     from symda.data.labels import SYNTHIA_ID_TO_TRAIN_ID
     from symda.evaluate import PROTOCOL_CLASSES, confusion_matrix, scores_from_confusion
 
-    ids = np.arange(23, dtype=np.uint16).repeat(2).reshape(2, 23)  # every SYNTHIA id, void (0) included
+    ids = np.tile(np.arange(23, dtype=np.uint16), (2, 1))  # every SYNTHIA id in each row, void (0) included
     root = write_synthia(tmp_path / "SYNTHIA", ids)
     cfg = DataConfig(source="synthia", source_root=str(root), target_root=str(tmp_path), source_size=(2, 23))
     assert check_role(cfg, SynthCityConfig(), "source").ok
