@@ -95,7 +95,10 @@ def main() -> int:
         return proc.returncode
     record = json.loads((work / "run" / "result.json").read_text())
     stages = [k.split(".", 1)[1] for k in record if k.startswith("seconds.")]
-    rows = [{"stage": st, "seconds": record[f"seconds.{st}"], "peak_mb": record.get(f"peak_mb.{st}")} for st in stages]
+    rows = [
+        {"stage": st, "seconds": record[f"seconds.{st}"], "peak_mb": record.get(f"peak_mb.{st}")}
+        for st in stages
+    ]
     print(f"\nconfigs/gta5/full.yaml at scale {args.scale}, {args.images} images a domain, {args.steps} steps a stage: "
           f"{wall:.0f} s wall, mIoU {record['miou']:.2f} single / {record['miou_fused']:.2f} fused (random weights)")  # fmt: skip
     print("| stage | seconds | peak resident MB |\n| --- | --- | --- |")
