@@ -1,4 +1,4 @@
-"""`symda` / `python -m symda`: synth, check-data, train, run, translate, evaluate, store.
+"""`symda` / `python -m symda`: synth, check-data, train, run, translate, evaluate, store, config.
 
 Every command that takes a config accepts `--set KEY=VALUE` (dotted keys, repeatable). Errors in
 the user's input (config, dataset) end the command with one clear message and exit status 2.
@@ -54,7 +54,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         progress=_progress(),
         preset=s.preset,
         gap=dataclasses.asdict(s.gap),
-        source_size=synthcity_source_size(s),
+        source_size=synthcity_source_size(s, (h, w)),
     )
     grid = save_sample_grid(out, out / "samples.png")
     m = read_manifest(out)
@@ -339,36 +339,99 @@ def cmd_store_gc(args: argparse.Namespace) -> int:
     return 0
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """--help with each flag's default (where it has one its help does not already name) and the
+    epilog's example kept as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default not in (None, False, argparse.SUPPRESS) and "default" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+EXAMPLES = {
+    "synth": "symda synth --out data/synthcity --seed 1 --size 128x256 --n-source 300",
+    "check-data": "symda check-data --config configs/gta5/full.yaml --roles source val",
+    "train": "symda train --config configs/synthcity/source_only.yaml --set train.steps=200",
+    "run": "symda run --config configs/synthcity/quick.yaml --set seed=1",
+    "translate train": "symda translate train --config configs/synthcity/translate.yaml",
+    "translate apply": "symda translate apply --checkpoint T/translator.pt --data data/synthcity/gta5 --kind gta5 "
+    "--to target --out data/gta5_translated",
+    "store gc": "symda store gc --set artifacts_dir=artifacts --remove",
+    "evaluate": "symda evaluate --run runs/quick --save-predictions runs/quick/pred --color",
+    "config show": "symda config show --config configs/synthcity/quick.yaml --set train.lr=3e-4",
+    "config keys": "symda config keys translate",
+}
+
+
+def _command(sub, name: str, help: str, **kw) -> argparse.ArgumentParser:
+    """A subcommand whose --help shows defaults and one example (EXAMPLES)."""
+    full = f"{sub.dest_prefix} {name}".strip() if hasattr(sub, "dest_prefix") else name
+    return sub.add_parser(name, help=help, description=help, formatter_class=_HelpFormatter,
+                          epilog=f"example:\n  {EXAMPLES[full]}", **kw)  # fmt: skip
+
+
+def cmd_config_show(args: argparse.Namespace) -> int:
+    from symda.config import show_config
+
+    print(show_config(load_config(args.config, args.overrides)), end="")
+    return 0
+
+
+def cmd_config_keys(args: argparse.Namespace) -> int:
+    from symda.config import describe_keys
+
+    keys = [k for k in describe_keys() if not args.prefix or k.key.startswith(args.prefix)]
+    if not keys:
+        raise ConfigError(f"no config key starts with {args.prefix!r} (sections: {', '.join(_sections())})")
+    width = max(len(k.key) for k in keys)
+    for k in keys:
+        print(f"{k.key:<{width}}  {k.type:<16} {json.dumps(k.default, default=str):<24} {k.help}")
+    return 0
+
+
+def _sections() -> list[str]:
+    defaults = ExperimentConfig()
+    return [
+        f.name for f in dataclasses.fields(defaults) if dataclasses.is_dataclass(getattr(defaults, f.name))
+    ]
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from symda import __version__
+
     parser = argparse.ArgumentParser(prog="symda", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"symda {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("synth", help="generate the SynthCity benchmark (GTA5 + Cityscapes layouts)")
+    p = _command(sub, "synth", "generate the SynthCity benchmark (GTA5 + Cityscapes layouts)")
     _add_config_args(p)
     p.add_argument("--out", type=Path, help="output folder (default: synth.root)")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--size", type=_parse_size, help="HxW, e.g. 128x256")
-    p.add_argument("--n-source", type=_count)
-    p.add_argument("--n-target", type=_count)
-    p.add_argument("--n-val", type=_count)
+    p.add_argument("--seed", type=int, help="the benchmark's seed (default: synth.seed)")
+    p.add_argument(
+        "--size", type=_parse_size, help="HxW of the images, e.g. 128x256 (default: synth.height x width)"
+    )
+    p.add_argument("--n-source", type=_count, help="source image/label pairs (default: synth.n_source)")
+    p.add_argument("--n-target", type=_count, help="target train images (default: synth.n_target)")
+    p.add_argument("--n-val", type=_count, help="target val images with labels (default: synth.n_val)")
     p.set_defaults(func=cmd_synth)
 
-    p = sub.add_parser("check-data", help="check the configured datasets and report every problem")
+    p = _command(sub, "check-data", "check the configured datasets and report every problem")
     _add_config_args(p)
     p.add_argument("--roles", nargs="+", default=["source", "target_labelled", "val"],
-                   choices=["source", "target", "target_labelled", "val"])  # fmt: skip
+                   choices=["source", "target", "target_labelled", "val"],
+                   help="which datasets: labelled source, target train (images only / with labels), target val")  # fmt: skip
     p.set_defaults(func=cmd_check_data)
 
-    p = sub.add_parser(
-        "train", help="supervised training: source-only, or the oracle with data.source=cityscapes"
-    )
+    p = _command(sub, "train", "supervised training: source-only, or the oracle with data.source=cityscapes")
     _add_config_args(p)
     p.add_argument("--out", type=Path, help="run folder (default: out_dir/name)")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser(
-        "run", help="the whole method: translate, adapt F_T/F_S, pseudo labels, self-train, evaluate"
+    p = _command(
+        sub, "run", "the whole method: translate, adapt F_T/F_S, pseudo labels, self-train, evaluate"
     )
     _add_config_args(p)
     p.add_argument("--out", type=Path, help="run folder (default: out_dir/name)")
@@ -376,33 +439,37 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("translate", help="stage 1: train the StarGAN translator, or translate a dataset")
     tsub = p.add_subparsers(dest="translate_command", required=True)
-    t = tsub.add_parser("train", help="train the translator (stored as an artifact; reused when it exists)")
+    tsub.dest_prefix = "translate"
+    t = _command(tsub, "train", "train the translator (stored as an artifact; reused when it exists)")
     _add_config_args(t)
     t.add_argument(
         "--out", type=Path, help="run folder for config.yaml and log.jsonl (default: out_dir/name)"
     )
     t.set_defaults(func=cmd_translate_train)
-    t = tsub.add_parser("apply", help="translate a whole dataset at full resolution into the same layout")
+    t = _command(tsub, "apply", "translate a whole dataset at full resolution into the same layout")
     _add_config_args(t)
     t.add_argument("--checkpoint", type=Path, required=True, help="translator.pt")
     t.add_argument("--data", type=Path, required=True, help="dataset root")
-    t.add_argument("--kind", choices=["gta5", "cityscapes", "synthia"], required=True)
+    t.add_argument(
+        "--kind", choices=["gta5", "cityscapes", "synthia"], required=True, help="the dataset's layout"
+    )
     t.add_argument("--split", default="train", choices=["train", "val", "test"], help="Cityscapes split")
     t.add_argument("--list", type=Path, help="optional split-list file")
     t.add_argument("--to", choices=["target", "source"], required=True, help="style to translate into")
-    t.add_argument("--out", type=Path, required=True)
+    t.add_argument("--out", type=Path, required=True, help="the translated dataset's root (same layout)")
     t.set_defaults(func=cmd_translate_apply)
 
     p = sub.add_parser("store", help="the artifact store: list or remove interrupted builds")
     ssub = p.add_subparsers(dest="store_command", required=True)
-    g = ssub.add_parser("gc", help="list the interrupted builds (.building folders) and their size")
+    ssub.dest_prefix = "store"
+    g = _command(ssub, "gc", "list the interrupted builds (.building folders) and their size")
     _add_config_args(g)
     g.add_argument(
         "--remove", action="store_true", help="delete them (a later build of the same key starts over)"
     )
     g.set_defaults(func=cmd_store_gc)
 
-    p = sub.add_parser("evaluate", help="score F_T, and fused F_T + F_S, on the target val split")
+    p = _command(sub, "evaluate", "score F_T, and fused F_T + F_S, on the target val split")
     _add_config_args(p)
     p.add_argument("--checkpoint", type=Path, help="F_T (or any segmenter) checkpoint.pt")
     p.add_argument(
@@ -414,11 +481,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="V' = G(V, source) in Cityscapes layout, F_S's input (symda translate apply --to source)")  # fmt: skip
     p.add_argument("--run", type=Path, metavar="DIR",
                    help="a finished `symda run` folder: its config and its last round's F_T, F_S and V'")  # fmt: skip
-    p.add_argument("--split", default="val", choices=["train", "val", "test"])
+    p.add_argument("--split", default="val", choices=["train", "val"],
+                   help="the Cityscapes split to score (test has no public labels)")  # fmt: skip
     p.add_argument("--out", type=Path, help="folder for metrics.json (default: next to the checkpoint)")
     p.add_argument("--save-predictions", type=Path, metavar="DIR", help="write Cityscapes labelId PNGs here")
     p.add_argument("--color", action="store_true", help="also write colourised predictions")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("config", help="print a resolved config, or list every config key")
+    csub = p.add_subparsers(dest="config_command", required=True)
+    csub.dest_prefix = "config"
+    c = _command(
+        csub, "show", "the resolved config as YAML; values that differ from the defaults say the default"
+    )
+    _add_config_args(c)
+    c.set_defaults(func=cmd_config_show)
+    c = _command(csub, "keys", "every config key with its type, default and a one-line help")
+    c.add_argument(
+        "prefix", nargs="?", default="", help="only keys starting with this, e.g. train or model.bn"
+    )
+    c.set_defaults(func=cmd_config_keys)
     return parser
 
 

@@ -46,21 +46,21 @@ class SynthGapConfig:
 class SynthCityConfig:
     """The embedded benchmark (symda.data.synthcity). Used whenever a dataset root is left empty."""
 
-    root: str = "data/synthcity"
+    root: str = "data/synthcity"  # where SynthCity is generated and read (its gta5/ and cityscapes/ folders)
     # v2: the factored gap (`gap`); v1: symda 0.1's benchmark, a global colour map (its published
     # numbers reproduce with `synth.preset: v1`; `gap` is unused there).
     preset: str = "v2"
     gap: SynthGapConfig = field(default_factory=SynthGapConfig)
-    seed: int = 0
-    height: int = 128
-    width: int = 256
+    seed: int = 0  # the benchmark's random seed (each seed is another SynthCity)
+    height: int = 128  # image height (both domains unless source_height is set)
+    width: int = 256  # image width (both domains unless source_width is set)
     # The source domain's (GTA5-layout) image size when it differs; 0 = height x width. GTA5's real
     # frames are 1052x1914 and Cityscapes' 1024x2048 (bench/bench_paper_scale.py writes both).
     source_height: int = 0
-    source_width: int = 0
-    n_source: int = 1500
-    n_target: int = 1000
-    n_val: int = 250
+    source_width: int = 0  # see source_height
+    n_source: int = 1500  # source (GTA5-layout) image/label pairs
+    n_target: int = 1000  # target train images (Cityscapes layout, labels for the oracle only)
+    n_val: int = 250  # target val images with labels (the evaluation split)
     # Generate the benchmark when its root is missing, so a newcomer needs no extra step.
     auto_generate: bool = True
 
@@ -72,16 +72,19 @@ class DataConfig:
     source: str = "gta5"  # gta5 | synthia | cityscapes (cityscapes train as 'source' = the oracle)
     source_root: str = ""  # empty: SynthCity's source domain under synth.root
     source_list: str = ""  # optional split-list file (one image name per line), as the field's repos use
-    target: str = "cityscapes"
+    target: str = "cityscapes"  # the target layout (Cityscapes only)
     target_root: str = ""  # empty: SynthCity's target domain under synth.root
-    target_list: str = ""
-    val_split: str = "val"
+    target_list: str = ""  # optional split-list file of the target train images
+    val_split: str = "val"  # the split every evaluation scores (train for diagnostics; test has no labels)
     # (height, width) every image is resized to before cropping. The paper: 720x1280 source, 512x1024 target.
     source_size: tuple[int, int] = (64, 128)
-    target_size: tuple[int, int] = (64, 128)
+    target_size: tuple[int, int] = (  # (height, width) target images are resized to (the paper: 512x1024)
+        64,
+        128,
+    )  # (height, width) target images are resized to (the paper: 512x1024)
     crop_size: tuple[int, int] | None = None  # random crop after resizing; None = whole image
-    flip: bool = True
-    normalize: str = (
+    flip: bool = True  # random horizontal flips of training images
+    normalize: str = (  # imagenet (torchvision mean/std, RGB) | caffe (BGR mean, the field's DeepLab weights)
         "imagenet"  # imagenet | caffe (BGR mean subtraction, for DeepLab's COCO-initialised weights)
     )
     skip_bad_pairs: bool = False  # train on the readable pairs of a damaged dataset instead of refusing
@@ -103,39 +106,40 @@ class ModelConfig:
 
     backbone: str = "resnet18"  # resnet101 (paper) | resnet50 | resnet34 | resnet18
     last_layer: str = "layer3"  # layer4 (paper) | layer3 (cheap CPU cut)
-    output_stride: int = 8
-    aspp_dilations: tuple[int, ...] = (6, 12, 18, 24)
-    aux_head: bool = False
-    # What the field's DeepLab V2 code computes (symda/models/deeplabv2.py; configs/gta5/ sets both):
-    # "caffe" puts a stage's stride on its first Bottleneck's 1x1 conv and rounds the stem max-pool up,
-    # the layout the field's initial weights were trained in (resnet50/101 only); "torchvision" on the 3x3.
+    output_stride: int = 8  # 8 (layer3 dilated 2, layer4 dilated 4: the paper) | 16
+    aspp_dilations: tuple[int, ...] = (6, 12, 18, 24)  # the summed ASPP branches' dilations (DeepLab V2)
+    aux_head: bool = False  # a second classifier on layer3 (AdaptSegNet's multi-level), its own discriminator
+    # "caffe": the field's DeepLab V2 layout (stride on a stage's first 1x1 conv, ceil-mode max-pool; the
+    # layout its initial weights were trained in; resnet50/101 only); "torchvision": stride on the 3x3.
     resnet_style: str = "torchvision"
     # Backbone BatchNorm: "train" (normal; SynthCity trains from scratch), "frozen" (eval mode, affine
     # frozen), "frozen_affine" (affine frozen, batch statistics in train mode: the field's code).
     bn_mode: str = "train"
     # "none", a local file, or "torch_cache" (torchvision's ImageNet file in the local torch cache; never downloaded)
     weights: str = "none"
-    allow_random_init: bool = True
+    allow_random_init: bool = (  # train from random weights when weights is null or torch_cache has no file
+        True  # train from random weights when weights is null or torch_cache has no file
+    )
 
 
 @dataclass
 class TrainConfig:
     """Supervised segmentation training (source-only and oracle; the base of the adaptation loops)."""
 
-    steps: int = 1200
-    batch_size: int = 8
+    steps: int = 1200  # optimiser steps of supervised training and of the adaptation (round 0)
+    batch_size: int = 8  # source images per step (and as many target images in adaptation)
     # SynthCity trains from scratch (no weights are downloaded), where Adam converges far faster than the
     # paper's SGD 2.5e-4 (meant for COCO-initialised weights): on SynthCity seed 0, 1200 steps, the oracle
     # reached 44.3 mIoU with Adam 1e-3 against 28.3 with SGD 0.01. configs/gta5/ sets the paper's SGD.
     optimizer: str = "adam"  # adam | sgd (paper)
-    lr: float = 1e-3
+    lr: float = 1e-3  # base learning rate (poly decay to 0 over the steps)
     head_lr_mult: float = 1.0  # the paper's 10x suits a pretrained backbone and a fresh head
     momentum: float = 0.9  # SGD only
-    weight_decay: float = 0.0
-    poly_power: float = 0.9
-    log_every: int = 50
+    weight_decay: float = 0.0  # L2 weight decay (the paper's SGD: 5e-4)
+    poly_power: float = 0.9  # lr = base * (1 - step / steps) ** poly_power
+    log_every: int = 50  # steps between log lines (loss means over the window)
     eval_every: int = 0  # 0: evaluate on target val at the end only
-    checkpoint_every: int = 200
+    checkpoint_every: int = 200  # steps between checkpoints (a stopped run resumes from the last)
     threads: int = 0  # torch CPU threads; 0 = leave torch's default
 
 
@@ -154,26 +158,26 @@ class TranslateConfig:
     """
 
     enabled: bool = True  # off: S' = S, T' = T (the 'no translation' ablation)
-    g_conv_dim: int = 16
-    g_repeat_num: int = 2
-    d_conv_dim: int = 16
-    d_repeat_num: int = 4
+    g_conv_dim: int = 16  # generator's first conv width (the paper: 64)
+    g_repeat_num: int = 2  # generator's residual blocks (the paper: 6)
+    d_conv_dim: int = 16  # critic's first conv width (the paper: 64)
+    d_repeat_num: int = 4  # critic's stride-2 conv layers (the paper: 6)
     # Images are resized to load_size, then cropped to image_size (height, width) for training; the
     # generator is fully convolutional, so translation applies at any (the full) resolution.
     load_size: tuple[int, int] = (64, 128)
-    image_size: tuple[int, int] = (64, 128)
-    batch_size: int = 8
+    image_size: tuple[int, int] = (64, 128)  # (height, width) of the training crops (the paper: 256x256)
+    batch_size: int = 8  # images per step, half source, half target (the paper: 16)
     # Generator updates (each after n_critic critic updates). StarGAN's official code counts critic
     # iterations: its 200k iterations are 40k generator steps at n_critic 5 (configs/gta5/translate.yaml).
     generator_steps: int = 800
-    n_critic: int = 5
-    g_lr: float = 1e-4
-    d_lr: float = 1e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    lambda_cls: float = 1.0
-    lambda_rec: float = 10.0
-    lambda_gp: float = 10.0
+    n_critic: int = 5  # critic updates per generator update
+    g_lr: float = 1e-4  # generator's Adam learning rate
+    d_lr: float = 1e-4  # critic's Adam learning rate
+    beta1: float = 0.5  # Adam beta1 of both
+    beta2: float = 0.999  # Adam beta2 of both
+    lambda_cls: float = 1.0  # weight of the domain-classification loss
+    lambda_rec: float = 10.0  # weight of the cycle reconstruction loss
+    lambda_gp: float = 10.0  # weight of WGAN-GP's gradient penalty
     # Fraction of generator_steps after which both lrs decay linearly to 0: the paper's schedule (half).
     # StarGAN's official code subtracts lr / 100k every 1000 iterations and so only reaches 0.999 of the
     # start; we follow the paper.
@@ -182,10 +186,10 @@ class TranslateConfig:
     # published generator (false; the GTA5 configs) at 800 or 2000 CPU steps returned blurred scenes
     # with invented texture, and S' fell below source-only on seed 1 (11.4 vs 17.7; residual: 21.9).
     residual: bool = True
-    log_every: int = 50
-    sample_every: int = 200
-    checkpoint_every: int = 200
-    apply_batch_size: int = 8
+    log_every: int = 50  # generator steps between log lines
+    sample_every: int = 200  # generator steps between sample grids (samples/ in the artifact)
+    checkpoint_every: int = 200  # generator steps between checkpoints
+    apply_batch_size: int = 8  # images per batch when translating whole datasets (S', T', V')
 
 
 @dataclass
@@ -199,9 +203,9 @@ class AdaptConfig:
     lambda_adv: float = 0.001  # main output; 0 turns the adversarial term off
     lambda_adv_aux: float = 0.0002  # auxiliary head (used only with model.aux_head)
     gan_loss: str = "bce"  # bce | lsgan
-    d_lr: float = 1e-4
-    d_beta1: float = 0.9
-    d_beta2: float = 0.99
+    d_lr: float = 1e-4  # output discriminators' Adam learning rate
+    d_beta1: float = 0.9  # their Adam beta1
+    d_beta2: float = 0.99  # their Adam beta2
     d_channels: int = 64  # first conv width of the output discriminator (64-128-256-512-1 in the paper)
     symmetric: bool = True  # also train F_S on (S, T'); off = F_T alone, M_conf = M_prob
 
@@ -214,12 +218,11 @@ class PseudoConfig:
     """
 
     fusion_weight: float = 0.5  # w in P = w * P_T + (1 - w) * P_S (DPL uses 0.5 for pseudo labels)
-    consistency: str = (
-        "soft"  # soft: 1 - JS(P_T, P_S) / ln 2 | hard: argmax agreement | none: M_conf = M_prob
-    )
+    # soft: 1 - JS(P_T, P_S) / ln 2 | hard: argmax agreement | none: M_conf = M_prob
+    consistency: str = "soft"
     conf_weight: float = 0.5  # a in M_conf = a * M_prob + (1 - a) * M_consis
     threshold: str = "class_quantile"  # global: M_conf >= tau | class_quantile: per-class quantile, capped
-    tau: float = 0.9
+    tau: float = 0.9  # global threshold on M_conf
     quantile: float = 0.5  # BDL: the per-class median...
     cap: float = 0.9  # ...capped at 0.9
     bins: int = 1000  # resolution of the streaming per-class histograms of M_conf in [0, 1]
@@ -230,7 +233,7 @@ class SelfTrainConfig:
     """Stage 4: rounds of pseudo labels (stage 3) followed by self-training of the networks on them."""
 
     enabled: bool = True  # off: stop after adaptation (no pseudo labels, no self-training)
-    rounds: int = 1
+    rounds: int = 1  # rounds of pseudo labels + self-training
     steps: int = 0  # steps of one round's self-training; 0 = train.steps (the adaptation's length)
     # Evaluations during a round (0: at its end only); None = train.eval_every. Sweeps need them (ASHA's
     # rungs are F_T's self-training evaluations), the adaptation before them does not.
@@ -246,7 +249,7 @@ class EvalConfig:
     """Evaluation on the target val split."""
 
     protocol: int = 19  # 19 classes; 16 or 13 for SYNTHIA
-    batch_size: int = 8
+    batch_size: int = 8  # images per evaluation batch
     fusion_weight: float = 0.5  # w in w * softmax F_T(v) + (1 - w) * softmax F_S(G(v, S)) (DPL: 0.55)
 
 
@@ -272,10 +275,10 @@ class ScaleConfig:
     shards each global batch of train.batch_size across the workers (it must divide evenly).
     """
 
-    num_workers: int = 0
-    use_gpu: bool = False
-    cpus_per_worker: int = 1
-    gpus_per_worker: float = 1.0
+    num_workers: int = 0  # 0: the stage loops run in this process; N: a Ray Train worker group of N
+    use_gpu: bool = False  # one GPU per worker (NCCL), else gloo on CPU
+    cpus_per_worker: int = 1  # CPUs each worker (or sweep trial) holds
+    gpus_per_worker: float = 1.0  # GPUs each worker holds (fractions share one)
     precision: str = "fp32"  # fp32 | bf16 (autocast; GPU or AVX512-BF16 CPU; in the keys)
     channels_last: bool = False  # NHWC memory format for conv nets (faster on this CPU, not on the H100)
     compile: bool = False  # torch.compile the stage loops' networks (pays back on long GPU runs only)
@@ -286,8 +289,8 @@ class ScaleConfig:
 class ExperimentConfig:
     """One experiment: what to train, on what, and where its outputs go."""
 
-    name: str = "experiment"
-    seed: int = 0
+    name: str = "experiment"  # the run's name: its folder out_dir/name
+    seed: int = 0  # seeds every stage (weights, batches, augmentation)
     out_dir: str = "runs"  # run folders (out_dir/name)
     artifacts_dir: str = "artifacts"  # the content-addressed store of stage outputs, shared by runs
     synth: SynthCityConfig = field(default_factory=SynthCityConfig)
@@ -646,3 +649,88 @@ def config_hash(cfg: Any) -> str:
 
     blob = json.dumps(to_dict(cfg), sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
+
+
+# ------------------------------------------------------------------------------------ describing keys
+
+
+@dataclass(frozen=True)
+class KeyDoc:
+    """One config key as `symda config keys` lists it."""
+
+    key: str  # dotted
+    type: str
+    default: Any
+    help: str  # the comment on the field's line, or the comment lines just above it, in this module
+
+
+def describe_keys() -> list[KeyDoc]:
+    """Every config key with its type, default and a one-line help taken from this module's comments
+    (a field's help lives next to it, so it cannot drift from a separate table)."""
+    import inspect
+
+    out: list[KeyDoc] = []
+
+    def comments_of(cls: type) -> dict[str, str]:
+        found: dict[str, str] = {}
+        above: list[str] = []
+        for line in inspect.getsourcelines(cls)[0]:
+            text = line.strip()
+            if text.startswith("#"):
+                above.append(text.lstrip("#").strip())
+                continue
+            match = re.match(r"(\w+)\s*:\s*[^=]+=", text)
+            if match and line.startswith("    ") and not line.startswith("     "):
+                inline = text.split("  # ", 1)[1].strip() if "  # " in text else ""
+                found[match[1]] = inline or " ".join(above)
+            above = []
+        return found
+
+    def walk(obj: Any, prefix: str) -> None:
+        hints = typing.get_type_hints(type(obj))
+        helps = comments_of(type(obj))
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if dataclasses.is_dataclass(value):
+                walk(value, f"{prefix}{f.name}.")
+                continue
+            hint = hints[f.name]
+            name = hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
+            out.append(KeyDoc(f"{prefix}{f.name}", name, value, _first_sentence(helps.get(f.name, ""))))
+
+    walk(ExperimentConfig(), "")
+    return out
+
+
+def _first_sentence(text: str, width: int = 110) -> str:
+    cut = re.split(r"(?<=\.)\s", text, maxsplit=1)[0]
+    return cut if len(cut) <= width else cut[: width - 3].rstrip() + "..."
+
+
+def show_config(cfg: ExperimentConfig) -> str:
+    """The resolved config as YAML (it loads back as --config), each value that differs from the
+    default followed by "# default: ..."."""
+    defaults = flatten(ExperimentConfig())
+
+    def scalar(value: Any) -> str:
+        plain = list(value) if isinstance(value, tuple) else value
+        return (
+            yaml.safe_dump(plain, default_flow_style=True, width=10**6).strip().removesuffix("\n...").strip()
+        )
+
+    lines: list[str] = []
+
+    def emit(obj: Any, prefix: str, depth: int) -> None:
+        for f in dataclasses.fields(obj):
+            value, key = getattr(obj, f.name), f"{prefix}{f.name}"
+            if dataclasses.is_dataclass(value):
+                lines.append(f"{'  ' * depth}{f.name}:")
+                emit(value, key + ".", depth + 1)
+                continue
+            line = f"{'  ' * depth}{f.name}: {scalar(value)}"
+            if value != defaults[key]:
+                line += f"  # default: {scalar(defaults[key])}"
+            lines.append(line)
+
+    emit(cfg, "", 0)
+    return "\n".join(lines) + "\n"

@@ -139,3 +139,51 @@ def test_symda_run_says_which_checkpoint_each_validator_would_pick():
     )
     assert "best 100 (21.50)" in line and "entropy 50 (19.25)" in line and "agreement n/a" in line
     assert _selection_lines({"miou": 1.0}) == []
+
+
+def test_version_config_show_and_keys(tmp_path, capsys):
+    import pytest
+    import yaml
+
+    from symda import __version__
+    from symda.config import describe_keys, flatten, load_config
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"symda {__version__}"
+    # `config show` prints the resolved config as YAML that loads back as the same config, and names
+    # the default of every value that differs from it.
+    assert main(["config", "show", "--config", "configs/synthcity/quick.yaml", "--set", "train.lr=3e-4"]) == 0
+    shown = capsys.readouterr().out
+    assert "  lr: 0.0003  # default: 0.001" in shown and "  steps: 400  # default: 1200" in shown
+    (tmp_path / "shown.yaml").write_text(shown)
+    want = load_config("configs/synthcity/quick.yaml", ["train.lr=3e-4"])
+    assert (
+        flatten(load_config(tmp_path / "shown.yaml")) == flatten(want)
+        and yaml.safe_load(shown)["train"]["lr"] == 3e-4
+    )
+    # `config keys` lists every key with its type, default and help; every key has a help (a new field
+    # without a comment fails here).
+    assert main(["config", "keys", "model.bn"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("model.bn_mode") and '"train"' in line and "BatchNorm" in line
+    assert [k.key for k in describe_keys() if not k.help] == []
+    assert (
+        main(["config", "keys", "nope"]) == 2
+        and "no config key starts with 'nope'" in capsys.readouterr().err
+    )
+
+
+def test_every_command_explains_itself(capsys):
+    import pytest
+
+    from symda.cli import EXAMPLES
+
+    for command in EXAMPLES:
+        with pytest.raises(SystemExit) as done:
+            main([*command.split(), "--help"])
+        text = capsys.readouterr().out
+        assert done.value.code == 0 and f"example:\n  {EXAMPLES[command]}" in text, command
+    with pytest.raises(SystemExit):
+        main(["synth", "--help"])
+    assert "the benchmark's seed (default: synth.seed)" in capsys.readouterr().out

@@ -104,9 +104,11 @@ def ensure_synthcity(data: DataConfig, synth: SynthCityConfig, progress: bool = 
     )
 
 
-def synthcity_source_size(synth: SynthCityConfig) -> tuple[int, int]:
-    """(H, W) of SynthCity's source images: synth.source_height x source_width, 0 = the target's."""
-    return (synth.source_height or synth.height, synth.source_width or synth.width)
+def synthcity_source_size(synth: SynthCityConfig, size: tuple[int, int] | None = None) -> tuple[int, int]:
+    """(H, W) of SynthCity's source images: synth.source_height x source_width, 0 = the target's
+    (`size`, default synth.height x width)."""
+    h, w = size or (synth.height, synth.width)
+    return (synth.source_height or h, synth.source_width or w)
 
 
 def _layout(kind: str):

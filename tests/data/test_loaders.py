@@ -285,3 +285,18 @@ def test_a_generated_synthia_sample_checks_decodes_and_scores_on_16_and_13_class
     write_synthia(tmp_path / "bad", np.full((2, 3), 40, dtype=np.uint16))
     bad = DataConfig(source="synthia", source_root=str(tmp_path / "bad"), target_root=str(tmp_path))
     assert check_role(bad, SynthCityConfig(), "source").counts() == {"unknown_label_values": 1}
+
+
+def test_synthcity_writes_the_source_at_its_own_size(tmp_path):
+    from symda.data.synthcity import generate_synthcity, read_manifest, save_sample_grid
+
+    kw = dict(size=(32, 64), n_source=2, n_target=1, n_val=2, workers=1, progress=False)
+    out = generate_synthcity(tmp_path / "two", source_size=(40, 72), **kw)
+    assert Image.open(out / "gta5" / "images" / "00001.png").size == (72, 40)
+    assert Image.open(out / "gta5" / "labels" / "00001.png").size == (72, 40)
+    assert Image.open(next((out / "cityscapes" / "leftImg8bit" / "val").glob("*/*.png"))).size == (64, 32)
+    assert read_manifest(out)["source_size"] == [40, 72]
+    assert Image.open(save_sample_grid(out, out / "samples.png")).height == 14 + 2 * 32 + 4
+    # One size for both: the manifest of datasets written before the option.
+    same = generate_synthcity(tmp_path / "one", source_size=(32, 64), **kw)
+    assert "source_size" not in read_manifest(same)

@@ -269,6 +269,13 @@ def _read_pair(image_path: Path, label_path: Path) -> tuple[np.ndarray, np.ndarr
     return image, colorize(label_ids_to_train_ids(label_ids))
 
 
+def _at_height(array: np.ndarray, height: int, nearest: bool) -> np.ndarray:
+    """(H, W, 3) uint8 resized to `height` rows, aspect kept (nearest for colourised labels)."""
+    img = Image.fromarray(array)
+    width = max(1, round(img.width * height / img.height))
+    return np.asarray(img.resize((width, height), Image.NEAREST if nearest else Image.BILINEAR))
+
+
 def save_sample_grid(root: Path, out_png: Path, n: int = 4) -> Path:
     """A PNG of the first n source and n target-val pairs under `root`: rows of
     [source image | source label | target image | target label]. Returns out_png."""
@@ -286,6 +293,8 @@ def save_sample_grid(root: Path, out_png: Path, n: int = 4) -> Path:
             .replace("_leftImg8bit.png", "_gtFine_labelIds.png")
         )
         t_img, t_lab = _read_pair(tgt[k], t_lab_path)
+        if s_img.shape[0] != t_img.shape[0]:  # a source of another size (synth.source_height): shown at the target's height
+            s_img, s_lab = (_at_height(a, t_img.shape[0], nearest) for a, nearest in ((s_img, False), (s_lab, True)))
         gap = np.full((s_img.shape[0], 4, 3), 255, dtype=np.uint8)
         rows.append(np.concatenate([s_img, s_lab, gap, t_img, t_lab], axis=1))
         rows.append(np.full((4, rows[-1].shape[1], 3), 255, dtype=np.uint8))
