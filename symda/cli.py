@@ -132,13 +132,29 @@ def _run_folder(out_dir: Path, cfg: ExperimentConfig, command: str, resume: bool
         raise
 
 
+def console_line(metrics: dict) -> str:
+    """One short human line of a report: "[stage step N] key value ...", numbers at 4 significant
+    digits; nested values (per-class IoU) and bookkeeping strings (eval_key) are left to log.jsonl."""
+    head = " ".join(str(metrics[k]) for k in ("stage",) if k in metrics)
+    if "step" in metrics:
+        head = f"{head} step {metrics['step']}".strip()
+    parts = []
+    for key, value in metrics.items():
+        if key in ("stage", "step", "eval_key") or isinstance(value, dict | list):
+            continue
+        parts.append(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}")
+    return f"[{head}] " + " ".join(parts) if head else " ".join(parts)
+
+
 def _printing_report(log_path: Path):
-    """A report callback that prints each record as a JSON line and appends it to log_path."""
+    """A report callback that prints each record as a short line (through tqdm, so that it lands
+    above a progress bar instead of inside it) and appends it whole, at full precision, to log_path."""
+    from tqdm import tqdm
+
     log_path.parent.mkdir(parents=True, exist_ok=True)
 
     def report(metrics: dict, checkpoint: Path | None = None) -> None:
-        line = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
-        print(json.dumps(line), flush=True)
+        tqdm.write(console_line(metrics), file=sys.stdout)
         with log_path.open("a") as f:
             f.write(json.dumps(metrics) + "\n")
 

@@ -187,3 +187,14 @@ def test_every_command_explains_itself(capsys):
     with pytest.raises(SystemExit):
         main(["synth", "--help"])
     assert "the benchmark's seed (default: synth.seed)" in capsys.readouterr().out
+
+
+def test_console_lines_are_short_and_rounded_and_the_log_keeps_everything(tmp_path, capsys):
+    from symda.cli import _printing_report
+
+    report = _printing_report(tmp_path / "log.jsonl")
+    record = {"stage": "adapt_T_r1", "step": 50, "loss": 1.2345678901234, "val_miou": 20.172950035,
+              "val_per_class_iou": {"road": 91.25}, "eval_key": "96a441bc6e6bf85e"}  # fmt: skip
+    report(record)
+    assert capsys.readouterr().out == "[adapt_T_r1 step 50] loss 1.235 val_miou 20.17\n"
+    assert json.loads((tmp_path / "log.jsonl").read_text()) == record
