@@ -198,7 +198,7 @@ def test_three_trial_sweep(ray_session, base_config, tmp_path, capsys):
     study = optuna.load_study(study_name="three", storage=f"sqlite:///{summary.optuna_db}")
     assert len(study.trials) == 3 and "pseudo.threshold" in study.trials[0].params
     out = capsys.readouterr().out
-    assert "optuna-dashboard sqlite:///" in out and "Trial name" in out  # the progress table
+    assert "Ray dashboard: http://" in out and "Trial name" in out  # the progress table
 
     # The same sweep again replays this one: its configurations, each ending where it ended, all from
     # the store; nothing is trained (no artifact built, no unfinished build written to).
@@ -363,7 +363,10 @@ def test_the_summary_judges_the_spread_only_with_two_finished_trials(tmp_path, c
     assert "all 2 trials at progress 50 (the deepest all reached): miou spans 20.00 to 20.50" in out
     assert "within the noise" in out
     print_summary(summary([20.0, 22.0]))
-    assert "the sweep can tell them apart" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "the sweep can tell them apart" in out
+    # Where the study is, once; no dashboard address after the sweep (a local dashboard has gone).
+    assert out.count("optuna-dashboard sqlite:///") == 1 and "Ray dashboard" not in out
 
 
 def test_the_summary_says_how_each_validator_would_have_chosen(tmp_path, monkeypatch):

@@ -355,10 +355,10 @@ def run_sweep(opts: SweepOptions) -> SweepSummary:
     exp_dir.mkdir(parents=True, exist_ok=True)
     if not (exp_dir / SETTINGS_FILE).is_file():
         settings.save(exp_dir / SETTINGS_FILE)
-    optuna_db = exp_dir / "optuna.db"
     print(f"sweep {exp_dir.name}: {settings.num_samples} trials of {space.path.name}, {max_concurrent} at a time, "
           f"each {request}; selecting by {settings.select_by}", flush=True)  # fmt: skip
-    print(f"dashboard: {http(dashboard)}\noptuna-dashboard sqlite:///{optuna_db}", flush=True)
+    print(f"Ray dashboard: {http(dashboard)} (a local cluster's closes when the sweep ends)" if dashboard
+          else "no Ray dashboard", flush=True)  # fmt: skip
 
     from symda.pipeline import build_upstream
 

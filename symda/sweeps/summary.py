@@ -241,6 +241,5 @@ def print_summary(s: SweepSummary) -> None:
     else:
         print("\nno trial finished: no best config")
     print(f"\nwritten to {s.exp_dir}/: trials.csv, best_config.yaml, sweep.json, runs/<trial id>/ (config.yaml,"
-          f" result.json), Tune's trial folders\noptuna-dashboard sqlite:///{s.optuna_db}")  # fmt: skip
-    if s.dashboard:
-        print(f"Ray dashboard: {http(s.dashboard)}")
+          f" result.json), Tune's trial folders\nthe Optuna study: optuna-dashboard sqlite:///{s.optuna_db}"
+          " (pip install optuna-dashboard)")  # fmt: skip
