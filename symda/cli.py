@@ -187,6 +187,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"{st} {record[f'seconds.{st}']:.1f} s / {record.get(f'peak_mb.{st}', math.nan):.0f} MB" for st in stages))  # fmt: skip
     for line in _selection_lines(record):
         print(line)
+    print(f"pictures ({out_dir / 'pictures.md'}):")
+    for line in (out_dir / "pictures.md").read_text().splitlines()[2:]:
+        print(f"  {line.removeprefix('- ')}")
     return 0
 
 

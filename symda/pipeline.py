@@ -31,7 +31,7 @@ from symda.data.labels import NUM_CLASSES
 from symda.distributed import Report, Runtime, run_stage
 from symda.io import atomic_write_text, jsonable, write_json
 from symda.models.build import build_segmenter, load_segmenter
-from symda.pseudo.generate import STATS_FILE
+from symda.pseudo.generate import FIGURE_FILE, STATS_FILE
 from symda.select import VALIDATORS
 
 log = logging.getLogger(__name__)
@@ -820,11 +820,48 @@ def run_experiment(
     metrics.update(pseudo_stats, artifacts=artifacts, seconds=seconds, peak_mb=peak_mb,
                    selection=selections(store, artifacts))  # fmt: skip
     write_json(out_dir / "metrics.json", metrics)
+    write_pictures(out_dir, run_pictures(cfg, store, artifacts))
     record = make_record(cfg, metrics, run_id=out_dir.name)
     write_record(out_dir, record)
     final = ("miou", "miou_se", "miou_fused", *VALIDATORS)
     report({"stage": "result", **{k: metrics[k] for k in final}})
     return record
+
+
+PICTURES = "pictures.md"  # a run folder's index of the pictures its stages drew (in the store)
+
+
+def run_pictures(cfg: ExperimentConfig, store: ArtifactStore, artifacts: dict[str, str]) -> dict[str, Path]:
+    """{what: file} of the pictures a run's stages drew, where they lie: SynthCity's sample pairs,
+    the translator's sample grids (the last one), each round's pseudo-label panels."""
+    from symda.data import resolve_roots
+
+    pictures: dict[str, Path] = {}
+    synth = Path(cfg.synth.root) / "samples.png"
+    if (
+        synth.is_file()
+        and Path(cfg.synth.root).resolve() in resolve_roots(cfg.data, cfg.synth)[1].resolve().parents
+    ):
+        pictures["SynthCity: source and target-val pairs"] = synth
+    if "translator" in artifacts:
+        grids = sorted((store.path("translator", artifacts["translator"]) / "samples").glob("*.png"))
+        if grids:
+            pictures[f"translator: sample translations ({grids[-1].stem})"] = grids[-1]
+    for name, key in sorted(artifacts.items()):
+        if name.startswith("pseudo_r"):
+            figure = store.path("pseudo", key) / PSEUDO_FOLDERS["T"] / FIGURE_FILE
+            if figure.is_file():
+                pictures[
+                    f"pseudo labels, round {name.removeprefix('pseudo_r')}: P_T, P_S, M_conf, labels"
+                ] = figure
+    return pictures
+
+
+def write_pictures(out_dir: Path, pictures: dict[str, Path]) -> Path:
+    """out_dir/PICTURES: one line per picture, its absolute path (the files stay in the store)."""
+    lines = [f"# Pictures of the run {out_dir.name}", ""]
+    lines += [f"- {what}: {Path(path).resolve()}" for what, path in pictures.items()] or ["(none)"]
+    return atomic_write_text(out_dir / PICTURES, "\n".join(lines) + "\n")
 
 
 def peak_rss_mb() -> float:

@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -61,6 +62,12 @@ def test_full_method_writes_a_flat_record_and_reuses_upstream(cfg_for, tmp_path,
         assert [p for p in (store / stage).iterdir() if not p.name.startswith(".")], stage
     pseudo_dir = next(p for p in (store / "pseudo").iterdir() if not p.name.startswith("."))
     assert (pseudo_dir / "data" / "pseudo_labels.png").is_file()
+    # The run folder names its pictures (they stay in the store).
+    pictures = (tmp_path / "run" / "pictures.md").read_text()
+    assert str((pseudo_dir / "data" / "pseudo_labels.png").resolve()) in pictures
+    assert "translator: sample translations" in pictures
+    listed = [line.rsplit(": ", 1)[1] for line in pictures.splitlines() if line.startswith("- ")]
+    assert len(listed) == 2 and all(Path(p).is_file() for p in listed)
 
     # `symda evaluate --run` finds the last round's F_T, F_S and V' in the store: the same numbers.
     assert cli_main(["evaluate", "--run", str(tmp_path / "run"), "--out", str(tmp_path / "eval")]) == 0

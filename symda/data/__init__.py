@@ -90,7 +90,7 @@ def ensure_synthcity(data: DataConfig, synth: SynthCityConfig, progress: bool = 
 
     if not Path(synth.root).exists():
         log.warning("%s is missing: generating SynthCity %s (seed %d)", synth.root, synth.preset, synth.seed)
-    generate_synthcity(  # reuses the dataset there when its manifest matches, refuses any other
+    out = generate_synthcity(  # reuses the dataset there when its manifest matches, refuses any other
         Path(synth.root),
         seed=synth.seed,
         size=(synth.height, synth.width),
@@ -102,6 +102,10 @@ def ensure_synthcity(data: DataConfig, synth: SynthCityConfig, progress: bool = 
         gap=dataclasses.asdict(synth.gap),
         source_size=synthcity_source_size(synth),
     )
+    if not (out / "samples.png").is_file():  # what a newcomer looks at first (`symda synth` writes it too)
+        from symda.data.synthcity import save_sample_grid
+
+        save_sample_grid(out, out / "samples.png")
 
 
 def synthcity_source_size(synth: SynthCityConfig, size: tuple[int, int] | None = None) -> tuple[int, int]:

@@ -168,6 +168,7 @@ def test_a_synthcity_made_with_other_settings_is_refused_not_used(tmp_path):
     root = tmp_path / "synth"
     generate_synthcity(root, size=(32, 64), n_source=2, n_target=2, n_val=1, workers=1, progress=False, preset="v1")
     ensure_synthcity(DataConfig(), SynthCityConfig(root=str(root), preset="v1", **small))  # the same: reused
+    assert (root / "samples.png").is_file()  # generated on first use or not, a run's first picture is there
     with pytest.raises(FileExistsError, match="synth.preset"):
         ensure_synthcity(DataConfig(), SynthCityConfig(root=str(root), **small))  # v2 settings, v1 data
 

@@ -16,6 +16,7 @@ from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 from symda.data.labels import LABEL_ID_PALETTE, colorize, label_ids_to_train_ids
+from symda.io import atomic_write_bytes, png_bytes
 from symda.data.synthcity.appearance import STYLES, render_appearance
 from symda.data.synthcity.gap import GAP_FACTORS, DomainSpec, domain_specs
 from symda.data.synthcity.layout import LAYOUT_STATS, V1_LAYOUT_FIELDS, sample_layout
@@ -306,6 +307,4 @@ def save_sample_grid(root: Path, out_png: Path, n: int = 4) -> Path:
     canvas = Image.new("RGB", (grid.width, grid.height + header.height), (255, 255, 255))
     canvas.paste(header, (0, 0))
     canvas.paste(grid, (0, header.height))
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(out_png)
-    return out_png
+    return atomic_write_bytes(out_png, png_bytes(canvas))  # atomic: runs may write it side by side
