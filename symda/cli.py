@@ -135,7 +135,7 @@ def _run_folder(out_dir: Path, cfg: ExperimentConfig, command: str, resume: bool
 def console_line(metrics: dict) -> str:
     """One short human line of a report: "[stage step N] key value ...", numbers at 4 significant
     digits; nested values (per-class IoU) and bookkeeping strings (eval_key) are left to log.jsonl."""
-    head = " ".join(str(metrics[k]) for k in ("stage",) if k in metrics)
+    head = str(metrics.get("stage", ""))
     if "step" in metrics:
         head = f"{head} step {metrics['step']}".strip()
     parts = []
@@ -187,9 +187,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"{st} {record[f'seconds.{st}']:.1f} s / {record.get(f'peak_mb.{st}', math.nan):.0f} MB" for st in stages))  # fmt: skip
     for line in _selection_lines(record):
         print(line)
-    print(f"pictures ({out_dir / 'pictures.md'}):")
-    for line in (out_dir / "pictures.md").read_text().splitlines()[2:]:
-        print(f"  {line.removeprefix('- ')}")
+    print((out_dir / "pictures.md").read_text(), end="")
     return 0
 
 
@@ -384,11 +382,10 @@ EXAMPLES = {
 }
 
 
-def _command(sub, name: str, help: str, **kw) -> argparse.ArgumentParser:
-    """A subcommand whose --help shows defaults and one example (EXAMPLES)."""
-    full = f"{sub.dest_prefix} {name}".strip() if hasattr(sub, "dest_prefix") else name
-    return sub.add_parser(name, help=help, description=help, formatter_class=_HelpFormatter,
-                          epilog=f"example:\n  {EXAMPLES[full]}", **kw)  # fmt: skip
+def _command(sub, command: str, help: str) -> argparse.ArgumentParser:
+    """The subcommand `command` ("run", "translate apply") whose --help shows defaults and its example."""
+    return sub.add_parser(command.split()[-1], help=help, description=help, formatter_class=_HelpFormatter,
+                          epilog=f"example:\n  {EXAMPLES[command]}")  # fmt: skip
 
 
 def cmd_config_show(args: argparse.Namespace) -> int:
@@ -458,14 +455,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("translate", help="stage 1: train the StarGAN translator, or translate a dataset")
     tsub = p.add_subparsers(dest="translate_command", required=True)
-    tsub.dest_prefix = "translate"
-    t = _command(tsub, "train", "train the translator (stored as an artifact; reused when it exists)")
+    t = _command(
+        tsub, "translate train", "train the translator (stored as an artifact; reused when it exists)"
+    )
     _add_config_args(t)
     t.add_argument(
         "--out", type=Path, help="run folder for config.yaml and log.jsonl (default: out_dir/name)"
     )
     t.set_defaults(func=cmd_translate_train)
-    t = _command(tsub, "apply", "translate a whole dataset at full resolution into the same layout")
+    t = _command(tsub, "translate apply", "translate a whole dataset at full resolution into the same layout")
     _add_config_args(t)
     t.add_argument("--checkpoint", type=Path, required=True, help="translator.pt")
     t.add_argument("--data", type=Path, required=True, help="dataset root")
@@ -480,8 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("store", help="the artifact store: list or remove interrupted builds")
     ssub = p.add_subparsers(dest="store_command", required=True)
-    ssub.dest_prefix = "store"
-    g = _command(ssub, "gc", "list the interrupted builds (.building folders) and their size")
+    g = _command(ssub, "store gc", "list the interrupted builds (.building folders) and their size")
     _add_config_args(g)
     g.add_argument(
         "--remove", action="store_true", help="delete them (a later build of the same key starts over)"
@@ -509,13 +506,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("config", help="print a resolved config, or list every config key")
     csub = p.add_subparsers(dest="config_command", required=True)
-    csub.dest_prefix = "config"
     c = _command(
-        csub, "show", "the resolved config as YAML; values that differ from the defaults say the default"
+        csub,
+        "config show",
+        "the resolved config as YAML; values that differ from the defaults say the default",
     )
     _add_config_args(c)
     c.set_defaults(func=cmd_config_show)
-    c = _command(csub, "keys", "every config key with its type, default and a one-line help")
+    c = _command(csub, "config keys", "every config key with its type, default and a one-line help")
     c.add_argument(
         "prefix", nargs="?", default="", help="only keys starting with this, e.g. train or model.bn"
     )

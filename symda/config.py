@@ -78,15 +78,12 @@ class DataConfig:
     val_split: str = "val"  # the split every evaluation scores (train for diagnostics; test has no labels)
     # (height, width) every image is resized to before cropping. The paper: 720x1280 source, 512x1024 target.
     source_size: tuple[int, int] = (64, 128)
-    target_size: tuple[int, int] = (  # (height, width) target images are resized to (the paper: 512x1024)
-        64,
-        128,
-    )  # (height, width) target images are resized to (the paper: 512x1024)
+    # (height, width) target images are resized to (the paper: 512x1024)
+    target_size: tuple[int, int] = (64, 128)
     crop_size: tuple[int, int] | None = None  # random crop after resizing; None = whole image
     flip: bool = True  # random horizontal flips of training images
-    normalize: str = (  # imagenet (torchvision mean/std, RGB) | caffe (BGR mean, the field's DeepLab weights)
-        "imagenet"  # imagenet | caffe (BGR mean subtraction, for DeepLab's COCO-initialised weights)
-    )
+    # imagenet (torchvision mean/std, RGB) | caffe (BGR mean, for the field's COCO-initialised DeepLab weights)
+    normalize: str = "imagenet"
     skip_bad_pairs: bool = False  # train on the readable pairs of a damaged dataset instead of refusing
     # Source images held out of segmentation training (a fixed subset chosen by image name, the same for
     # S and S'): the source_miou validator scores networks on them. 0 = none (source_miou is NaN).
@@ -117,9 +114,8 @@ class ModelConfig:
     bn_mode: str = "train"
     # "none", a local file, or "torch_cache" (torchvision's ImageNet file in the local torch cache; never downloaded)
     weights: str = "none"
-    allow_random_init: bool = (  # train from random weights when weights is null or torch_cache has no file
-        True  # train from random weights when weights is null or torch_cache has no file
-    )
+    # train from random weights when weights is null or torch_cache has no file
+    allow_random_init: bool = True
 
 
 @dataclass
@@ -344,6 +340,12 @@ def move_reason(old: str) -> str:
     return _MOVE_REASONS.get(old, "self-training has its own section")
 
 
+def moved(key: str, value: Any) -> tuple[str, Any]:
+    """(key, value) where today's symda reads them: a MOVED_KEYS key at its new place, its value
+    converted by MOVED_VALUES; any other key unchanged."""
+    return MOVED_KEYS.get(key, key), MOVED_VALUES.get(key, lambda v: v)(value)
+
+
 def migrate_legacy(data: dict[str, Any]) -> dict[str, Any]:
     """A nested config mapping written by an older symda, with MOVED_KEYS at their new places (a copy)."""
     import copy
@@ -353,8 +355,7 @@ def migrate_legacy(data: dict[str, Any]) -> dict[str, Any]:
         section, key = old.split(".")
         if isinstance(out.get(section), dict) and key in out[section]:
             new_section, new_key = new.split(".")
-            value = out[section].pop(key)
-            out.setdefault(new_section, {})[new_key] = MOVED_VALUES.get(old, lambda v: v)(value)
+            out.setdefault(new_section, {})[new_key] = moved(old, out[section].pop(key))[1]
     return out
 
 
@@ -624,7 +625,7 @@ def load_config(
     if overrides:
         pairs = dict(parse_override(o) for o in overrides) if isinstance(overrides, list) else dict(overrides)
         if legacy:
-            pairs = {MOVED_KEYS.get(k, k): MOVED_VALUES.get(k, lambda v: v)(v) for k, v in pairs.items()}
+            pairs = dict(moved(k, v) for k, v in pairs.items())
         data = apply_overrides(data, pairs)
         source = f"{source} with --set {' '.join(f'{k}={v}' for k, v in pairs.items())}"
     try:

@@ -781,7 +781,8 @@ def run_experiment(
         nonlocal clock
         now = time.perf_counter()
         seconds[name] = seconds.get(name, 0.0) + now - clock
-        peak_mb[name] = max(peak_mb.get(name, 0.0), peak_rss_mb())
+        peak = peak_rss_mb()  # a stage that laps again (one per round) keeps its highest
+        peak_mb[name] = max(peak_mb[name], peak) if name in peak_mb else peak
         clock = now
 
     prepare_data(cfg, ("source", "val"), progress)

@@ -23,12 +23,12 @@ from cityscapesscripts.helpers.labels import labels as _CITYSCAPES_LABELS
 
 from symda.config import (
     MOVED_KEYS,
-    MOVED_VALUES,
     ConfigError,
     ExperimentConfig,
     config_hash,
     flatten,
     load_config,
+    moved,
 )
 from symda.io import write_json
 from symda.select import VALIDATORS
@@ -153,10 +153,7 @@ def _current_names(row: dict[str, Any]) -> dict[str, Any]:
     """A row with the config keys that moved (symda.config.MOVED_KEYS) and the metrics that were
     renamed under their new names, and swept_keys naming them so: records written before a move load
     like the ones after it."""
-    out = {
-        MOVED_KEYS.get(k, _OLD_METRIC_NAMES.get(k, k)): MOVED_VALUES.get(k, lambda v: v)(v)
-        for k, v in row.items()
-    }
+    out = dict(moved(_OLD_METRIC_NAMES.get(k, k), v) for k, v in row.items())
     if isinstance(out.get("swept_keys"), str):
         out["swept_keys"] = ",".join(MOVED_KEYS.get(k, k) for k in out["swept_keys"].split(",") if k)
     return out

@@ -70,8 +70,9 @@ def list_cityscapes(
         names = read_split_list(list_file)
     else:
         names = sorted(str(p.relative_to(split_dir)) for p in split_dir.glob(f"*/*{IMAGE_SUFFIX}"))
+    labels = label_dir(root) / split  # looked up once, not per image
     return [
-        Sample(split_dir / name, label_path_for(root, split, name) if with_labels else None, name)
+        Sample(split_dir / name, labels / name.replace(IMAGE_SUFFIX, LABEL_SUFFIX) if with_labels else None, name)
         for name in names
     ]
 

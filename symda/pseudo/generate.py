@@ -254,9 +254,9 @@ def generate_pseudo_labels(
     (kept pixels with a true label), diag_pred_miou and diag_pred_iou_per_class (unthresholded argmax P).
     """
     out_root = Path(out_root)
-    kept = KeptMaps(keep_mb * 2**20, len(dataset))
-    thresholds = compute_thresholds(prob_fn, dataset, cfg, batch_size, progress, kept)
-    pass_2 = kept if kept.complete else map(LabelMaps.of, iter_pixel_maps(
+    pass_1_maps = KeptMaps(keep_mb * 2**20, len(dataset))
+    thresholds = compute_thresholds(prob_fn, dataset, cfg, batch_size, progress, pass_1_maps)
+    pass_2 = pass_1_maps if pass_1_maps.complete else map(LabelMaps.of, iter_pixel_maps(
         prob_fn, dataset, cfg, None, batch_size, progress, "pseudo pass 2"
     ))  # fmt: skip
 
