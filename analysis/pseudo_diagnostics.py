@@ -52,7 +52,7 @@ def diagnose_run(run: Path, progress: bool = False) -> PseudoDiagnostics:
     report = lambda metrics, checkpoint=None: None  # noqa: E731  (the networks come from the store)
     roots, keys = translation_stage(cfg, store, report, progress)
     adapted = adapted_networks(cfg, store, roots, keys, report, progress)
-    pair, target, labelled = labelling_inputs(cfg, roots, adapted.f_t, adapted.f_s)
+    pair, target, labelled, _ = labelling_inputs(cfg, roots, adapted.f_t, adapted.f_s)
     pseudo_cfg = dataclasses.replace(cfg.pseudo, consistency="soft")  # M_consis for every run
     diag = PseudoDiagnostics(conf_weight=cfg.pseudo.conf_weight)
     with torch.no_grad():

@@ -31,7 +31,7 @@ from symda.data.labels import NUM_CLASSES
 from symda.distributed import Report, Runtime, run_stage
 from symda.io import atomic_write_text, jsonable, write_json
 from symda.models.build import build_segmenter, load_segmenter
-from symda.pseudo.generate import FIGURE_FILE, STATS_FILE
+from symda.pseudo.generate import FIGURE_FILE, STATS_FILE, MapsMemo
 from symda.select import VALIDATORS
 
 log = logging.getLogger(__name__)
@@ -433,22 +433,32 @@ def probability_memo(
     view): the memo is then this process's one for them, so the trials one Ray actor runs in turn
     (reuse_actors), which all label T with the same round-0 F_T and F_S and score beside the same F_S,
     compute those probabilities once. The last _SHARED_MEMOS_KEPT such memos are kept."""
-    h, w = dataset.size
-    nbytes = networks * len(dataset) * NUM_CLASSES * (h // 8 + 1) * (w // 8 + 1) * 4
-    if nbytes > cfg.data.cache_mb * 2**20:
+    if probabilities_bytes(dataset, networks) > cfg.data.cache_mb * 2**20:
         return None
     if shared_by is None:
         return {}
     key = (*shared_by, len(dataset), tuple(dataset.size), cfg.data.normalize, cfg.eval.batch_size)
-    memo = _SHARED_MEMOS.pop(key, {})
+    return shared_memo(("probabilities", *key), dict)
+
+
+def probabilities_bytes(dataset, networks: int) -> int:
+    """Bytes of `networks` networks' float32 probabilities over `dataset` at 1/8 of its input size."""
+    h, w = dataset.size
+    return networks * len(dataset) * NUM_CLASSES * (h // 8 + 1) * (w // 8 + 1) * 4
+
+
+def shared_memo(key: tuple, make: Callable[[], Any]) -> Any:
+    """This process's memo for `key` (made by `make()` the first time): what the trials one Ray actor
+    runs in turn (reuse_actors) can compute once. The last _SHARED_MEMOS_KEPT memos used are kept."""
+    memo = _SHARED_MEMOS.pop(key) if key in _SHARED_MEMOS else make()
     _SHARED_MEMOS[key] = memo  # now the most recent
     while len(_SHARED_MEMOS) > _SHARED_MEMOS_KEPT:
         _SHARED_MEMOS.pop(next(iter(_SHARED_MEMOS)))
     return memo
 
 
-_SHARED_MEMOS: dict[tuple, dict] = {}  # insertion order = use order (probability_memo's shared_by)
-_SHARED_MEMOS_KEPT = 2
+_SHARED_MEMOS: dict[tuple, Any] = {}  # insertion order = use order (shared_memo)
+_SHARED_MEMOS_KEPT = 3  # a trial's labelling probabilities and maps, its evaluation partner's probabilities
 
 
 def stage_evaluator(
@@ -598,15 +608,24 @@ def network_file(stage_dir: Path) -> Path:
 
 def labelling_inputs(cfg: ExperimentConfig, roots: DomainRoots, f_t: Artifact, f_s: Artifact | None):
     """What labels the target train split: (the pair of paths' probabilities, the split T, the same
-    split with its true labels for diagnostics only), F_T and F_S loaded from their artifacts."""
+    split with its true labels for diagnostics only, a MapsMemo of the full-size maps or None), F_T
+    and F_S loaded from their artifacts. Probabilities and maps are this process's memos for these
+    networks on these images where they fit in data.cache_mb (the maps in what the probabilities
+    leave), so the next trial on the same Ray actor does not recompute them."""
     target = build_dataset(cfg.data, cfg.synth, "target")
     labelled = build_dataset(cfg.data, cfg.synth, "target_labelled")
     translated = build_dataset(with_roots(cfg, target_root=roots.target_translated).data, cfg.synth, "target")
     model_t = load_segmenter(cfg.model, network_file(f_t.path))
     model_s = load_segmenter(cfg.model, network_file(f_s.path)) if f_s is not None else None
-    memo = probability_memo(target, cfg, 2 if f_s is not None else 1,
-                            ("labelling", f_t.key, f_s.key if f_s else None, str(roots.target), str(roots.target_translated)))  # fmt: skip
-    return pair_probabilities(model_t, model_s, translated, memo), target, labelled
+    networks = (f_t.key, f_s.key if f_s else None, str(roots.target), str(roots.target_translated))
+    count = 2 if f_s is not None else 1
+    memo = probability_memo(target, cfg, count, ("labelling", *networks))
+    maps = None
+    if memo is not None:
+        left = cfg.data.cache_mb * 2**20 - probabilities_bytes(target, count)
+        maps = shared_memo(("maps", *networks, len(target), cfg.data.normalize, cfg.eval.batch_size),
+                           lambda: MapsMemo(left, len(target)))  # fmt: skip
+    return pair_probabilities(model_t, model_s, translated, memo), target, labelled, maps
 
 
 def pseudo_stage(
@@ -626,11 +645,11 @@ def pseudo_stage(
 
     def build(work: Path) -> None:
         labels, labels_s = work / PSEUDO_FOLDERS["T"], work / PSEUDO_FOLDERS["S"]
-        pair, target, labelled = labelling_inputs(cfg, roots, f_t, f_s)
+        pair, target, labelled, maps = labelling_inputs(cfg, roots, f_t, f_s)
         with torch.no_grad():
             generate_pseudo_labels(
                 pair, target, cfg.pseudo, labels, roots.target, labelled_dataset=labelled,
-                batch_size=cfg.eval.batch_size, progress=progress, keep_mb=cfg.data.cache_mb,
+                batch_size=cfg.eval.batch_size, progress=progress, keep_mb=cfg.data.cache_mb, memo=maps,
             )  # fmt: skip
         if f_s is not None:
             from symda.data.cityscapes import label_path_for

@@ -256,7 +256,8 @@ def test_a_shared_probability_memo_is_one_per_networks_and_dataset_in_a_process(
     assert probability_memo(target, cfg, 2) is not a  # unshared: a fresh one
     b = probability_memo(target, cfg, 2, ("labelling", "ft1", "fs0"))
     assert b == {} and b is not a
-    probability_memo(target, cfg, 2, ("partner", "fs0"))  # a third: the least recently used (a) goes
+    probability_memo(target, cfg, 2, ("partner", "fs0"))
+    probability_memo(target, cfg, 2, ("partner", "fs1"))  # a fourth: the least recently used (a) goes
     assert probability_memo(target, cfg, 2, ("labelling", "ft0", "fs0")) == {}
     cfg.data.cache_mb = 0  # probabilities that do not fit are never kept, shared or not
     assert probability_memo(target, cfg, 2, ("labelling", "x")) is None

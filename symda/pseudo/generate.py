@@ -64,6 +64,68 @@ class PixelMaps:
     pred_s: torch.Tensor | None
 
 
+class MapsMemo:
+    """Each image's full-size maps that only pseudo.fusion_weight and pseudo.consistency change, kept
+    for the next labelling by the same networks: pred, m_prob, m_consis, pred_t, pred_s of `images`
+    images, per (fusion_weight, consistency).
+
+    The trials one Ray actor runs in turn label T with the same round-0 F_T and F_S and differ in
+    threshold, tau, quantile, cap and conf_weight: all of that is cheap arithmetic on these maps,
+    while upsampling 2 x 19 probability channels to full size and the soft consistency's three
+    entropies are most of a labelling. M_conf is rebuilt with confidence_map's own expression, so
+    labels from the memo are bit-identical (test). As KeptMaps, one array per map allocated at a
+    setting's first image (uint8 class maps, float32 scores: 11 bytes a pixel with both paths and a
+    consistency), so that kept maps do not fragment the heap; a setting whose arrays would pass
+    `limit_bytes`, or an image of another size than the first, is not kept.
+    """
+
+    def __init__(self, limit_bytes: float, images: int) -> None:
+        self.limit_bytes, self.images, self.nbytes = limit_bytes, images, 0
+        self.kept: dict[tuple[float, str], dict[str, torch.Tensor | None]] = {}
+        self.filled: dict[tuple[float, str], torch.Tensor] = {}  # (images,) bool
+        self.refused: set[tuple[float, str]] = set()
+
+    def add(self, cfg: PseudoConfig, maps: PixelMaps) -> None:
+        setting = (cfg.fusion_weight, cfg.consistency)
+        if setting in self.refused or not 0 <= maps.index < self.images:
+            return
+        fields = {"pred": maps.pred, "m_prob": maps.m_prob, "m_consis": maps.m_consis,
+                  "pred_t": maps.pred_t, "pred_s": maps.pred_s}  # fmt: skip
+        if setting not in self.kept:
+            dtypes = {name: torch.float32 if name.startswith("m_") else torch.uint8 for name in fields}
+            h, w = maps.pred.shape
+            size = sum(self.images * h * w * dtypes[n].itemsize for n, t in fields.items() if t is not None)
+            if self.nbytes + size > self.limit_bytes:
+                self.refused.add(setting)
+                return
+            self.nbytes += size
+            self.kept[setting] = {n: torch.empty((self.images, h, w), dtype=dtypes[n]) if t is not None else None
+                                  for n, t in fields.items()}  # fmt: skip
+            self.filled[setting] = torch.zeros(self.images, dtype=torch.bool)
+        kept = self.kept[setting]
+        if kept["pred"].shape[1:] != maps.pred.shape:
+            self.nbytes -= sum(t.numel() * t.element_size() for t in kept.values() if t is not None)
+            del self.kept[setting], self.filled[setting]
+            self.refused.add(setting)
+            return
+        for name, tensor in fields.items():
+            if kept[name] is not None:
+                kept[name][maps.index] = tensor  # NUM_CLASSES < 256: class maps fit uint8
+        self.filled[setting][maps.index] = True
+
+    def get(self, cfg: PseudoConfig, index: int) -> PixelMaps | None:
+        setting = (cfg.fusion_weight, cfg.consistency)
+        if setting not in self.kept or not 0 <= index < self.images or not self.filled[setting][index]:
+            return None
+        kept = {name: t[index] if t is not None else None for name, t in self.kept[setting].items()}
+        m_prob, m_consis = kept["m_prob"], kept["m_consis"]
+        m_conf = m_prob if m_consis is None else cfg.conf_weight * m_prob + (1.0 - cfg.conf_weight) * m_consis
+        pred_t = kept["pred_t"].long()
+        pred_s = kept["pred_s"].long() if kept["pred_s"] is not None else None
+        agree = (pred_t == pred_s) if pred_s is not None else None
+        return PixelMaps(index, kept["pred"].long(), m_conf, m_prob, m_consis, agree, pred_t, pred_s)
+
+
 @torch.no_grad()
 def iter_pixel_maps(
     prob_fn: PairProbabilityFn,
@@ -73,16 +135,22 @@ def iter_pixel_maps(
     batch_size: int = 8,
     progress: bool = False,
     desc: str = "pseudo",
+    memo: MapsMemo | None = None,
 ) -> Iterator[PixelMaps]:
     """Yield the confidence maps of each image at its full size, one image at a time.
 
     The model runs on batches at the dataset's size; probabilities are upsampled (bilinear, which keeps
     them a distribution) to each image's original size before any map is computed, so thresholds and
-    written labels are at label resolution. Only one batch is ever held.
+    written labels are at label resolution. Only one batch is ever held. With `memo`, a batch whose
+    maps it holds is read from it (no image is loaded, no network runs), and computed maps are added.
     """
     indices = list(range(len(dataset))) if indices is None else list(indices)
     for start in tqdm(range(0, len(indices), batch_size), desc=desc, disable=not progress, leave=False):
         batch = indices[start : start + batch_size]
+        remembered = [memo.get(cfg, i) for i in batch] if memo is not None else []
+        if remembered and all(m is not None for m in remembered):
+            yield from remembered
+            continue
         items = [dataset[i] for i in batch]
         p_t, p_s = prob_fn(torch.stack([it["image"] for it in items]), batch)
         for k, item in enumerate(items):
@@ -96,7 +164,7 @@ def iter_pixel_maps(
             )
             pred_t = class_argmax(pt)[0]
             pred_s = class_argmax(ps)[0] if ps is not None else None
-            yield PixelMaps(
+            maps = PixelMaps(
                 index=item["index"],
                 pred=pred[0],
                 m_conf=m_conf[0],
@@ -106,6 +174,9 @@ def iter_pixel_maps(
                 pred_t=pred_t,
                 pred_s=pred_s,
             )
+            if memo is not None:
+                memo.add(cfg, maps)
+            yield maps
 
 
 @dataclasses.dataclass
@@ -173,15 +244,16 @@ def compute_thresholds(
     batch_size: int = 8,
     progress: bool = False,
     keep: KeptMaps | None = None,
+    memo: MapsMemo | None = None,
 ) -> torch.Tensor:
     """(C,) thresholds of cfg.threshold: global = tau (no pass over the data); class_quantile = pass 1,
-    whose maps go to `keep` when given."""
+    whose maps go to `keep` when given (and are read from / added to `memo`)."""
     if cfg.threshold == "global":
         return global_thresholds(cfg.tau, NUM_CLASSES)
     if cfg.threshold != "class_quantile":
         raise ValueError(f"pseudo.threshold: {cfg.threshold!r} is not one of ['global', 'class_quantile']")
     hist = StreamingClassHistogram(NUM_CLASSES, cfg.bins)
-    for maps in iter_pixel_maps(prob_fn, dataset, cfg, None, batch_size, progress, "pseudo pass 1"):
+    for maps in iter_pixel_maps(prob_fn, dataset, cfg, None, batch_size, progress, "pseudo pass 1", memo):
         hist.update(maps.pred, maps.m_conf)
         if keep is not None:
             keep.add(maps)
@@ -237,6 +309,7 @@ def generate_pseudo_labels(
     progress: bool = False,
     figure_images: int = 4,
     keep_mb: float = 0.0,
+    memo: MapsMemo | None = None,
 ) -> dict:
     """Write pseudo labels, confidence maps and linked images of `dataset` under out_root; return stats.
 
@@ -246,6 +319,7 @@ def generate_pseudo_labels(
     true labels, for the `diag_*` statistics only (training never reads them). figure_images: rows of
     out_root/pseudo_labels.png (0: no figure). Memory is one batch plus O(C * bins), whatever len(dataset),
     plus pass 1's maps where they fit in keep_mb (pass 2 then reads them instead of recomputing).
+    memo: full-size maps of an earlier labelling by the same prob_fn (MapsMemo), read and added to.
 
     Stats (also in out_root/pseudo_stats.json): thresholds {class: tau_c}; coverage (kept / all pixels);
     coverage_per_class (kept / predicted, per predicted class; NaN if never predicted); class_fraction
@@ -255,9 +329,9 @@ def generate_pseudo_labels(
     """
     out_root = Path(out_root)
     pass_1_maps = KeptMaps(keep_mb * 2**20, len(dataset))
-    thresholds = compute_thresholds(prob_fn, dataset, cfg, batch_size, progress, pass_1_maps)
+    thresholds = compute_thresholds(prob_fn, dataset, cfg, batch_size, progress, pass_1_maps, memo)
     pass_2 = pass_1_maps if pass_1_maps.complete else map(LabelMaps.of, iter_pixel_maps(
-        prob_fn, dataset, cfg, None, batch_size, progress, "pseudo pass 2"
+        prob_fn, dataset, cfg, None, batch_size, progress, "pseudo pass 2", memo
     ))  # fmt: skip
 
     kept = np.zeros(NUM_CLASSES, dtype=np.int64)

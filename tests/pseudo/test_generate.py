@@ -150,6 +150,37 @@ def test_kept_maps_keep_nothing_once_an_image_differs_in_size_or_does_not_fit():
     assert not small.complete and small.pred is None
 
 
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_a_maps_memo_labels_later_settings_exactly_without_running_the_networks(
+    root: Path, tmp_path: Path, symmetric: bool
+):
+    """Trials that differ in threshold and conf_weight read the first one's full-size maps."""
+    from symda.pseudo.generate import MapsMemo
+
+    prob_fn = prob_fn_pair if symmetric else prob_fn_single
+    settings = [PseudoConfig(threshold="class_quantile", conf_weight=0.3),
+                PseudoConfig(threshold="global", tau=0.6, conf_weight=0.8),
+                PseudoConfig(threshold="global", tau=0.6, consistency="hard")]  # fmt: skip
+    memo = MapsMemo(1e6, 5)
+    counted, calls = counting(prob_fn)
+    for k, cfg in enumerate(settings):
+        common = dict(labelled_dataset=target(root, True), batch_size=2, figure_images=0)
+        a = generate_pseudo_labels(prob_fn, target(root), cfg, tmp_path / f"a{k}", root, **common)
+        before = len(calls)
+        b = generate_pseudo_labels(counted, target(root), cfg, tmp_path / f"b{k}", root, memo=memo, **common)
+        assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+        files = sorted(p.relative_to(tmp_path / f"a{k}") for p in (tmp_path / f"a{k}").rglob("*") if p.is_file())
+        assert files and all(
+            (tmp_path / f"a{k}" / f).read_bytes() == (tmp_path / f"b{k}" / f).read_bytes() for f in files
+        )
+        # The first setting fills the memo (3 batches); the second reads it; "hard" is a setting of its own.
+        assert len(calls) - before == (0 if k == 1 else 3)
+    assert memo.nbytes == 2 * 5 * 32 * 64 * (11 if symmetric else 6)
+    tight = MapsMemo(5 * 32 * 64 * 11 - 1, 5)  # one byte short of a setting
+    generate_pseudo_labels(prob_fn_pair, target(root), settings[1], tmp_path / "c", root, memo=tight, figure_images=0)
+    assert tight.nbytes == 0 and tight.get(settings[1], 0) is None
+
+
 def test_generate_diagnostics_with_labels(root: Path, tmp_path: Path):
     stats = generate_pseudo_labels(
         prob_fn_pair, target(root), PseudoConfig(), tmp_path / "p", root, labelled_dataset=target(root, True),
