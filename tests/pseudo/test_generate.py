@@ -169,7 +169,9 @@ def test_a_maps_memo_labels_later_settings_exactly_without_running_the_networks(
         before = len(calls)
         b = generate_pseudo_labels(counted, target(root), cfg, tmp_path / f"b{k}", root, memo=memo, **common)
         assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
-        files = sorted(p.relative_to(tmp_path / f"a{k}") for p in (tmp_path / f"a{k}").rglob("*") if p.is_file())
+        files = sorted(
+            p.relative_to(tmp_path / f"a{k}") for p in (tmp_path / f"a{k}").rglob("*") if p.is_file()
+        )
         assert files and all(
             (tmp_path / f"a{k}" / f).read_bytes() == (tmp_path / f"b{k}" / f).read_bytes() for f in files
         )
@@ -177,7 +179,9 @@ def test_a_maps_memo_labels_later_settings_exactly_without_running_the_networks(
         assert len(calls) - before == (0 if k == 1 else 3)
     assert memo.nbytes == 2 * 5 * 32 * 64 * (11 if symmetric else 6)
     tight = MapsMemo(5 * 32 * 64 * 11 - 1, 5)  # one byte short of a setting
-    generate_pseudo_labels(prob_fn_pair, target(root), settings[1], tmp_path / "c", root, memo=tight, figure_images=0)
+    generate_pseudo_labels(
+        prob_fn_pair, target(root), settings[1], tmp_path / "c", root, memo=tight, figure_images=0
+    )
     assert tight.nbytes == 0 and tight.get(settings[1], 0) is None
 
 
