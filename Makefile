@@ -4,14 +4,26 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup sweep test lint format bench bench-main-job baselines factors ladder ablation study clean
+.PHONY: setup demo sweep test lint format bench bench-main-job baselines factors ladder ablation study clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev,trackers]'
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+# A minute's look at the tool (configs/synthcity/demo.yaml): a tiny SynthCity, source-only and the whole
+# method with a few dozen steps a stage, then their table and bar chart; every picture is named at
+# the end. Each call writes a new folder runs/demo-<time>.
+DEMO = runs/demo-$(shell date +%Y%m%d-%H%M%S)
+demo: $(STAMP)
+	@d=$(DEMO); \
+	$(BIN)/symda train --config configs/synthcity/demo.yaml --set translate.enabled=false --set name=demo_source_only \
+	  --out $$d/source_only && \
+	$(BIN)/symda run --config configs/synthcity/demo.yaml --out $$d/method && \
+	$(BIN)/python analysis/ablation_table.py $$d --out $$d/table.md && \
+	echo "demo: $$d (table.md, table.png; pictures: $$d/method/pictures.md; curves: tensorboard --logdir $$d)"
 
 # The main job: the pseudo-label threshold sweep on SynthCity (generated on first use), Ray Tune +
 # Optuna on a local cluster whose dashboard is http://127.0.0.1:8265. ARGS passes flags, e.g.

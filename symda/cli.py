@@ -191,6 +191,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dry_run(args: argparse.Namespace) -> int:
+    from symda.dry_run import dry_run_config
+    from symda.pipeline import run_experiment
+
+    real = load_config(args.config, args.overrides)
+    cfg, weights = dry_run_config(args.config, args.overrides, args.work, args.scale, args.images, args.steps)
+    out_dir = Path(args.work).resolve() / "run"
+    print(f"dry run of {args.config or 'the defaults'} in {args.work}: SynthCity in the GTA5 and Cityscapes layouts "
+          f"(source {cfg.synth.source_height}x{cfg.synth.source_width}, target {cfg.synth.height}x{cfg.synth.width}), "
+          f"{args.images} images a domain, {args.steps} steps a stage, on the CPU\n{weights}")  # fmt: skip
+    with _run_folder(out_dir, cfg, "run"):
+        record = run_experiment(cfg, out_dir, _printing_report(out_dir / "log.jsonl"), progress=_progress())
+    stages = [k.split(".", 1)[1] for k in record if k.startswith("seconds.")]
+    print("dry run passed; stage seconds / peak MB: " + ", ".join(
+        f"{st} {record[f'seconds.{st}']:.1f} s / {record.get(f'peak_mb.{st}', math.nan):.0f} MB" for st in stages))  # fmt: skip
+    print(f"next, with the datasets copied: symda check-data {_config_flags(args)}   "
+          f"(source {real.data.source_root or '(SynthCity)'}, target {real.data.target_root or '(SynthCity)'})\n"
+          f"then: symda run {_config_flags(args)}")  # fmt: skip
+    return 0
+
+
+def _config_flags(args: argparse.Namespace) -> str:
+    """The --config/--set flags of `args` as a command line fragment."""
+    flags = [f"--config {args.config}"] if args.config else []
+    return " ".join(flags + [f"--set {o}" for o in args.overrides])
+
+
 def _selection_lines(record: dict) -> list[str]:
     """Per segmenter stage evaluated more than once: which evaluation (step, true val mIoU) the last
     one, an oracle ("best") and each validator would pick, from the record's selection.* keys."""
@@ -217,13 +244,16 @@ def cmd_translate_train(args: argparse.Namespace) -> int:
     from symda.artifacts import ArtifactStore
     from symda.config import save_config
     from symda.pipeline import translator_stage
+    from symda.tracking import sample_steps, tensorboard_log
 
     cfg = load_config(args.config, args.overrides)
     out_dir = _run_dir(cfg, args.out)
-    with _run_folder(out_dir, cfg, "translate train"):
+    with _run_folder(out_dir, cfg, "translate train"), tensorboard_log(out_dir, cfg.track.tensorboard) as tb:
         save_config(cfg, out_dir / "config.yaml")
-        artifact = translator_stage(cfg, ArtifactStore(cfg.artifacts_dir), _printing_report(out_dir / "log.jsonl"),
-                                    progress=_progress())  # fmt: skip
+        report = tb.wrap(_printing_report(out_dir / "log.jsonl"))
+        artifact = translator_stage(cfg, ArtifactStore(cfg.artifacts_dir), report, progress=_progress())
+        for step, grid in sample_steps(artifact.path / "samples"):
+            tb.image("translate/samples", grid, step)
     state = "reused" if artifact.reused else "trained"
     print(f"translator {state}: {artifact.path / 'translator.pt'}\nsample grids: {artifact.path / 'samples'}")
     return 0
@@ -372,6 +402,7 @@ EXAMPLES = {
     "check-data": "symda check-data --config configs/gta5/full.yaml --roles source val",
     "train": "symda train --config configs/synthcity/source_only.yaml --set train.steps=200",
     "run": "symda run --config configs/synthcity/quick.yaml --set seed=1",
+    "dry-run": "symda dry-run --config configs/gta5/full.yaml --work /tmp/dry --scale 0.25",
     "translate train": "symda translate train --config configs/synthcity/translate.yaml",
     "translate apply": "symda translate apply --checkpoint T/translator.pt --data data/synthcity/gta5 --kind gta5 "
     "--to target --out data/gta5_translated",
@@ -452,6 +483,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(p)
     p.add_argument("--out", type=Path, help="run folder (default: out_dir/name)")
     p.set_defaults(func=cmd_run)
+
+    p = _command(sub, "dry-run", "run a real-data config on generated data in the real layouts, every stage "
+                 "a few steps: check it before copying the datasets")  # fmt: skip
+    _add_config_args(p)
+    p.add_argument(
+        "--work", type=Path, required=True, help="folder for the generated data, the store and the run"
+    )
+    p.add_argument(
+        "--scale", type=float, default=1.0, help="size factor of every image and input (1: the real sizes)"
+    )
+    p.add_argument("--images", type=_count, default=4, help="images a domain (val: half)")
+    p.add_argument("--steps", type=_count, default=2, help="steps of every training stage")
+    p.set_defaults(func=cmd_dry_run)
 
     p = sub.add_parser("translate", help="stage 1: train the StarGAN translator, or translate a dataset")
     tsub = p.add_subparsers(dest="translate_command", required=True)

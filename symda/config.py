@@ -279,6 +279,19 @@ class ScaleConfig:
     channels_last: bool = False  # NHWC memory format for conv nets (faster on this CPU, not on the H100)
     compile: bool = False  # torch.compile the stage loops' networks (pays back on long GPU runs only)
     max_failures: int = 0  # restarts of a crashed worker group, from the last checkpoint Ray saw
+    # Adapt F_S in a process of its own while F_T adapts here, each on half the CPU cores (loops in
+    # this process on the CPU only): a small-image step gains little from a second core, two at once do.
+    parallel_paths: bool = False
+
+
+@dataclass
+class TrackConfig:
+    """What a run records for the trackers researchers watch (symda.tracking)."""
+
+    # TensorBoard scalars (every report: losses, learning rates, discriminator accuracy, val mIoU,
+    # pseudo-label coverage and precision) and images (translator grids, pseudo-label panels,
+    # predictions) into the run folder's tensorboard/: `tensorboard --logdir runs`.
+    tensorboard: bool = True
 
 
 @dataclass
@@ -300,6 +313,7 @@ class ExperimentConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     select: SelectConfig = field(default_factory=SelectConfig)
     scale: ScaleConfig = field(default_factory=ScaleConfig)
+    track: TrackConfig = field(default_factory=TrackConfig)
 
 
 def stage_train_config(cfg: ExperimentConfig, round_: int) -> TrainConfig:

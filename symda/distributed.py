@@ -283,3 +283,112 @@ def _unwrap_train_error(err: BaseException) -> BaseException:
                 return inner
     cause = err.__cause__
     return cause if isinstance(cause, Exception) and not isinstance(cause, KeyboardInterrupt) else err
+
+
+# ------------------------------------------------------------------------ a stage beside this process
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """torch's intra-op threads set to `n` inside the block, restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def cpu_count() -> int:
+    """The CPUs this process may run on (its affinity mask where the OS tells, else os.cpu_count())."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+class BackgroundCall:
+    """`fn(*args, report=...)` in a child process (spawned), `threads` torch threads there, while this
+    process goes on; the child's reports are handed to `report` here as they come (a thread drains
+    them), so its loss lines, logs and TensorBoard curves look as if it ran here.
+
+    Why a process: two CPU stages side by side on one thread each get more done than one after the
+    other on two threads each (a conv step on small images does not scale to a second core: on this
+    machine's 2 cores the adaptation steps of F_T and F_S take about 1.3x as long on one thread as on
+    two). `result()` waits for the child and returns what fn returned (picklable), or raises
+    BackgroundError with the child's traceback.
+    """
+
+    def __init__(self, fn: Callable[..., Any], args: tuple, report: Report, threads: int, name: str) -> None:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")  # fork after torch started threads is unsafe
+        self.name, self._report = name, report
+        self._queue = ctx.Queue()
+        level = logging.getLogger("symda").getEffectiveLevel()
+        self._process = ctx.Process(target=_background_main, args=(fn, args, threads, level, self._queue),
+                                    name=name, daemon=True)  # fmt: skip
+        self._outcome: tuple | None = None
+        self._done = threading.Event()
+        self._process.start()
+        self._drainer = threading.Thread(target=self._drain, name=f"{name}-reports", daemon=True)
+        self._drainer.start()
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                message = self._queue.get(timeout=1.0)
+            except Exception:  # queue.Empty: is the child still there?
+                if not self._process.is_alive() and self._queue.empty():
+                    self._outcome = self._outcome or (
+                        "error",
+                        f"exited with code {self._process.exitcode}",
+                        "",
+                    )
+                    break
+                continue
+            if message[0] == "report":
+                try:
+                    self._report(message[1])
+                except Exception as err:  # a failing report must not hang the child's result
+                    log.warning("%s: report failed: %s", self.name, err)
+                continue
+            self._outcome = message
+            break
+        self._done.set()
+
+    def result(self) -> Any:
+        """Wait for the child; its fn's return value, or BackgroundError."""
+        self._done.wait()
+        self._process.join()
+        kind, *rest = self._outcome
+        if kind == "done":
+            return rest[0]
+        message, trace = rest
+        raise BackgroundError(f"{self.name} (in its own process) failed: {message}\n{trace}".rstrip())
+
+    def stop(self) -> None:
+        """End the child now (this process failed: its partner's build stops too and resumes later)."""
+        if self._process.is_alive():
+            self._process.terminate()
+        self._process.join(timeout=30)
+
+
+class BackgroundError(RuntimeError):
+    """A BackgroundCall's function raised (or its process died); the message holds its traceback."""
+
+
+def _background_main(fn: Callable[..., Any], args: tuple, threads: int, log_level: int, queue) -> None:
+    import traceback
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("symda").setLevel(log_level)  # the parent's: its "building ..." lines show here too
+    torch.set_num_threads(threads)
+
+    def report(metrics: dict[str, Any], checkpoint: Path | None = None) -> None:
+        queue.put(("report", {k: float(v) if isinstance(v, torch.Tensor) else v for k, v in metrics.items()}))
+
+    try:
+        queue.put(("done", fn(*args, report=report)))
+    except BaseException as err:
+        queue.put(("error", f"{type(err).__name__}: {err}", traceback.format_exc()))

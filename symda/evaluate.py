@@ -280,6 +280,44 @@ def evaluate_pair(
     )
 
 
+@torch.no_grad()
+def save_prediction_figure(
+    pair: PairFn,
+    dataset: SegmentationDataset,
+    fusion_weight: float,
+    path: Path,
+    indices: list[int],
+    height: int = 128,
+) -> Path:
+    """PNG with one row per val image in `indices`: image | F_T's prediction | the fused prediction
+    (grey without F_S) | ground truth, label maps in the Cityscapes palette at the label's size.
+    Returns `path` (written atomically)."""
+    from PIL import Image
+
+    from symda.pictures import panel, save_panel_grid
+
+    items = [dataset[i] for i in indices]
+    p_t, p_s = pair(torch.stack([it["image"] for it in items]), indices)
+    rows = []
+    for k, item in enumerate(items):
+        with Image.open(dataset.samples[item["index"]].image) as im:
+            image = np.asarray(im.convert("RGB"))
+        pred = label_prediction(p_t[k : k + 1], item["full_size"])
+        fused = None
+        if p_s is not None:
+            fused = label_prediction(fusion_weight * p_t[k : k + 1] + (1 - fusion_weight) * p_s[k : k + 1],
+                                     item["full_size"])  # fmt: skip
+        grey = np.full(pred.shape, 128, dtype=np.uint8)
+        truth = item.get("full_label")
+        rows.append([
+            panel(image, height, nearest=False),
+            panel(colorize(pred), height, True),
+            panel(colorize(fused) if fused is not None else grey, height, True),
+            panel(colorize(truth) if truth is not None else grey, height, True),
+        ])  # fmt: skip
+    return save_panel_grid(("image", "F_T", "fused F_T + F_S", "ground truth"), rows, path)
+
+
 def _scores_with_se(per_image: list[np.ndarray], protocol: int) -> Scores:
     """Scores of the summed confusion, with the bootstrap standard error over the images."""
     stack = np.stack(per_image) if per_image else np.zeros((0, NUM_CLASSES, NUM_CLASSES), dtype=np.int64)

@@ -28,11 +28,12 @@ from symda.config import ExperimentConfig, save_config, stage_train_config
 from symda.data import build_dataset, check_role, ensure_synthcity, resolve_roots
 from symda.data.dataset import DatasetError, SegmentationDataset
 from symda.data.labels import NUM_CLASSES
-from symda.distributed import Report, Runtime, run_stage
+from symda.distributed import BackgroundCall, Report, Runtime, cpu_count, run_stage, torch_threads
 from symda.io import atomic_write_text, jsonable, write_json
 from symda.models.build import build_segmenter, load_segmenter
 from symda.pseudo.generate import FIGURE_FILE, STATS_FILE, MapsMemo
 from symda.select import VALIDATORS
+from symda.tracking import TensorBoardLog, sample_steps, tensorboard_log
 
 log = logging.getLogger(__name__)
 
@@ -205,24 +206,27 @@ def run_supervised(
     """Source-only training on S (or on S' with translate.enabled), or the oracle (data.source = cityscapes).
 
     Writes config.yaml, checkpoint.pt and metrics.json into out_dir and returns the metrics, which
-    include the artifact keys it used and the seconds each stage took.
+    include the artifact keys it used and the seconds each stage took; every report also goes to
+    TensorBoard (out_dir/tensorboard, track.tensorboard).
     """
     out_dir = Path(out_dir)
     store = start_run(cfg, out_dir)
-    t0 = time.perf_counter()
-    train_cfg, artifacts = source_training_config(cfg, store, report, progress)
-    seconds = {"translate": time.perf_counter() - t0} if artifacts else {}
-    skips = prepare_data(train_cfg, ("source", "val"), progress)
-    train_set = build_dataset(train_cfg.data, cfg.synth, "source", skips["source"])
-    val_set = build_dataset(train_cfg.data, cfg.synth, "val", skips["val"])
-    torch.manual_seed(cfg.seed)  # the network's initialisation is part of the seed's promise
-    model = build_segmenter(cfg.model)
-    t0 = time.perf_counter()
-    metrics = train_segmenter(
-        cfg.train, model, train_set, val_set, out_dir, tagged(report, "train"), cfg.seed, resume,
-        cfg.eval.protocol, progress,
-    )  # fmt: skip
-    seconds["train"] = time.perf_counter() - t0
+    with tensorboard_log(out_dir, cfg.track.tensorboard) as tb:
+        report = tb.wrap(report)
+        t0 = time.perf_counter()
+        train_cfg, artifacts = source_training_config(cfg, store, report, progress)
+        seconds = {"translate": time.perf_counter() - t0} if artifacts else {}
+        skips = prepare_data(train_cfg, ("source", "val"), progress)
+        train_set = build_dataset(train_cfg.data, cfg.synth, "source", skips["source"])
+        val_set = build_dataset(train_cfg.data, cfg.synth, "val", skips["val"])
+        torch.manual_seed(cfg.seed)  # the network's initialisation is part of the seed's promise
+        model = build_segmenter(cfg.model)
+        t0 = time.perf_counter()
+        metrics = train_segmenter(
+            cfg.train, model, train_set, val_set, out_dir, tagged(report, "train"), cfg.seed, resume,
+            cfg.eval.protocol, progress,
+        )  # fmt: skip
+        seconds["train"] = time.perf_counter() - t0
     metrics.update(artifacts=artifacts, seconds=seconds)
     write_json(out_dir / "metrics.json", metrics)
     return metrics
@@ -375,15 +379,21 @@ def segmenter_stage(
         if cfg.select.keep_checkpoints:
             select_checkpoint(work, cfg.select.by)
 
-    inputs = dict(net.inputs)
-    if round_:
-        inputs.update(pseudo=pseudo.key, init=init.key)
-    artifact = store.get_or_build(
-        f"segmenter_{net.name}", stage_keys.segmenter_key(cfg, net.name, round_), inputs, build
-    )
+    stage, _, config, inputs = segmenter_identity(cfg, net, round_, pseudo, init)
+    artifact = store.get_or_build(stage, config, inputs, build)
     if artifact.reused:
         replay_evaluations(artifact.path / EVALUATIONS, stage_report)
     return artifact
+
+
+def segmenter_identity(cfg: ExperimentConfig, net: NetworkPath, round_: int, pseudo: Artifact | None = None,
+                       init: Artifact | None = None) -> tuple[str, str, dict, dict[str, str]]:  # fmt: skip
+    """(stage, artifact key, key config, inputs) of the network of path `net` after round `round_`."""
+    inputs = dict(net.inputs)
+    if round_:
+        inputs.update(pseudo=pseudo.key, init=init.key)
+    stage, config = f"segmenter_{net.name}", stage_keys.segmenter_key(cfg, net.name, round_)
+    return stage, artifact_key(stage, config, inputs), config, inputs
 
 
 def pair_probabilities(f_t: torch.nn.Module, f_s: torch.nn.Module | None, translated,
@@ -462,7 +472,10 @@ _SHARED_MEMOS_KEPT = 3  # a trial's labelling probabilities and maps, its evalua
 
 
 def stage_evaluator(
-    cfg: ExperimentConfig, net: NetworkPath, partner: Artifact | None = None, partner_val: Path | None = None
+    cfg: ExperimentConfig,
+    net: NetworkPath,
+    partner: Artifact | Callable[[], Artifact] | None = None,
+    partner_val: Path | None = None,
 ) -> Evaluator:
     """evaluator(model) for the network of path `net` at each of its evaluations.
 
@@ -472,27 +485,30 @@ def stage_evaluator(
     the fused val_miou_fused (val_miou_fused_se) and the agreement validators. source_miou scores the
     network on the path's held-out source images (S' for F_T, S for F_S; data.source_holdout).
     Datasets and the partner load at the first evaluation; the partner's probabilities are kept
-    (it does not change), so a network that comes from the store costs nothing.
+    (it does not change), so a network that comes from the store costs nothing. `partner` may be a
+    function that returns the partner's artifact (one still being built beside this stage: the
+    first evaluation waits for it).
     """
     loaded: dict[str, Any] = {}
-    key = evaluation_key(cfg, net, partner, partner_val)
 
     def evaluator(model: torch.nn.Module) -> dict[str, Any]:
         if not loaded:
+            fixed = partner() if callable(partner) else partner
+            loaded["key"] = evaluation_key(cfg, net, fixed, partner_val)
             loaded["val"] = build_dataset(with_roots(cfg, target_root=net.val_root).data, cfg.synth, "val")
             loaded["holdout"] = source_holdout(cfg, net.source_root)
             loaded["f_s"] = loaded["val_t"] = loaded["memo"] = None
-            if partner is not None:
+            if fixed is not None:
                 loaded["val_t"] = build_dataset(with_roots(cfg, target_root=partner_val).data, cfg.synth,
                                                 "val", with_labels=False)  # fmt: skip
-                loaded["f_s"] = load_segmenter(cfg.model, network_file(partner.path))
+                loaded["f_s"] = load_segmenter(cfg.model, network_file(fixed.path))
                 loaded["memo"] = probability_memo(
-                    loaded["val"], cfg, 1, ("partner", partner.key, str(partner_val))
+                    loaded["val"], cfg, 1, ("partner", fixed.key, str(partner_val))
                 )
         scores = score_network(cfg, model, loaded["val"], loaded["f_s"], loaded["val_t"], loaded["holdout"],
                                loaded["memo"])  # fmt: skip
         out = {"val_miou": scores.single.miou, "val_miou_se": scores.single.miou_se,
-               "val_per_class_iou": scores.single.per_class, **scores.validators, "eval_key": key}  # fmt: skip
+               "val_per_class_iou": scores.single.per_class, **scores.validators, "eval_key": loaded["key"]}  # fmt: skip
         if scores.fused is not None:
             out.update(val_miou_fused=scores.fused.miou, val_miou_fused_se=scores.fused.miou_se,
                        val_per_class_iou_fused=scores.fused.per_class)  # fmt: skip
@@ -691,14 +707,51 @@ def adapted_networks(
 ) -> Adapted:
     """Stage 2: adversarial adaptation of F_T (and F_S when adapt.symmetric) on translation_stage's output.
 
-    F_S first: F_T's evaluations are then scored against it too (the agreement validators), so a
-    study or a checkpoint selection can use them from the first stage on.
+    F_T's evaluations are scored beside F_S (the fused score and the agreement validators), so a study
+    or a checkpoint selection can use them from the first stage on. With scale.parallel_paths on a
+    CPU of 2 or more cores, F_S trains in a process of its own while F_T trains here, each on half
+    the cores (train.threads each when set; `adapt_side_by_side`); F_T's evaluations wait for F_S.
+    Otherwise F_S first, then F_T.
     """
     path_t, path_s = network_paths(roots, keys)
-    f_s = segmenter_stage(cfg, store, path_s, 0, report, progress=progress) if cfg.adapt.symmetric else None
-    evaluator = stage_evaluator(cfg, path_t, f_s, path_s.val_root) if f_s is not None else None
-    f_t = segmenter_stage(cfg, store, path_t, 0, report, progress=progress, evaluator=evaluator)
+    if not cfg.adapt.symmetric:
+        f_t = segmenter_stage(cfg, store, path_t, 0, report, progress=progress)
+        return Adapted(roots, keys, path_t, path_s, f_t, None)
+    if not adapt_side_by_side(cfg, store, path_t, path_s):
+        f_s = segmenter_stage(cfg, store, path_s, 0, report, progress=progress)
+        evaluator = stage_evaluator(cfg, path_t, f_s, path_s.val_root)
+        f_t = segmenter_stage(cfg, store, path_t, 0, report, progress=progress, evaluator=evaluator)
+        return Adapted(roots, keys, path_t, path_s, f_t, f_s)
+    threads = cfg.train.threads or max(1, cpu_count() // 2)
+    f_s_build = BackgroundCall(
+        _round_0_segmenter, (cfg, str(store.root), path_s), report, threads, "F_S's adaptation"
+    )
+    try:
+        with torch_threads(threads):
+            evaluator = stage_evaluator(cfg, path_t, f_s_build.result, path_s.val_root)
+            f_t = segmenter_stage(cfg, store, path_t, 0, report, progress=progress, evaluator=evaluator)
+        f_s = f_s_build.result()
+    except BaseException:
+        f_s_build.stop()  # its build folder stays and resumes with the next run
+        raise
     return Adapted(roots, keys, path_t, path_s, f_t, f_s)
+
+
+def adapt_side_by_side(
+    cfg: ExperimentConfig, store: ArtifactStore, path_t: NetworkPath, path_s: NetworkPath
+) -> bool:
+    """Whether F_S and F_T adapt at the same time (see adapted_networks): scale.parallel_paths, loops
+    in this process on the CPU, at least 2 cores, and neither network in the store yet."""
+    if not cfg.scale.parallel_paths or cfg.scale.num_workers or cpu_count() < 2:
+        return False
+    if cfg.scale.use_gpu and torch.cuda.is_available():
+        return False
+    return not any(store.exists(*segmenter_identity(cfg, net, 0)[:2]) for net in (path_t, path_s))
+
+
+def _round_0_segmenter(cfg: ExperimentConfig, store_root: str, net: NetworkPath, report: Report) -> Artifact:
+    """segmenter_stage of round 0 without an evaluation partner (what F_S's BackgroundCall runs)."""
+    return segmenter_stage(cfg, ArtifactStore(store_root), net, 0, report)
 
 
 UPSTREAM_STAGES = ("data", "translate", "adapt")
@@ -763,6 +816,10 @@ def evaluate_method(
             **scores.validators}  # fmt: skip
 
 
+# Pseudo-label statistics a run reports per round (console, log.jsonl, TensorBoard): coverage and,
+# for diagnostics only, the precision of the kept labels (overall and per class).
+REPORTED_PSEUDO_STATS = ("coverage", "mean_conf", "mean_consis", "agreement", "diag_pseudo_accuracy",
+                         "diag_pseudo_precision_per_class", "coverage_per_class")  # fmt: skip
 # Pseudo-label statistics a run's record holds per round (the artifact's pseudo_stats.json has them all).
 RECORDED_PSEUDO_STATS = (
     "coverage",
@@ -785,11 +842,21 @@ def run_experiment(
     also the fused score and the agreement validators) every train.eval_every / self_train.eval_every
     steps and at its end, reported under its stage tag ("adapt_T_r<round>"); the record's "selection"
     says which evaluation each validator would have picked. The last report has stage "result" with
-    the final miou, miou_se, miou_fused and every validator.
+    the final miou, miou_se, miou_fused and every validator. Every report, and each stage's
+    pictures as it finishes, also go to TensorBoard (out_dir/tensorboard, track.tensorboard); each
+    round's pseudo-label statistics are a report of stage "pseudo_r<round>".
     """
+    out_dir = Path(out_dir)
+    with tensorboard_log(out_dir, cfg.track.tensorboard) as tb:
+        return _run_method(cfg, out_dir, tb.wrap(report), tb, progress)
+
+
+def _run_method(
+    cfg: ExperimentConfig, out_dir: Path, report: Report, tb: TensorBoardLog, progress: bool
+) -> dict[str, Any]:
+    """run_experiment's stages, `report` and `tb` already the run's TensorBoard's."""
     from symda.results import make_record, write_record
 
-    out_dir = Path(out_dir)
     store = start_run(cfg, out_dir)
     seconds: dict[str, float] = {}
     peak_mb: dict[str, float] = {}
@@ -808,6 +875,12 @@ def run_experiment(
     lap("data")
     roots, keys = translation_stage(cfg, store, report, progress)
     lap("translate")
+    synth = synthcity_samples(cfg)
+    if synth is not None:
+        tb.image("data/synthcity_samples", synth)
+    if "translator" in keys:
+        for step, grid in sample_steps(store.path("translator", keys["translator"]) / "samples"):
+            tb.image("translate/samples", grid, step)
     up = adapted_networks(cfg, store, roots, keys, report, progress)
     f_t, f_s = up.f_t, up.f_s
     lap("adapt")
@@ -818,6 +891,11 @@ def run_experiment(
         pl = pseudo_stage(cfg, store, roots, f_t, f_s, r, progress)
         stats = _read_json(pl.path / PSEUDO_FOLDERS["T"] / STATS_FILE)
         pseudo_stats.update({f"pseudo_r{r}.{k}": stats[k] for k in RECORDED_PSEUDO_STATS if k in stats})
+        report(
+            {"stage": f"pseudo_r{r}", "step": r, **{k: stats[k] for k in REPORTED_PSEUDO_STATS if k in stats}}
+        )
+        if (pl.path / PSEUDO_FOLDERS["T"] / FIGURE_FILE).is_file():
+            tb.image(f"pseudo_r{r}/labels", pl.path / PSEUDO_FOLDERS["T"] / FIGURE_FILE, r)
         artifacts[f"pseudo_r{r}"] = pl.key
         lap("pseudo")
         evaluator = stage_evaluator(cfg, up.path_t, f_s, up.path_s.val_root)
@@ -836,11 +914,14 @@ def run_experiment(
         f_s_checkpoint = network_file(f_s.path) if f_s is not None else None
         metrics = evaluate_method(cfg, network_file(f_t.path), f_s_checkpoint, roots.val_translated,
                                   progress=progress, source_root=up.path_t.source_root)  # fmt: skip
+    predictions = prediction_figure(cfg, f_t, f_s, roots.val_translated, out_dir / PREDICTIONS_FILE)
+    tb.image("result/predictions", predictions)
     lap("evaluate")
     metrics.update(pseudo_stats, artifacts=artifacts, seconds=seconds, peak_mb=peak_mb,
                    selection=selections(store, artifacts))  # fmt: skip
     write_json(out_dir / "metrics.json", metrics)
-    write_pictures(out_dir, run_pictures(cfg, store, artifacts))
+    write_pictures(out_dir, {**run_pictures(cfg, store, artifacts),
+                             "predictions on val (F_T, fused, ground truth)": predictions})  # fmt: skip
     record = make_record(cfg, metrics, run_id=out_dir.name)
     write_record(out_dir, record)
     final = ("miou", "miou_se", "miou_fused", *VALIDATORS)
@@ -854,14 +935,9 @@ PICTURES = "pictures.md"  # a run folder's index of the pictures its stages drew
 def run_pictures(cfg: ExperimentConfig, store: ArtifactStore, artifacts: dict[str, str]) -> dict[str, Path]:
     """{what: file} of the pictures a run's stages drew, where they lie: SynthCity's sample pairs,
     the translator's sample grids (the last one), each round's pseudo-label panels."""
-    from symda.data import resolve_roots
-
     pictures: dict[str, Path] = {}
-    synth = Path(cfg.synth.root) / "samples.png"
-    if (
-        synth.is_file()
-        and Path(cfg.synth.root).resolve() in resolve_roots(cfg.data, cfg.synth)[1].resolve().parents
-    ):
+    synth = synthcity_samples(cfg)
+    if synth is not None:
         pictures["SynthCity: source and target-val pairs"] = synth
     if "translator" in artifacts:
         grids = sorted((store.path("translator", artifacts["translator"]) / "samples").glob("*.png"))
@@ -875,6 +951,39 @@ def run_pictures(cfg: ExperimentConfig, store: ArtifactStore, artifacts: dict[st
                     f"pseudo labels, round {name.removeprefix('pseudo_r')}: P_T, P_S, M_conf, labels"
                 ] = figure
     return pictures
+
+
+def synthcity_samples(cfg: ExperimentConfig) -> Path | None:
+    """SynthCity's sample pairs (samples.png) when the run reads the generated SynthCity, else None."""
+    synth = Path(cfg.synth.root) / "samples.png"
+    if (
+        synth.is_file()
+        and Path(cfg.synth.root).resolve() in resolve_roots(cfg.data, cfg.synth)[1].resolve().parents
+    ):
+        return synth
+    return None
+
+
+PREDICTIONS_FILE = "predictions.png"  # a run folder's picture of its final networks on val images
+PREDICTION_ROWS = 4
+
+
+def prediction_figure(cfg: ExperimentConfig, f_t: Artifact, f_s: Artifact | None, val_translated: Path,
+                      path: Path) -> Path:  # fmt: skip
+    """The run's final F_T (and the fusion with F_S on V') on the first PREDICTION_ROWS val images,
+    beside the ground truth: `save_prediction_figure` at `path`."""
+    from symda.evaluate import save_prediction_figure
+
+    val = build_dataset(cfg.data, cfg.synth, "val")
+    model_s, val_t = None, None
+    if f_s is not None:
+        model_s = load_segmenter(cfg.model, network_file(f_s.path))
+        val_t = build_dataset(
+            with_roots(cfg, target_root=val_translated).data, cfg.synth, "val", with_labels=False
+        )
+    pair = pair_probabilities(load_segmenter(cfg.model, network_file(f_t.path)), model_s, val_t)
+    rows = list(range(min(PREDICTION_ROWS, len(val))))
+    return save_prediction_figure(pair, val, cfg.eval.fusion_weight, path, rows)
 
 
 def write_pictures(out_dir: Path, pictures: dict[str, Path]) -> Path:

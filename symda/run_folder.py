@@ -30,6 +30,7 @@ OPERATIONAL_KEYS = frozenset({
     "name", "out_dir", "artifacts_dir", "train.log_every", "train.eval_every", "train.checkpoint_every",
     "self_train.eval_every",
     "train.threads", "data.num_workers", "data.cache_mb", "data.check", "eval.batch_size", "synth.auto_generate",
+    "track.tensorboard", "scale.parallel_paths",
 })  # fmt: skip
 
 

@@ -32,6 +32,7 @@ PLACEMENT = (
 )
 REPORTING = "changes what is evaluated and reported about the network, not its weights"
 INPUT = "reaches this stage's key through an input artifact's key"
+TRACK = "what the run's trackers record (TensorBoard), not what a stage builds"
 SWITCH = "decides whether a stage runs at all, not what it builds"
 NO_CHOICE = "has one allowed value (validated)"
 CHECKS = "the dataset check before training; a damaged dataset stops the run instead of changing it"
@@ -61,7 +62,7 @@ _DATA_IDENTITY = {
 FIELDS: dict[str, dict[str, str]] = {
     # Stage 1a: the StarGAN translator.
     "translator": {
-        "name": RUN, "out_dir": RUN, "artifacts_dir": RUN, "seed": KEY,
+        "name": RUN, "out_dir": RUN, "artifacts_dir": RUN, "track.*": TRACK, "seed": KEY,
         **_DATA_IDENTITY,
         "data.val_split": "the translator trains on source and target train images only",
         "data.source_size": "the translator resizes to translate.load_size",
@@ -81,7 +82,7 @@ FIELDS: dict[str, dict[str, str]] = {
         "translate.apply_batch_size": "used when translating datasets, a later stage",
         "scale.num_workers": PLACEMENT, "scale.use_gpu": PLACEMENT, "scale.cpus_per_worker": PLACEMENT,
         "scale.gpus_per_worker": PLACEMENT, "scale.channels_last": PLACEMENT, "scale.compile": PLACEMENT,
-        "scale.max_failures": PLACEMENT,
+        "scale.max_failures": PLACEMENT, "scale.parallel_paths": PLACEMENT,
         "scale.precision": KEY,  # bf16 changes the numbers (in the key only when not fp32)
         "model.*": "the translator has no segmentation network",
         "train.*": "the translator's schedule is translate.*",
@@ -91,7 +92,7 @@ FIELDS: dict[str, dict[str, str]] = {
     },
     # Stage 1b: one dataset translated by the translator (S', T' or V'), in its own layout.
     "translated": {
-        "name": RUN, "out_dir": RUN, "artifacts_dir": RUN,
+        "name": RUN, "out_dir": RUN, "artifacts_dir": RUN, "track.*": TRACK,
         "seed": "translating a dataset is deterministic",
         **_DATA_IDENTITY,
         "data.val_split": "V' is the val split (the one the method evaluates on)",
@@ -111,7 +112,7 @@ FIELDS: dict[str, dict[str, str]] = {
     },
     # Stages 2 and 4: one segmentation network F_T or F_S, adapted (round 0) or self-trained (round r).
     "segmenter": {
-        "name": RUN, "out_dir": RUN, "artifacts_dir": RUN, "seed": KEY,
+        "name": RUN, "out_dir": RUN, "artifacts_dir": RUN, "track.*": TRACK, "seed": KEY,
         **_DATA_IDENTITY,
         "data.val_split": REPORTING,
         "data.source_size": KEY, "data.target_size": KEY, "data.crop_size": KEY, "data.flip": KEY,
@@ -140,14 +141,14 @@ FIELDS: dict[str, dict[str, str]] = {
         "eval.protocol": REPORTING, "eval.batch_size": REPORTING, "eval.fusion_weight": REPORTING,
         "scale.num_workers": PLACEMENT, "scale.use_gpu": PLACEMENT, "scale.cpus_per_worker": PLACEMENT,
         "scale.gpus_per_worker": PLACEMENT, "scale.channels_last": PLACEMENT, "scale.compile": PLACEMENT,
-        "scale.max_failures": PLACEMENT,
+        "scale.max_failures": PLACEMENT, "scale.parallel_paths": PLACEMENT,
         "scale.precision": KEY,  # in the key only when not fp32
         # Which weights the stage delivers: the last, or (keep_checkpoints) the one select.by picks.
         "select.keep_checkpoints": KEY, "select.by": KEY,  # in the key only when keep_checkpoints is on
     },
     # Stage 3: pseudo labels of the target train split from F_T (and F_S).
     "pseudo": {
-        "name": RUN, "out_dir": RUN, "artifacts_dir": RUN,
+        "name": RUN, "out_dir": RUN, "artifacts_dir": RUN, "track.*": TRACK,
         "seed": "labelling is deterministic given F_T and F_S",
         **_DATA_IDENTITY,
         "data.val_split": "pseudo labels are made for the target train split",

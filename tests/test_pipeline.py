@@ -66,8 +66,26 @@ def test_full_method_writes_a_flat_record_and_reuses_upstream(cfg_for, tmp_path,
     pictures = (tmp_path / "run" / "pictures.md").read_text()
     assert str((pseudo_dir / "data" / "pseudo_labels.png").resolve()) in pictures
     assert "translator: sample translations" in pictures
+    assert str((tmp_path / "run" / "predictions.png").resolve()) in pictures
     listed = [line.rsplit(": ", 1)[1] for line in pictures.splitlines() if line.startswith("- ")]
-    assert len(listed) == 2 and all(Path(p).is_file() for p in listed)
+    assert len(listed) == 3 and all(Path(p).is_file() for p in listed)
+    # Every stage's curves and pictures in the run's TensorBoard log, read back with TensorBoard's reader.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"), size_guidance={"images": 0}).Reload()
+    scalars, images = set(events.Tags()["scalars"]), set(events.Tags()["images"])
+    assert {"translate/d_loss", "adapt_T_r0/loss_seg", "adapt_T_r0/lr", "adapt_T_r0/d_acc", "adapt_T_r0/val_miou",
+            "adapt_T_r1/val_miou", "pseudo_r1/coverage", "pseudo_r1/diag_pseudo_accuracy",
+            "result/miou_fused"} <= scalars, scalars  # fmt: skip
+    assert "adapt_T_r1.per_class/val_per_class_iou.road" in scalars
+    assert [e.step for e in events.Scalars("adapt_T_r0/val_miou")] == [3]
+    assert events.Scalars("result/miou")[-1].value == pytest.approx(result["miou"])
+    assert events.Scalars("pseudo_r1/coverage")[-1].value == pytest.approx(result["pseudo_r1.coverage"])
+    assert {"translate/samples", "pseudo_r1/labels", "result/predictions"} <= images
+    assert [e.step for e in events.Images("translate/samples")] == [
+        2
+    ]  # the grid at the translator's last step
+    assert "pseudo_r1" in stages
 
     # `symda evaluate --run` finds the last round's F_T, F_S and V' in the store: the same numbers.
     assert cli_main(["evaluate", "--run", str(tmp_path / "run"), "--out", str(tmp_path / "eval")]) == 0
@@ -115,6 +133,66 @@ def test_full_method_writes_a_flat_record_and_reuses_upstream(cfg_for, tmp_path,
     assert [anew["iou_fused"][c] for c in anew["iou_fused"]] == [
         fewer[f"iou_fused.{c}"] for c in anew["iou_fused"]
     ]
+
+
+def test_f_s_adapting_in_its_own_process_gives_the_same_networks(cfg_for, tmp_path):
+    """scale.parallel_paths: F_S trains in a child process beside F_T; with one thread each, as
+    train.threads=1 gives the sequential run, the networks and evaluations are bit-identical, and
+    F_S's reports reach the caller."""
+    import torch
+
+    def adapt_only(store: str, **more):
+        return cfg_for(**{"artifacts_dir": str(tmp_path / store), "self_train.enabled": False,
+                          "train.threads": 1, "train.log_every": 1, **more})  # fmt: skip
+
+    seq_records, par_records = [], []
+    seq = run_experiment(adapt_only("seq"), tmp_path / "a", lambda m, checkpoint=None: seq_records.append(m))
+    par = run_experiment(adapt_only("par", **{"scale.parallel_paths": True}), tmp_path / "b",
+                         lambda m, checkpoint=None: par_records.append(m))  # fmt: skip
+    assert (seq["artifacts.F_S_r0"], seq["artifacts.F_T_r0"]) == (
+        par["artifacts.F_S_r0"],
+        par["artifacts.F_T_r0"],
+    )
+    for name, stage in (("F_S_r0", "segmenter_S"), ("F_T_r0", "segmenter_T")):
+        a, b = (torch.load(tmp_path / st / stage / r[f"artifacts.{name}"] / "checkpoint.pt", weights_only=False)
+                for st, r in (("seq", seq), ("par", par)))  # fmt: skip
+        assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"]), name
+    for key in ("miou", "miou_fused", *VALIDATORS):
+        assert seq[key] == par[key] or (math.isnan(seq[key]) and math.isnan(par[key])), key
+
+    def losses(records, stage):
+        return [(r["step"], r["loss"]) for r in records if r.get("stage") == stage and "loss" in r]
+
+    assert losses(par_records, "adapt_S_r0") == losses(seq_records, "adapt_S_r0") and losses(
+        par_records, "adapt_S_r0"
+    )
+
+
+def test_a_failing_background_call_raises_with_its_traceback():
+    from symda.distributed import BackgroundCall, BackgroundError
+
+    reports = []
+    call = BackgroundCall(
+        _fails_after_one_report, (3,), lambda m, checkpoint=None: reports.append(m), 1, "the test's call"
+    )
+    with pytest.raises(
+        BackgroundError, match=r"the test's call \(in its own process\) failed: ValueError: bad 3"
+    ):
+        call.result()
+    assert reports == [{"step": 1, "loss": 0.5}]
+    ok = BackgroundCall(_returns, (4,), lambda m, checkpoint=None: None, 1, "ok")
+    assert ok.result() == 8
+
+
+def _fails_after_one_report(n: int, report) -> None:
+    import torch
+
+    report({"step": 1, "loss": torch.tensor(0.5)})  # tensors arrive as floats
+    raise ValueError(f"bad {n}")
+
+
+def _returns(n: int, report) -> int:
+    return 2 * n
 
 
 def test_ablation_switches_change_the_graph(cfg_for, tmp_path):

@@ -31,6 +31,7 @@ from symda.sweeps.driver import (
     run_sweep,
     trial_resources,
     tune_result,
+    write_sweep_report,
 )
 from symda.sweeps.space import REPO_ROOT, DefineByRun, check_space
 from tests.conftest import write_cityscapes, write_gta5
@@ -166,7 +167,9 @@ def test_resources_per_trial_and_a_gpu_sweep_on_a_cpu_cluster():
 
 def test_three_trial_sweep(ray_session, base_config, tmp_path, capsys):
     space = write_space(tmp_path / "threshold.yaml", base_config, THRESHOLD_SPACE)
-    summary = run_sweep(SweepOptions(space=str(space), storage=str(tmp_path / "sweeps"), name="three"))
+    summary = run_sweep(
+        SweepOptions(space=str(space), storage=str(tmp_path / "sweeps"), name="three", tracker="mlflow")
+    )
     table = summary.table
     assert len(table) == 3 and set(table["status"]) == {"TERMINATED"}
     assert {"trial_id", *THRESHOLD_SPACE, "miou", "miou_fused", *VALIDATORS} <= set(table.columns)
@@ -199,6 +202,23 @@ def test_three_trial_sweep(ray_session, base_config, tmp_path, capsys):
     assert len(study.trials) == 3 and "pseudo.threshold" in study.trials[0].params
     out = capsys.readouterr().out
     assert "Ray dashboard: http://" in out and "Trial name" in out  # the progress table
+    assert "Result logdir" not in out  # Ray's staging folder, not where results are
+    # The trackers a researcher opens: optuna-dashboard serves the study, every trial's TensorBoard
+    # log holds its self-training curve, MLflow (--tracker) a run per trial, and the report its plots.
+    assert_dashboard_serves_trials(summary.optuna_db, "three", 3)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    for trial in table["trial_id"]:
+        events = EventAccumulator(str(summary.exp_dir / "runs" / trial / "tensorboard")).Reload()
+        assert "adapt_T_r1/val_miou" in events.Tags()["scalars"], trial
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{summary.exp_dir / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["three"])
+    assert len(runs) == 3 and runs["metrics.miou"].notna().all()
+    assert write_sweep_report(summary.exp_dir) == summary.exp_dir / "report" / "report.md"
+    assert (summary.exp_dir / "report" / "params.png").is_file()
+    assert f"plots: {summary.exp_dir / 'report' / 'report.md'}" in capsys.readouterr().out
 
     # The same sweep again replays this one: its configurations, each ending where it ended, all from
     # the store; nothing is trained (no artifact built, no unfinished build written to).
@@ -224,6 +244,37 @@ def test_three_trial_sweep(ray_session, base_config, tmp_path, capsys):
     assert sorted(first.index) == sorted(second.index)
     for column in ("miou", "progress", "finished"):
         assert first[column].to_dict() == second.loc[first.index, column].to_dict(), column
+
+
+def assert_dashboard_serves_trials(db: Path, study_name: str, n_trials: int) -> None:
+    """Start `optuna-dashboard sqlite:///db` as a user would and find the study's trials over HTTP."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = [str(Path(sys.executable).parent / "optuna-dashboard"), f"sqlite:///{db}", "--host", "127.0.0.1",
+               "--port", str(port)]  # fmt: skip
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=5) as r:
+                    studies = json.loads(r.read())["study_summaries"]
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "optuna-dashboard did not start"
+                time.sleep(0.5)
+        study = next(s for s in studies if s["study_name"] == study_name)
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{port}/api/studies/{study['study_id']}", timeout=10
+        ) as r:
+            trials = json.loads(r.read())["trials"]
+        assert len(trials) == n_trials and all("params" in t for t in trials)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def test_failing_trial_is_recorded_and_the_sweep_goes_on(ray_session, base_config, tmp_path):

@@ -19,14 +19,13 @@ Every file is written atomically, but the folder is built in place: the caller h
 from __future__ import annotations
 
 import dataclasses
-import io
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageDraw
+from PIL import Image
 from tqdm import tqdm
 
 from symda.config import PseudoConfig
@@ -35,6 +34,7 @@ from symda.data.dataset import SegmentationDataset
 from symda.data.labels import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, colorize, train_ids_to_label_ids
 from symda.evaluate import confusion_matrix, scores_from_confusion
 from symda.io import atomic_write_bytes, link_or_copy, png_bytes, write_json
+from symda.pictures import panel, save_panel_grid
 from symda.pseudo.confidence import class_argmax, confidence_map
 from symda.pseudo.thresholds import StreamingClassHistogram, class_thresholds, global_thresholds, select
 
@@ -410,13 +410,6 @@ def generate_pseudo_labels(
     return stats
 
 
-def _panel(array: np.ndarray, height: int, nearest: bool) -> Image.Image:
-    """(H, W) or (H, W, 3) uint8 -> PIL image scaled to `height` (nearest for label maps)."""
-    img = Image.fromarray(array)
-    width = max(1, round(img.width * height / img.height))
-    return img.resize((width, height), Image.NEAREST if nearest else Image.BILINEAR)
-
-
 @torch.no_grad()
 def save_pseudo_label_figure(
     prob_fn: PairProbabilityFn,
@@ -436,7 +429,6 @@ def save_pseudo_label_figure(
     thresholds: (C,) as used for the pseudo labels. Returns `path` (written atomically).
     """
     titles = ("image", "argmax P_T", "argmax P_S", "M_conf", "pseudo label", "ground truth")
-    title_h = 14
     rows = []
     for maps in iter_pixel_maps(prob_fn, dataset, cfg, indices, batch_size=len(indices) or 1):
         with Image.open(dataset.samples[maps.index].image) as im:
@@ -445,28 +437,12 @@ def save_pseudo_label_figure(
         pseudo = select(maps.pred[None], maps.m_conf[None], thresholds)[0].cpu().numpy()
         truth = _true_label(labelled_dataset, dataset, maps.index) if labelled_dataset is not None else None
         panels = [
-            _panel(image, height, nearest=False),
-            _panel(colorize(maps.pred_t.cpu().numpy()), height, True),
-            _panel(colorize(maps.pred_s.cpu().numpy()) if maps.pred_s is not None else grey, height, True),
-            _panel((maps.m_conf.cpu() * 255).round().clamp(0, 255).to(torch.uint8).numpy(), height, False),
-            _panel(colorize(pseudo), height, True),
-            _panel(colorize(truth) if truth is not None else grey, height, True),
+            panel(image, height, nearest=False),
+            panel(colorize(maps.pred_t.cpu().numpy()), height, True),
+            panel(colorize(maps.pred_s.cpu().numpy()) if maps.pred_s is not None else grey, height, True),
+            panel((maps.m_conf.cpu() * 255).round().clamp(0, 255).to(torch.uint8).numpy(), height, False),
+            panel(colorize(pseudo), height, True),
+            panel(colorize(truth) if truth is not None else grey, height, True),
         ]
         rows.append(panels)
-    if not rows:
-        raise ValueError("save_pseudo_label_figure: no images to show")
-    gap = 2
-    col_w = [max(r[c].width for r in rows) for c in range(len(titles))]
-    canvas = Image.new(
-        "RGB", (sum(col_w) + gap * (len(col_w) - 1), title_h + len(rows) * (height + gap)), (255, 255, 255)
-    )
-    draw = ImageDraw.Draw(canvas)
-    x = 0
-    for c, title in enumerate(titles):
-        draw.text((x + 2, 1), title, fill=(0, 0, 0))
-        for r, panels in enumerate(rows):
-            canvas.paste(panels[c].convert("RGB"), (x, title_h + r * (height + gap)))
-        x += col_w[c] + gap
-    buf = io.BytesIO()
-    canvas.save(buf, format="PNG")
-    return atomic_write_bytes(Path(path), buf.getvalue())
+    return save_panel_grid(titles, rows, path)

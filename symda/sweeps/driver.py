@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import time
@@ -34,6 +35,7 @@ from symda.select import NEEDS, TRUE_METRIC, VALIDATORS
 from symda.sweeps.space import DefineByRun, SweepSpace, check_space, find_file, load_space
 from symda.sweeps.summary import SweepSummary, http, print_summary, summarize
 from symda.sweeps.trial import TrialSetup, run_trial, total_progress, tune_result
+from symda.tracking import TRACKERS, tune_callbacks
 
 __all__ = ["SweepError", "SweepOptions", "check_cluster", "default_concurrency", "load_space", "main",
            "parse_args", "run_sweep", "run_trial", "summarize", "trial_resources", "tune_result"]  # fmt: skip
@@ -129,6 +131,7 @@ def connect(address: str | None) -> str:
         return get_dashboard_url() or ""
     # Stage loops with scale.num_workers > 0 run as Ray Train runs: list them in the dashboard.
     os.environ.setdefault("RAY_TRAIN_ENABLE_STATE_TRACKING", "1")
+    quiet_ray_notices()
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
         return ray.init(address=address, log_to_driver=False, logging_level="WARNING").dashboard_url or ""
@@ -141,6 +144,38 @@ def connect(address: str | None) -> str:
         logging_level="WARNING",
     )
     return ctx.dashboard_url or ""
+
+
+class _DropMessages(logging.Filter):
+    """Drops log records whose message starts with one of `prefixes`."""
+
+    def __init__(self, *prefixes: str) -> None:
+        super().__init__()
+        self.prefixes = prefixes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.prefixes)
+
+
+def quiet_ray_notices() -> None:
+    """Silence Ray's start-up notice that token authentication is on (its default, the safe mode,
+    nothing to act on); its warning that authentication is *off* stays."""
+    logger = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    if not any(isinstance(f, _DropMessages) for f in logger.filters):
+        logger.addFilter(_DropMessages("Token authentication is enabled"))
+
+
+def sweep_reporter(**kwargs):
+    """Tune's CLIReporter(**kwargs), its tables without Tune's "Result logdir: ..." line: that is
+    Ray's staging folder, not where the results are (the sweep folder, printed at the start)."""
+    from ray import tune
+
+    class Reporter(tune.CLIReporter):
+        def report(self, trials, done, *sys_info) -> None:
+            lines = self._progress_str(trials, done, *sys_info).split("\n")
+            self._print("\n".join(line for line in lines if not line.startswith("Result logdir:")))
+
+    return Reporter(**kwargs)
 
 
 # ----------------------------------------------------------------------------------------- settings
@@ -190,6 +225,7 @@ class SweepOptions:
     seed: int | None = None
     max_failures: int | None = None
     fresh: bool = False
+    tracker: str | None = None  # symda.tracking.TRACKERS: also log every trial to MLflow or W&B
 
 
 def parse_args(argv: list[str] | None, default_space: str) -> SweepOptions:
@@ -214,6 +250,9 @@ def parse_args(argv: list[str] | None, default_space: str) -> SweepOptions:
     p.add_argument("--max-failures", type=int, help="restarts of a crashed trial (default 0)")
     p.add_argument("--fresh", action="store_true",
                    help="search anew even when a finished sweep with the same settings exists (default: replay it)")  # fmt: skip
+    p.add_argument("--tracker", choices=TRACKERS,
+                   help="also log every trial to MLflow (SWEEP/mlflow.db, SQLite) or W&B (offline under SWEEP/wandb "
+                   "without WANDB_API_KEY) through Ray Tune's callbacks (default: neither; TensorBoard always)")  # fmt: skip
     return SweepOptions(**vars(p.parse_args(argv)))
 
 
@@ -370,7 +409,7 @@ def run_sweep(opts: SweepOptions) -> SweepSummary:
     if replay is not None:
         print(f"replaying {replay.source.name} (the same settings): its {len(replay.points)} configurations in "
               "its order, each ending where it ended there, from the store; --fresh searches anew", flush=True)  # fmt: skip
-    tuner = _tuner(space, settings, cfg, exp_dir, request, max_concurrent, replay)
+    tuner = _tuner(space, settings, cfg, exp_dir, request, max_concurrent, replay, opts.tracker)
     tuner.fit()
     return summarize(
         exp_dir, space.keys, settings.select_by, settings.base_config, settings.overrides, dashboard
@@ -378,7 +417,8 @@ def run_sweep(opts: SweepOptions) -> SweepSummary:
 
 
 def _tuner(space: SweepSpace, settings: SweepSettings, cfg: ExperimentConfig, exp_dir: Path,
-           request: dict[str, float], max_concurrent: int, replay: Replay | None = None):  # fmt: skip
+           request: dict[str, float], max_concurrent: int, replay: Replay | None = None,
+           tracker: str | None = None):  # fmt: skip
     """A new Tuner (OptunaSearch + ASHA), or the interrupted one restored from exp_dir.
 
     With `replay`: Optuna is given the earlier sweep's configurations to evaluate first (all of them:
@@ -413,7 +453,7 @@ def _tuner(space: SweepSpace, settings: SweepSettings, cfg: ExperimentConfig, ex
         storage=optuna.storages.RDBStorage(f"sqlite:///{exp_dir / 'optuna.db'}"),
         points_to_evaluate=replay.points if replay else None,
     )
-    reporter = tune.CLIReporter(
+    reporter = sweep_reporter(
         metric_columns=list(dict.fromkeys(["progress", "miou", settings.select_by])),
         parameter_columns=space.keys,
         sort_by_metric=True,  # by TuneConfig's metric
@@ -445,6 +485,7 @@ def _tuner(space: SweepSpace, settings: SweepSettings, cfg: ExperimentConfig, ex
             failure_config=tune.FailureConfig(max_failures=settings.max_failures),
             progress_reporter=reporter,
             verbose=1,
+            callbacks=tune_callbacks(tracker, exp_dir, exp_dir.name),
         ),
     )
 
@@ -466,7 +507,32 @@ def main(argv: list[str] | None = None, default_space: str = "configs/sweeps/thr
         return 2
     print_summary(summary)
     report_unfinished_builds(summary.exp_dir)
+    write_sweep_report(summary.exp_dir)
     return 0
+
+
+REPORT_SCRIPT = Path(__file__).resolve().parents[2] / "analysis" / "sweep_report.py"
+
+
+def write_sweep_report(exp_dir: Path) -> Path | None:
+    """Run analysis/sweep_report.py on the finished sweep (its plots and report.md in
+    exp_dir/report) and print where they are; a failure is a warning, the sweep stands. None when the
+    script is not there (symda installed without its repository) or failed."""
+    import subprocess
+
+    if not REPORT_SCRIPT.is_file():
+        print(f"\nplots: python analysis/sweep_report.py {exp_dir} (from a symda checkout)")
+        return None
+    out = exp_dir / "report"
+    done = subprocess.run([sys.executable, str(REPORT_SCRIPT), str(exp_dir), "--out", str(out)],
+                          capture_output=True, text=True)  # fmt: skip
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        print(f"\nwarning: the sweep report failed ({tail[0]}); rerun: python {REPORT_SCRIPT} {exp_dir}")
+        return None
+    plots = sorted(p.name for p in out.glob("*.png"))
+    print(f"\nplots: {out / 'report.md'} ({', '.join(plots)})")
+    return out / "report.md"
 
 
 def report_unfinished_builds(exp_dir: Path) -> None:

@@ -241,5 +241,6 @@ def print_summary(s: SweepSummary) -> None:
     else:
         print("\nno trial finished: no best config")
     print(f"\nwritten to {s.exp_dir}/: trials.csv, best_config.yaml, sweep.json, runs/<trial id>/ (config.yaml,"
-          f" result.json), Tune's trial folders\nthe Optuna study: optuna-dashboard sqlite:///{s.optuna_db}"
-          " (pip install optuna-dashboard)")  # fmt: skip
+          f" result.json, pictures.md, tensorboard/), Tune's trial folders"
+          f"\nevery trial's curves: tensorboard --logdir {s.exp_dir / 'runs'}"
+          f"\nthe Optuna study: optuna-dashboard sqlite:///{s.optuna_db}")  # fmt: skip
