@@ -326,8 +326,10 @@ class BackgroundCall:
         self.name, self._report = name, report
         self._queue = ctx.Queue()
         level = logging.getLogger("symda").getEffectiveLevel()
+        # Not a daemon: a daemonic process may not start children (the stage's DataLoader workers with
+        # data.num_workers > 0); the caller joins it (result) or ends it (stop) on every path.
         self._process = ctx.Process(target=_background_main, args=(fn, args, threads, level, self._queue),
-                                    name=name, daemon=True)  # fmt: skip
+                                    name=name)  # fmt: skip
         self._outcome: tuple | None = None
         self._done = threading.Event()
         self._process.start()
