@@ -182,9 +182,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         record = run_experiment(cfg, out_dir, _printing_report(out_dir / "log.jsonl"), progress=_progress())
     print(f"target val mIoU single {record['miou']:.2f}, fused {record['miou_fused']:.2f}; "
           f"record: {out_dir / 'result.json'}")  # fmt: skip
-    stages = [k.split(".", 1)[1] for k in record if k.startswith("seconds.")]
-    print("stage seconds / peak MB: " + ", ".join(
-        f"{st} {record[f'seconds.{st}']:.1f} s / {record.get(f'peak_mb.{st}', math.nan):.0f} MB" for st in stages))  # fmt: skip
+    print(_stage_costs(record))
     for line in _selection_lines(record):
         print(line)
     print((out_dir / "pictures.md").read_text(), end="")
@@ -203,13 +201,18 @@ def cmd_dry_run(args: argparse.Namespace) -> int:
           f"{args.images} images a domain, {args.steps} steps a stage, on the CPU\n{weights}")  # fmt: skip
     with _run_folder(out_dir, cfg, "run"):
         record = run_experiment(cfg, out_dir, _printing_report(out_dir / "log.jsonl"), progress=_progress())
-    stages = [k.split(".", 1)[1] for k in record if k.startswith("seconds.")]
-    print("dry run passed; stage seconds / peak MB: " + ", ".join(
-        f"{st} {record[f'seconds.{st}']:.1f} s / {record.get(f'peak_mb.{st}', math.nan):.0f} MB" for st in stages))  # fmt: skip
+    print(f"dry run passed; {_stage_costs(record)}")
     print(f"next, with the datasets copied: symda check-data {_config_flags(args)}   "
           f"(source {real.data.source_root or '(SynthCity)'}, target {real.data.target_root or '(SynthCity)'})\n"
           f"then: symda run {_config_flags(args)}")  # fmt: skip
     return 0
+
+
+def _stage_costs(record: dict) -> str:
+    """ "stage seconds / peak MB: data 0.9 s / 740 MB, ..." from a run's record."""
+    stages = [k.split(".", 1)[1] for k in record if k.startswith("seconds.")]
+    return "stage seconds / peak MB: " + ", ".join(
+        f"{st} {record[f'seconds.{st}']:.1f} s / {record.get(f'peak_mb.{st}', math.nan):.0f} MB" for st in stages)  # fmt: skip
 
 
 def _config_flags(args: argparse.Namespace) -> str:

@@ -447,8 +447,13 @@ def probability_memo(
         return None
     if shared_by is None:
         return {}
-    key = (*shared_by, len(dataset), tuple(dataset.size), cfg.data.normalize, cfg.eval.batch_size)
-    return shared_memo(("probabilities", *key), dict)
+    return shared_memo(("probabilities", *memo_key(dataset, cfg, shared_by)), dict)
+
+
+def memo_key(dataset, cfg: ExperimentConfig, shared_by: tuple) -> tuple:
+    """What a shared memo over `dataset` depends on: `shared_by` (networks, roots) and how the
+    dataset is fed to them (images, input size, normalisation, batch size)."""
+    return (*shared_by, len(dataset), tuple(dataset.size), cfg.data.normalize, cfg.eval.batch_size)
 
 
 def probabilities_bytes(dataset, networks: int) -> int:
@@ -633,14 +638,19 @@ def labelling_inputs(cfg: ExperimentConfig, roots: DomainRoots, f_t: Artifact, f
     translated = build_dataset(with_roots(cfg, target_root=roots.target_translated).data, cfg.synth, "target")
     model_t = load_segmenter(cfg.model, network_file(f_t.path))
     model_s = load_segmenter(cfg.model, network_file(f_s.path)) if f_s is not None else None
-    networks = (f_t.key, f_s.key if f_s else None, str(roots.target), str(roots.target_translated))
+    shared_by = (
+        "labelling",
+        f_t.key,
+        f_s.key if f_s else None,
+        str(roots.target),
+        str(roots.target_translated),
+    )
     count = 2 if f_s is not None else 1
-    memo = probability_memo(target, cfg, count, ("labelling", *networks))
+    memo = probability_memo(target, cfg, count, shared_by)
     maps = None
     if memo is not None:
         left = cfg.data.cache_mb * 2**20 - probabilities_bytes(target, count)
-        maps = shared_memo(("maps", *networks, len(target), cfg.data.normalize, cfg.eval.batch_size),
-                           lambda: MapsMemo(left, len(target)))  # fmt: skip
+        maps = shared_memo(("maps", *memo_key(target, cfg, shared_by)), lambda: MapsMemo(left, len(target)))
     return pair_probabilities(model_t, model_s, translated, memo), target, labelled, maps
 
 
@@ -940,9 +950,9 @@ def run_pictures(cfg: ExperimentConfig, store: ArtifactStore, artifacts: dict[st
     if synth is not None:
         pictures["SynthCity: source and target-val pairs"] = synth
     if "translator" in artifacts:
-        grids = sorted((store.path("translator", artifacts["translator"]) / "samples").glob("*.png"))
+        grids = sample_steps(store.path("translator", artifacts["translator"]) / "samples")
         if grids:
-            pictures[f"translator: sample translations ({grids[-1].stem})"] = grids[-1]
+            pictures[f"translator: sample translations ({grids[-1][1].stem})"] = grids[-1][1]
     for name, key in sorted(artifacts.items()):
         if name.startswith("pseudo_r"):
             figure = store.path("pseudo", key) / PSEUDO_FOLDERS["T"] / FIGURE_FILE

@@ -1,12 +1,12 @@
 """Experiment trackers: TensorBoard event files in every run folder, MLflow or W&B for sweeps.
 
 `TensorBoardLog` turns the stage reports every run already makes (the records of log.jsonl) into
-TensorBoard scalars, one chart per stage and key (`adapt_T_r0/loss_seg`, `self_train_T_r1/val_miou`,
+TensorBoard scalars, one chart per stage and key (`adapt_T_r0/loss_seg`, `adapt_T_r1/val_miou`,
 `pseudo_r1/coverage`, ...), and adds the pictures the stages draw (translator grids, pseudo-label
 panels, predictions) as images, into `<run folder>/tensorboard`. A sweep's trials are run folders
 too, so `tensorboard --logdir <sweep>/runs` shows every trial's curves side by side.
 
-`tune_callbacks` builds Ray Tune's own logger callbacks for MLflow (a local file store unless told
+`tune_callbacks` builds Ray Tune's own logger callbacks for MLflow (a local SQLite store unless told
 otherwise) or Weights & Biases (offline unless a key is set): one flag of the sweep drivers.
 """
 
