@@ -85,7 +85,7 @@ factors: $(STAMP)
 	$(BIN)/python analysis/factor_table.py runs/v2/factors runs/v2/baselines --out docs/results/v2/factors.md
 
 # The method's ablation ladder with `symda run` (one config per row; rows share upstream artifacts).
-ROWS ?= adversarial_only translation_adversarial bdl_like symmetric_prob_pseudo full
+ROWS ?= adversarial_only minent_like advent_like translation_adversarial bdl_like symmetric_prob_pseudo full
 ladder: $(STAMP)
 	for s in $(SEEDS); do for e in $(ROWS); do \
 	  test -f runs/$(PRESET)/ladder/$$e-s$$s/result.json || \

@@ -1,21 +1,21 @@
-"""Pseudo-label diagnostics of a finished `symda run`: does the consistency term pick better pixels?
+"""Pseudo-label diagnostics of finished `symda run`s: does the consistency term pick better pixels?
 
+    symda diagnose --run runs/v2/ladder/full-s0        # writes runs/v2/ladder/full-s0/pseudo_diagnostics.json
     python analysis/pseudo_diagnostics.py runs/v2/ladder/full-s0 [runs/v2/ladder/full-s1 ...] \
         --out docs/results/v2/pseudo_diagnostics.md
 
-For each run, rebuilds (from the artifact store, so nothing retrains) its round-0 networks F_T and
-F_S, runs both paths over the target train split and compares the pseudo-label choices with the
-split's true labels (SynthCity has them; training never reads them; see symda/pseudo/diagnostics.py):
-per-class precision at equal coverage with M_prob alone and with the soft and hard consistency terms,
-how often the paths disagree and who is right when they do. Writes a markdown report and a plot of
-precision against coverage beside it.
+`symda diagnose` (symda/pipeline/diagnose.py) rebuilds a run's round-0 networks from the store and
+compares their pseudo-label choices with the target train split's true labels; this script reads the
+files it wrote (a run folder's pseudo_diagnostics.json, or the file itself) and writes a markdown
+report and a plot of precision against coverage beside it: per-class precision at equal coverage
+with M_prob alone and with the soft and hard consistency terms, how often the paths disagree and who
+is right when they do. pandas and matplotlib only: no torch.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import logging
+import json
 import sys
 from pathlib import Path
 
@@ -24,71 +24,43 @@ import matplotlib
 matplotlib.use("Agg")  # files only
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
-import torch  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from symda.artifacts import ArtifactStore  # noqa: E402
-from symda.config import ExperimentConfig, load_config  # noqa: E402
-from symda.data.labels import CLASS_NAMES  # noqa: E402
-from symda.pipeline import adapted_networks, labelling_inputs, translation_stage  # noqa: E402
-from symda.pseudo.diagnostics import SCORES, PseudoDiagnostics  # noqa: E402
-from symda.pseudo.generate import iter_pixel_maps  # noqa: E402
-
-COVERAGES = (0.2, 0.4, 0.6, 0.8)
+DIAGNOSTICS_FILE = "pseudo_diagnostics.json"  # symda.pipeline.diagnose's, in a run folder
 SCORE_NAMES = {"prob": "M_prob", "conf_soft": "M_conf (soft)", "conf_hard": "M_conf (hard)"}
+MIDDLE = "0.6"  # the coverage of the per-class table
 
 
-def diagnose_run(run: Path, progress: bool = False) -> PseudoDiagnostics:
-    """The diagnostics of one run folder's round-0 F_T and F_S over its target train split."""
-    config = run / "config.yaml"
-    if not config.is_file():
-        raise FileNotFoundError(f"{run}: not a run folder (no config.yaml)")
-    cfg: ExperimentConfig = load_config(config, legacy=True)
-    if not (cfg.adapt.symmetric and cfg.translate.enabled):
-        raise ValueError(
-            f"{run}: needs both paths (adapt.symmetric and translate.enabled are on in full.yaml)"
-        )
-    store = ArtifactStore(cfg.artifacts_dir)
-    report = lambda metrics, checkpoint=None: None  # noqa: E731  (the networks come from the store)
-    roots, keys = translation_stage(cfg, store, report, progress)
-    adapted = adapted_networks(cfg, store, roots, keys, report, progress)
-    pair, target, labelled, _ = labelling_inputs(cfg, roots, adapted.f_t, adapted.f_s)
-    pseudo_cfg = dataclasses.replace(cfg.pseudo, consistency="soft")  # M_consis for every run
-    diag = PseudoDiagnostics(conf_weight=cfg.pseudo.conf_weight)
-    with torch.no_grad():
-        for maps in iter_pixel_maps(
-            pair, target, pseudo_cfg, None, cfg.eval.batch_size, progress, f"diagnostics {run.name}"
-        ):
-            label = labelled.decode_label(labelled.samples[maps.index].label)
-            diag.update(maps.pred, maps.m_prob, maps.m_consis, maps.pred_t, maps.pred_s, label)
-    return diag
+def read_diagnostics(path: Path) -> dict:
+    """The diagnostics `symda diagnose` wrote: `path` is the file or the run folder holding it."""
+    file = path / DIAGNOSTICS_FILE if path.is_dir() else path
+    if not file.is_file():
+        raise FileNotFoundError(f"{path}: no {DIAGNOSTICS_FILE}; write it with `symda diagnose --run {path}`")
+    return json.loads(file.read_text())
 
 
-def report_tables(diags: dict[str, PseudoDiagnostics]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(pooled precision by coverage and score, per-class precision at the middle coverage with each
-    score's difference to M_prob, disagreement) as DataFrames, mean over runs."""
+def report_tables(diags: dict[str, dict]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.Series]:
+    """(pooled precision by coverage and score, per-class precision at the middle coverage,
+    disagreement, each class's share of disagreeing pixels) as DataFrames, mean over runs."""
     pooled, per_class, disagreement = [], [], []
     for run, d in diags.items():
-        for q in COVERAGES:
-            prec = d.precision_at_coverage(q)
-            for s in SCORES:
+        for q, by_score in d["precision_at_coverage"].items():
+            for s, precision in by_score.items():
                 pooled.append(
-                    {"run": run, "coverage": q, "score": SCORE_NAMES[s], "precision": prec[s]["all"]}
+                    {"run": run, "coverage": float(q), "score": SCORE_NAMES[s], "precision": precision["all"]}
                 )
-                if q == 0.6:
-                    per_class += [
-                        {"run": run, "score": SCORE_NAMES[s], "class": c, "precision": prec[s][c]}
-                        for c in CLASS_NAMES
-                    ]
-        disagreement.append({"run": run, **d.disagreement()})
+                if q == MIDDLE:
+                    per_class += [{"run": run, "score": SCORE_NAMES[s], "class": c, "precision": v}
+                                  for c, v in precision.items() if c != "all"]  # fmt: skip
+        disagreement.append({"run": run, **d["disagreement"]})
     pooled_df = pd.DataFrame(pooled).pivot_table(index="coverage", columns="score", values="precision")
+    classes = list(next(iter(diags.values()))["disagreement_by_class"])
     per_class_df = pd.DataFrame(per_class).pivot_table(index="class", columns="score", values="precision")
-    per_class_df = per_class_df.reindex(CLASS_NAMES)
-    return (
-        pooled_df[list(SCORE_NAMES.values())],
-        per_class_df[list(SCORE_NAMES.values())],
-        pd.DataFrame(disagreement).set_index("run"),
+    per_class_df = per_class_df.reindex(classes)
+    by_class = (
+        pd.DataFrame([d["disagreement_by_class"] for d in diags.values()]).mean().rename("paths disagree")
     )
+    return (pooled_df[list(SCORE_NAMES.values())], per_class_df[list(SCORE_NAMES.values())],
+            pd.DataFrame(disagreement).set_index("run"), by_class)  # fmt: skip
 
 
 def _markdown(frame: pd.DataFrame) -> str:
@@ -107,21 +79,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("runs", nargs="+", type=Path, help="finished `symda run` folders (both paths on)")
+    parser.add_argument("runs", nargs="+", type=Path,
+                        help="run folders that `symda diagnose` wrote into, or its files")  # fmt: skip
     parser.add_argument("--out", type=Path, required=True, help="markdown report; the plot goes beside it")
-    parser.add_argument("--progress", action="store_true")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
     try:
-        diags = {str(run): diagnose_run(run, args.progress) for run in args.runs}
+        diags = {str(run): read_diagnostics(run) for run in args.runs}
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    pooled, per_class, disagreement = report_tables(diags)
+    pooled, per_class, disagreement, disagree = report_tables(diags)
     delta = per_class.sub(per_class["M_prob"], axis=0).drop(columns="M_prob").add_prefix("Δ ")
-    disagree = (
-        pd.DataFrame([d.disagreement_by_class() for d in diags.values()]).mean().rename("paths disagree")
-    )
     plot = args.out.with_suffix(".png")
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for name in pooled.columns:
@@ -136,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         f"Pseudo-label diagnostics of the round-0 networks, mean over {len(diags)} run(s): "
         + ", ".join(f"`{r}`" for r in diags)
         + ".",
-        f"Generated by `python analysis/pseudo_diagnostics.py {' '.join(str(r) for r in args.runs)} --out {args.out}`.",
+        f"Generated by `symda diagnose --run RUN` for each run, then `python analysis/pseudo_diagnostics.py "
+        f"{' '.join(str(r) for r in args.runs)} --out {args.out}`.",
         "",
         "Precision (%) of the kept pixels when each predicted class keeps its most confident share "
         "(coverage) under each score; the prediction (argmax of the fused P) is the same for all three:",

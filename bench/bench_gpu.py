@@ -37,10 +37,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from symda.adapt.networks import build_segmenter  # noqa: E402
 from symda.config import load_config  # noqa: E402
 from symda.data import build_dataset, ensure_synthcity  # noqa: E402
 from symda.distributed import Runtime  # noqa: E402
-from symda.models.build import build_segmenter  # noqa: E402
 
 TINY = [
     "model.backbone=resnet18", "model.last_layer=layer3", "data.source_size=[64,128]",
@@ -114,19 +114,21 @@ def run_translate(cfg, runtime: Runtime, steps: int, work: Path, in_memory: bool
 
 
 def run_segmenter(cfg, runtime: Runtime, steps: int, work: Path, self_train: bool, in_memory: bool) -> dict:
-    from symda.adapt.loop import train_segmenter
+    from symda.adapt.loop import SegmenterJob, train_segmenter
+    from symda.pipeline import stage_terms
 
     train = dataclasses.replace(cfg.train, steps=steps, log_every=max(steps // 6, 1), checkpoint_every=10**9,
                                 eval_every=0)  # fmt: skip
     roles = {"source": ("source", True), "target": ("target", False), "pseudo": ("target_labelled", True)}
     ds = datasets(cfg.data, cfg.synth, roles, in_memory)
-    source, target, pseudo = ds["source"], ds["target"], ds["pseudo"] if self_train else None
+    # Self-training reads all three streams, as a pipeline round does (stage_terms of round 1).
+    terms = stage_terms(cfg, 1 if self_train else 0)
+    data = {s: ds[s] for s in ("source", "target", "pseudo") if any(s in (t.stream, *t.reads) for t in terms)}
     torch.manual_seed(0)
     model = build_segmenter(cfg.model)
     times, ips = [], []
-    train_segmenter(train, model, source, None, work, timed_report(times, ips), seed=0,
-                    target_set=None if self_train else target, adapt=cfg.adapt, pseudo_set=pseudo, runtime=runtime,
-                    num_workers=cfg.data.num_workers)  # fmt: skip
+    job = SegmenterJob(train, data, terms, work, num_workers=cfg.data.num_workers)
+    train_segmenter(job, model, timed_report(times, ips), runtime)
     per_step = [dt / train.log_every for dt in times[1:]] or [dt / train.log_every for dt in times]
     return {"s_per_step": statistics.median(per_step), "images_per_s": statistics.median(ips[1:] or ips),
             "batch": train.batch_size, "steps": steps}  # fmt: skip

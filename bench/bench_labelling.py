@@ -35,9 +35,9 @@ def main() -> None:
 
     import torch
 
+    from symda.adapt.networks import build_segmenter
     from symda.config import PseudoConfig, load_config
     from symda.data import build_dataset, ensure_synthcity
-    from symda.models.build import build_segmenter
     from symda.pipeline import pair_probabilities, probability_memo, score_network
     from symda.pseudo import generate_pseudo_labels
 

@@ -236,19 +236,19 @@ STAGES = [
 # the discriminator's update) claims the forward and backward passes inside it. A rule is a function
 # name, or a path fragment of the frame's file ("torch/optim/").
 PHASES = [
-    ("checkpoint", ("save_checkpoint", "atomic_torch_save")),
+    ("checkpoint", ("save_checkpoint", "write_checkpoint", "atomic_torch_save")),
     (
         "evaluation",
-        ("evaluate_segmenter", "evaluate_pair", "unsupervised_scores", "save_samples", "sample_grid"),
+        ("evaluate_model", "evaluate_pair", "unsupervised_scores", "save_samples", "sample_grid"),
     ),
     ("data", ("__next__", "_next_data", "__getitem__", "build_dataset", "domain_loaders")),
-    ("discriminator", ("discriminator_step", "critic_update")),
+    ("discriminator", ("update", "critic_update")),
     ("generator", ("generator_update",)),
     ("backward", ("backward", "_engine_run_backward")),
     ("optimiser", ("torch/optim/",)),
     (
         "losses",
-        ("segmentation_loss", "pseudo_label_loss", "output_probabilities", "generator_adversarial_loss"),
+        ("segmentation_loss", "pseudo_label_loss", "probabilities", "generator_loss", "loss"),
     ),
     ("forward", ("_call_impl", "_wrapped_call_impl", "forward")),
     ("report", ("report", "tagged_report", "recording_report")),

@@ -36,20 +36,19 @@ def make_loop(overrides: list[str], steps: int, log_every: int, work: Path):
     def loop(runtime, report) -> None:
         import torch
 
-        from symda.adapt.loop import train_segmenter
+        from symda.adapt.loop import SegmenterJob, train_segmenter
+        from symda.adapt.networks import build_segmenter
         from symda.data import build_dataset, ensure_synthcity
-        from symda.models.build import build_segmenter
+        from symda.pipeline import stage_terms
 
         cfg = load_config(str(ROOT / "configs/synthcity/quick.yaml"), overrides)
         ensure_synthcity(cfg.data, cfg.synth, progress=False)
         train = dataclasses.replace(cfg.train, steps=steps, log_every=log_every, eval_every=0,
                                     checkpoint_every=10**9)  # fmt: skip
-        source = build_dataset(cfg.data, cfg.synth, "source")
-        target = build_dataset(cfg.data, cfg.synth, "target")
+        data = {role: build_dataset(cfg.data, cfg.synth, role) for role in ("source", "target")}
         torch.manual_seed(0)
-        out = Path(tempfile.mkdtemp(dir=work))
-        train_segmenter(train, build_segmenter(cfg.model), source, None, out, report, seed=0,
-                        target_set=target, adapt=cfg.adapt, runtime=runtime)  # fmt: skip
+        job = SegmenterJob(train, data, stage_terms(cfg, 0), Path(tempfile.mkdtemp(dir=work)))
+        train_segmenter(job, build_segmenter(cfg.model), report, runtime)
 
     return loop
 

@@ -88,6 +88,10 @@ class ArtifactStore:
     def path(self, stage: str, key: str) -> Path:
         return self.root / stage / key
 
+    def network_path(self, network: Any, key: str) -> Path:
+        """The folder of a segmentation network's artifact (symda.records.NetworkId: its store stage)."""
+        return self.path(network.store_stage, key)
+
     def exists(self, stage: str, key: str) -> bool:
         return (self.path(stage, key) / MARKER).is_file()
 
@@ -163,3 +167,7 @@ class ArtifactStore:
     def record(self, stage: str, key: str) -> dict[str, Any]:
         """The artifact.json of a stored artifact."""
         return json.loads((self.path(stage, key) / MARKER).read_text())
+
+    def records(self) -> list[dict[str, Any]]:
+        """The artifact.json of every finished artifact in the store (stage, key, config, inputs)."""
+        return [json.loads(marker.read_text()) for marker in sorted(self.root.glob(f"*/*/{MARKER}"))]

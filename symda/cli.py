@@ -1,4 +1,4 @@
-"""`symda` / `python -m symda`: synth, check-data, train, run, translate, evaluate, store, config.
+"""`symda` / `python -m symda`: synth, check-data, train, run, translate, evaluate, diagnose, store, config.
 
 Every command that takes a config accepts `--set KEY=VALUE` (dotted keys, repeatable). Errors in
 the user's input (config, dataset) end the command with one clear message and exit status 2.
@@ -21,6 +21,7 @@ from pathlib import Path
 from symda.checkpoints import CheckpointError
 from symda.config import ConfigError, ExperimentConfig, load_config
 from symda.data.dataset import DatasetError
+from symda.records import NetworkId, Record
 
 DISK_ERRORS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EACCES}
 
@@ -132,17 +133,15 @@ def _run_folder(out_dir: Path, cfg: ExperimentConfig, command: str, resume: bool
         raise
 
 
-def console_line(metrics: dict) -> str:
+def console_line(record: Record) -> str:
     """One short human line of a report: "[stage step N] key value ...", numbers at 4 significant
-    digits; nested values (per-class IoU) and bookkeeping strings (eval_key) are left to log.jsonl."""
-    head = str(metrics.get("stage", ""))
-    if "step" in metrics:
-        head = f"{head} step {metrics['step']}".strip()
-    parts = []
-    for key, value in metrics.items():
-        if key in ("stage", "step", "eval_key") or isinstance(value, dict | list):
-            continue
-        parts.append(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}")
+    digits; what the record's type leaves out of the console (per-class IoU, the evaluation key) is
+    in log.jsonl."""
+    head = record.stage
+    if "step" in record:
+        head = f"{head} step {record['step']}".strip()
+    parts = [f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}"
+             for key, value in record.console().items()]  # fmt: skip
     return f"[{head}] " + " ".join(parts) if head else " ".join(parts)
 
 
@@ -151,12 +150,11 @@ def _printing_report(log_path: Path):
     above a progress bar instead of inside it) and appends it whole, at full precision, to log_path."""
     from tqdm import tqdm
 
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+    from symda.records import append_jsonl
 
-    def report(metrics: dict, checkpoint: Path | None = None) -> None:
-        tqdm.write(console_line(metrics), file=sys.stdout)
-        with log_path.open("a") as f:
-            f.write(json.dumps(metrics) + "\n")
+    def report(record: Record, checkpoint: Path | None = None) -> None:
+        tqdm.write(console_line(record), file=sys.stdout)
+        append_jsonl(log_path, record)
 
     return report
 
@@ -282,16 +280,21 @@ def _run_networks(run_dir: Path, cfg: ExperimentConfig) -> tuple[Path, Path | No
     if not metrics_file.is_file():
         raise DatasetError(f"{metrics_file}: not found (is {run_dir} a finished `symda run` folder?)")
     keys = json.loads(metrics_file.read_text()).get("artifacts", {})
-    last = max((int(k.rsplit("_r", 1)[1]) for k in keys if k.startswith("F_T_r")), default=None)
-    if last is None:
+    networks = [n for n in map(NetworkId.parse, keys) if n is not None and n.path == "T"]
+    if not networks:
         raise DatasetError(f"{metrics_file}: no F_T_r<round> under 'artifacts' (a `symda train` folder?)")
+    from symda.artifacts import ArtifactStore
     from symda.pipeline import network_file
 
-    store = Path(cfg.artifacts_dir)
-    f_t = network_file(store / "segmenter_T" / keys[f"F_T_r{last}"])
-    f_s = network_file(store / "segmenter_S" / keys[f"F_S_r{last}"]) if f"F_S_r{last}" in keys else None
-    val_t = store / "translated_val" / keys["translated_val"] / "data" if "translated_val" in keys else None
-    return f_t, f_s, val_t
+    store = ArtifactStore(cfg.artifacts_dir)
+    last = max(n.round for n in networks)
+    f_t, f_s = NetworkId("T", last), NetworkId("S", last)
+    f_t_file = network_file(store.network_path(f_t, keys[f_t.tag]))
+    f_s_file = network_file(store.network_path(f_s, keys[f_s.tag])) if f_s.tag in keys else None
+    val_t = (
+        store.path("translated_val", keys["translated_val"]) / "data" if "translated_val" in keys else None
+    )
+    return f_t_file, f_s_file, val_t
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -389,6 +392,31 @@ def cmd_store_gc(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_store_migrate(args: argparse.Namespace) -> int:
+    from symda.legacy_keys import migrate_store
+
+    cfg = load_config(args.config, args.overrides)
+    done = migrate_store(Path(cfg.artifacts_dir), dry_run=args.dry_run)
+    verb = "would link" if args.dry_run else "linked"
+    for (stage, old), new in done.linked.items():
+        print(f"{verb} {stage}/{old} -> {stage}/{new}")
+    for (stage, old), why in done.skipped.items():
+        print(f"skipped {stage}/{old}: {why}", file=sys.stderr)
+    print(f"{cfg.artifacts_dir}: {len(done.linked)} artifacts of older key schemas {verb} under today's keys "
+          f"(hard links: no copy, the old ones stay), {len(done.present)} already there, {len(done.skipped)} skipped")  # fmt: skip
+    return 1 if done.skipped else 0
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    from symda.pipeline.diagnose import diagnose_run
+
+    path = diagnose_run(args.run, args.out, progress=_progress())
+    print(
+        f"pseudo-label diagnostics: {path}\nreport: python analysis/pseudo_diagnostics.py {args.run} --out REPORT.md"
+    )
+    return 0
+
+
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """--help with each flag's default (where it has one its help does not already name) and the
     epilog's example kept as written."""
@@ -410,6 +438,8 @@ EXAMPLES = {
     "translate apply": "symda translate apply --checkpoint T/translator.pt --data data/synthcity/gta5 --kind gta5 "
     "--to target --out data/gta5_translated",
     "store gc": "symda store gc --set artifacts_dir=artifacts --remove",
+    "store migrate": "symda store migrate --set artifacts_dir=artifacts --dry-run",
+    "diagnose": "symda diagnose --run runs/v2/ladder/full-s0",
     "evaluate": "symda evaluate --run runs/quick --save-predictions runs/quick/pred --color",
     "config show": "symda config show --config configs/synthcity/quick.yaml --set train.lr=3e-4",
     "config keys": "symda config keys translate",
@@ -523,7 +553,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", type=Path, required=True, help="the translated dataset's root (same layout)")
     t.set_defaults(func=cmd_translate_apply)
 
-    p = sub.add_parser("store", help="the artifact store: list or remove interrupted builds")
+    p = sub.add_parser("store", help="the artifact store: interrupted builds, older key schemas")
     ssub = p.add_subparsers(dest="store_command", required=True)
     g = _command(ssub, "store gc", "list the interrupted builds (.building folders) and their size")
     _add_config_args(g)
@@ -531,6 +561,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--remove", action="store_true", help="delete them (a later build of the same key starts over)"
     )
     g.set_defaults(func=cmd_store_gc)
+    m = _command(ssub, "store migrate", "link the artifacts of an older key schema under today's keys, so that "
+                 "runs reuse them (symda.legacy_keys)")  # fmt: skip
+    _add_config_args(m)
+    m.add_argument("--dry-run", action="store_true", help="list what would be linked, link nothing")
+    m.set_defaults(func=cmd_store_migrate)
+
+    p = _command(sub, "diagnose", "pseudo-label diagnostics of a finished run's round-0 networks against the "
+                 "target train split's true labels (SynthCity has them)")  # fmt: skip
+    p.add_argument("--run", type=Path, required=True, metavar="DIR", help="a finished `symda run` folder")
+    p.add_argument("--out", type=Path, help="the results file (default DIR/pseudo_diagnostics.json)")
+    p.set_defaults(func=cmd_diagnose)
 
     p = _command(sub, "evaluate", "score F_T, and fused F_T + F_S, on the target val split")
     _add_config_args(p)

@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from symda.select import DEFAULT_VALIDATOR, VALIDATORS
+from symda.terms import TERMS
 
 
 class ConfigError(ValueError):
@@ -189,21 +190,22 @@ class TranslateConfig:
 
 
 @dataclass
-class AdaptConfig:
-    """Stages 2 and 4: output-space adversarial adaptation (AdaptSegNet style) of F_T and F_S.
+class PathsConfig:
+    """Stages 2 and 4: which segmentation paths there are (the adaptation's loss terms are the
+    sections of `adapt` after this field, one per term of symda.terms)."""
 
-    The segmentation optimiser, steps and batch size come from `train`; this section holds what the
-    adversarial term adds. lambda_adv 0.001 / 0.0002 are AdaptSegNet's BCE weights (LS-GAN wants ~10x).
-    """
-
-    lambda_adv: float = 0.001  # main output; 0 turns the adversarial term off
-    lambda_adv_aux: float = 0.0002  # auxiliary head (used only with model.aux_head)
-    gan_loss: str = "bce"  # bce | lsgan
-    d_lr: float = 1e-4  # output discriminators' Adam learning rate
-    d_beta1: float = 0.9  # their Adam beta1
-    d_beta2: float = 0.99  # their Adam beta2
-    d_channels: int = 64  # first conv width of the output discriminator (64-128-256-512-1 in the paper)
     symmetric: bool = True  # also train F_S on (S, T'); off = F_T alone, M_conf = M_prob
+
+
+# Stages 2 and 4: `adapt.symmetric` and one section per adaptation loss term (symda.terms: adversarial,
+# entropy, entropy_adversarial, ...), each switched on by its own weight. The segmentation optimiser,
+# steps and batch size come from `train`.
+AdaptConfig = dataclasses.make_dataclass(
+    "AdaptConfig",
+    [(name, term.Config, field(default_factory=term.Config)) for name, term in TERMS.items()],
+    bases=(PathsConfig,),
+)
+AdaptConfig.__module__ = __name__  # pickled by name, as the other sections (Ray ships configs to workers)
 
 
 @dataclass
@@ -338,12 +340,24 @@ MOVED_KEYS: dict[str, str] = {
     "adapt.pseudo_weight": "self_train.pseudo_weight",
     "translate.steps": "translate.generator_steps",
     "model.freeze_bn": "model.bn_mode",
+    # The output-space adversarial term's fields have their own section (symda/terms/adversarial.py).
+    "adapt.lambda_adv": "adapt.adversarial.lambda_main",
+    "adapt.lambda_adv_aux": "adapt.adversarial.lambda_aux",
+    "adapt.gan_loss": "adapt.adversarial.gan_loss",
+    "adapt.d_lr": "adapt.adversarial.d_lr",
+    "adapt.d_beta1": "adapt.adversarial.d_beta1",
+    "adapt.d_beta2": "adapt.adversarial.d_beta2",
+    "adapt.d_channels": "adapt.adversarial.d_channels",
 }
 _MOVE_REASONS = {
     "translate.steps": "generator updates; StarGAN's official 200k iterations are critic iterations, "
     "40k generator steps at n_critic 5",
     "model.freeze_bn": "true is bn_mode frozen, false is bn_mode train; frozen_affine is the field's code",
 }
+_MOVE_REASONS.update(
+    {old: "the output-space adversarial term has its own section" for old, new in MOVED_KEYS.items()
+     if new.startswith("adapt.adversarial.")}
+)  # fmt: skip
 MOVED_VALUES: dict[str, Callable[[Any], Any]] = {
     # A value already in the new form (a str) stays: records may hold either.
     "model.freeze_bn": lambda v: v if isinstance(v, str) else ("frozen" if v else "train"),
@@ -366,10 +380,17 @@ def migrate_legacy(data: dict[str, Any]) -> dict[str, Any]:
 
     out = copy.deepcopy(data)
     for old, new in MOVED_KEYS.items():
-        section, key = old.split(".")
-        if isinstance(out.get(section), dict) and key in out[section]:
-            new_section, new_key = new.split(".")
-            out.setdefault(new_section, {})[new_key] = moved(old, out[section].pop(key))[1]
+        *path, key = old.split(".")
+        node = out
+        for part in path:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and key in node:
+            value = moved(old, node.pop(key))[1]
+            *new_path, new_key = new.split(".")
+            target = out
+            for part in new_path:
+                target = target.setdefault(part, {})
+            target[new_key] = value
     return out
 
 
@@ -389,7 +410,6 @@ _CHOICES: dict[str, tuple[Any, ...]] = {
     "model.bn_mode": ("train", "frozen", "frozen_affine"),
     "train.optimizer": ("sgd", "adam"),
     "eval.protocol": (19, 16, 13),
-    "adapt.gan_loss": ("bce", "lsgan"),
     "pseudo.consistency": CONSISTENCY_KINDS,
     "pseudo.threshold": ("global", "class_quantile"),
     "self_train.paths": ("both", "T"),
@@ -402,12 +422,12 @@ _POSITIVE = (
     "translate.g_conv_dim", "translate.g_repeat_num", "translate.d_conv_dim", "translate.d_repeat_num",
     "translate.batch_size", "translate.generator_steps", "translate.n_critic", "translate.g_lr", "translate.d_lr",
     "translate.log_every", "translate.sample_every", "translate.checkpoint_every", "translate.apply_batch_size",
-    "adapt.d_lr", "adapt.d_channels", "pseudo.bins", "scale.cpus_per_worker",
+    "pseudo.bins", "scale.cpus_per_worker",
 )  # fmt: skip
 _NON_NEGATIVE = (
     "train.head_lr_mult", "train.momentum", "train.weight_decay", "train.poly_power", "train.eval_every",
     "train.threads", "data.num_workers", "data.cache_mb", "synth.source_height", "synth.source_width", "translate.lambda_cls", "translate.lambda_rec", "translate.lambda_gp",
-    "translate.decay_start", "adapt.lambda_adv", "adapt.lambda_adv_aux", "self_train.pseudo_weight",
+    "translate.decay_start", "self_train.pseudo_weight",
     "self_train.rounds", "self_train.steps", "self_train.eval_every", "scale.num_workers", "scale.gpus_per_worker", "scale.max_failures",
     "data.source_holdout",
 )  # fmt: skip
@@ -461,6 +481,9 @@ def validate(cfg: ExperimentConfig) -> None:
     for key in ("train.batch_size", "translate.batch_size"):
         if flat[key] % workers:
             raise ConfigError(f"{key}: {flat[key]} does not split evenly over scale.num_workers={workers}")
+    for name, term in TERMS.items():
+        for key, problem in term.check(getattr(cfg.adapt, name)):
+            raise ConfigError(f"adapt.{name}.{key}: {problem}")
     if not cfg.model.aspp_dilations or min(cfg.model.aspp_dilations) <= 0:
         raise ConfigError(f"model.aspp_dilations: expected positive ints, got {cfg.model.aspp_dilations!r}")
     if cfg.model.resnet_style == "caffe" and cfg.model.backbone not in ("resnet50", "resnet101"):
@@ -687,6 +710,18 @@ def describe_keys() -> list[KeyDoc]:
     out: list[KeyDoc] = []
 
     def comments_of(cls: type) -> dict[str, str]:
+        """{field: help} of a class and the classes it derives from (a term's section may extend
+        another's; the dynamic AdaptConfig has no source of its own)."""
+        found: dict[str, str] = {}
+        for base in reversed(cls.__mro__):
+            if dataclasses.is_dataclass(base):
+                try:
+                    found.update(own_comments(base))
+                except OSError:  # no source of its own (the dynamic AdaptConfig)
+                    continue
+        return found
+
+    def own_comments(cls: type) -> dict[str, str]:
         found: dict[str, str] = {}
         above: list[str] = []
         for line in inspect.getsourcelines(cls)[0]:

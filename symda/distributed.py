@@ -9,7 +9,7 @@ world size, precision, memory format); `run_stage` decides how, from the config'
   CPU), whose checkpoints go through `ray.train.report`, so `scale.max_failures` restarts a crashed
   group from its last checkpoint.
 
-Whatever runs the loop, the caller's `report` is called in the caller's process with rank 0's metrics:
+Whatever runs the loop, the caller's `report` is called in the caller's process with rank 0's records:
 reports travel from the controller back to the caller through a queue. So a Tune trial that runs a
 stage on 8 GPUs still just gets report() calls, and `report` stays the loops' only tie to Ray.
 
@@ -42,7 +42,7 @@ from symda.config import ConfigError, ScaleConfig
 log = logging.getLogger(__name__)
 
 Report = Callable[..., None]
-"""report(metrics: dict, checkpoint: Path | None = None)."""
+"""report(record: symda.records.Record, checkpoint: Path | None = None)."""
 
 
 @dataclass(frozen=True)
@@ -175,9 +175,9 @@ def _train_run_name(work_dir: Path) -> str:
     return id_file.read_text().strip()
 
 
-def _scalars(metrics: dict[str, Any]) -> dict[str, Any]:
-    """What Ray Train stores: the scalar metrics (per-class lists stay in our own logs)."""
-    return {k: v for k, v in metrics.items() if isinstance(v, int | float | str | bool)}
+def _scalars(record: Any) -> dict[str, Any]:
+    """What Ray Train stores of a record: its scalar values (per-class ones stay in our own logs)."""
+    return {k: v for k, v in dict(record).items() if isinstance(v, int | float | str | bool)}
 
 
 def _run_in_trainer(
@@ -215,15 +215,15 @@ def _run_in_trainer(
                     if not (work_dir / f.name).exists():
                         shutil.copy2(f, work_dir / f.name)
 
-        def worker_report(metrics: dict[str, Any], checkpoint: Path | None = None) -> None:
+        def worker_report(record: Any, checkpoint: Path | None = None) -> None:
             if rank == 0:
-                queue.put((metrics, str(checkpoint) if checkpoint else None))
+                queue.put((record, str(checkpoint) if checkpoint else None))
             if checkpoint is None:
-                ray.train.report(_scalars(metrics))
+                ray.train.report(_scalars(record))
                 return
             with tempfile.TemporaryDirectory() as tmp:
                 os.link(checkpoint, Path(tmp) / Path(checkpoint).name)
-                ray.train.report(_scalars(metrics), checkpoint=ray.train.Checkpoint.from_directory(tmp))
+                ray.train.report(_scalars(record), checkpoint=ray.train.Checkpoint.from_directory(tmp))
 
         loop(Runtime(device, rank, world, scale.precision, scale.channels_last, scale.compile), worker_report)
 
@@ -251,8 +251,8 @@ def _run_in_trainer(
 
     thread = threading.Thread(target=fit, name="ray-train-fit", daemon=True)
     thread.start()
-    for metrics, checkpoint in _drain(queue, thread):
-        report(metrics, checkpoint=Path(checkpoint) if checkpoint else None)
+    for record, checkpoint in _drain(queue, thread):
+        report(record, checkpoint=Path(checkpoint) if checkpoint else None)
     queue.shutdown()
     if "error" in outcome:
         raise _unwrap_train_error(outcome["error"])
@@ -387,8 +387,8 @@ def _background_main(fn: Callable[..., Any], args: tuple, threads: int, log_leve
     logging.getLogger("symda").setLevel(log_level)  # the parent's: its "building ..." lines show here too
     torch.set_num_threads(threads)
 
-    def report(metrics: dict[str, Any], checkpoint: Path | None = None) -> None:
-        queue.put(("report", {k: float(v) if isinstance(v, torch.Tensor) else v for k, v in metrics.items()}))
+    def report(record: Any, checkpoint: Path | None = None) -> None:
+        queue.put(("report", record))  # records are frozen dataclasses of plain values: they pickle
 
     try:
         queue.put(("done", fn(*args, report=report)))

@@ -38,6 +38,11 @@ def write_json(path: Path, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, default=jsonable) + "\n")
 
 
+def read_json(path: Path) -> Any:
+    """The JSON document in `path`."""
+    return json.loads(Path(path).read_text())
+
+
 def jsonable(obj: Any) -> Any:
     """json.dumps' default: numpy arrays and scalars as lists and numbers, paths as strings."""
     if hasattr(obj, "tolist"):  # numpy arrays and scalars

@@ -33,6 +33,7 @@ from symda.config import (
 from symda.io import write_json
 from symda.select import VALIDATORS
 from symda.select.stats import spearman  # noqa: F401  (re-exported: analysis scripts import it from here)
+from symda.terms import TERMS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -449,11 +450,22 @@ def _missing(value: Any) -> bool:
 
 # ------------------------------------------------------------------------------------ ablation rows
 
-# The deck's experiment table, in ladder order (each row adds one thing to a row above it).
+# The deck's experiment table, in ladder order (each row adds one thing to a row above it). A row that
+# adapts with one loss term alone, without translation or pseudo labels, is named after the published
+# method that term stands for ("AdaptSegNet-like", "AdvEnt-like": symda.terms, AdaptationTerm.method);
+# those rows follow source-only, in the terms' order.
+OUTPUT_ADVERSARIAL = "adversarial"  # the output-space term: the seed's method and its prior rows use it
+
+
+def single_term_row(term: str) -> str:
+    """The ladder name of adapting with the adaptation term `term` alone (no translation, no pseudo labels)."""
+    return f"{TERMS[term].method}-like"
+
+
 SOURCE_ONLY, TRANSLATION, ADAPTSEGNET, CYCADA = (
     "source only",
     "+ translation",
-    "AdaptSegNet-like",
+    single_term_row(OUTPUT_ADVERSARIAL),
     "CyCADA-like",
 )
 BDL, SYMMETRIC_PROB, OURS, ORACLE = "BDL-like", "symmetric, prob-only pseudo labels", "ours", "oracle"
@@ -461,6 +473,7 @@ OURS_SINGLE, OURS_FUSION = "ours single", "ours fusion"
 LADDER = (
     SOURCE_ONLY,
     ADAPTSEGNET,
+    *(single_term_row(t) for t in TERMS if t != OUTPUT_ADVERSARIAL),
     TRANSLATION,
     CYCADA,
     BDL,
@@ -470,7 +483,7 @@ LADDER = (
     ORACLE,
 )
 BDL_THRESHOLD = "class_quantile q=0.5 cap=0.9"  # BDL's recipe: per-class median, capped at 0.9
-FACTOR_COLUMNS = ("oracle", "translation", "adversarial", "symmetric", "pseudo_labels", "consistency",
+FACTOR_COLUMNS = ("oracle", "translation", "terms", "symmetric", "pseudo_labels", "consistency",
                   "threshold", "setting")  # fmt: skip
 
 
@@ -478,13 +491,16 @@ def ablation_factors(frame: pd.DataFrame) -> pd.DataFrame:
     """The ablation factors of each row, read from its config fields (never from its name):
 
     oracle (data.source is the target's cityscapes), translation (translate.enabled; the oracle is
-    never translated), adversarial (adapt.lambda_adv > 0), symmetric (adapt.symmetric: F_S too),
-    pseudo_labels (self_train.enabled), consistency (pseudo.consistency; "none" on a single path, where
-    M_conf = M_prob), threshold ("global tau=..." or "class_quantile q=... cap=..."), and setting, the
-    deck's row name (LADDER; the full method is "ours"), or a plain description for other mixes.
-    A `symda train` run (kind "train") adapts nothing: only translation and oracle apply to it, and
-    translation only when its record names the translated source it trained on (artifacts.
-    translated_source): older `symda train` ignored translate.enabled. A config key missing from an older record counts as its current default (symda.config).
+    never translated), terms (the adaptation loss terms the row switches on, "+"-joined in the terms'
+    order: "adversarial", "entropy+entropy_adversarial"; symda.terms), symmetric (adapt.symmetric:
+    F_S too), pseudo_labels (self_train.enabled), consistency (pseudo.consistency; "none" on a single
+    path, where M_conf = M_prob), threshold ("global tau=..." or "class_quantile q=... cap=..."), and
+    setting, the deck's row name (LADDER; the full method is "ours"), or a plain description for
+    other mixes. A `symda train` run (kind "train") adapts nothing: only translation and oracle apply
+    to it, and translation only when its record names the translated source it trained on
+    (artifacts.translated_source): older `symda train` ignored translate.enabled. A config key missing
+    from an older record counts as its current default (symda.config; records before the terms had
+    sections are read under today's names).
     """
     import pandas as pd
 
@@ -501,13 +517,17 @@ def ablation_factors(frame: pd.DataFrame) -> pd.DataFrame:
     oracle = col("data.source") == "cityscapes"
     pseudo = adapted & col("self_train.enabled").astype(bool)
     symmetric = adapted & col("adapt.symmetric").astype(bool)
+    on = {
+        name: adapted & (col(f"adapt.{name}.{term.switch}").astype(float) > 0) for name, term in TERMS.items()
+    }
+    terms = ["+".join(name for name in TERMS if on[name][i]) for i in frame.index]
     out = pd.DataFrame(
         {
             "oracle": oracle,
             "translation": col("translate.enabled").astype(bool)
             & ~oracle
             & (adapted | trained_on_translated),
-            "adversarial": adapted & (col("adapt.lambda_adv").astype(float) > 0),
+            "terms": pd.Series(terms, index=frame.index, dtype=object),
             "symmetric": symmetric,
             "pseudo_labels": pseudo,
             "consistency": col("pseudo.consistency").where(pseudo & symmetric, "none").where(pseudo, ""),
@@ -541,7 +561,7 @@ def setting_name(
     adapted: bool,
     oracle: bool,
     translation: bool,
-    adversarial: bool,
+    terms: str,
     symmetric: bool,
     pseudo_labels: bool,
     consistency: str,
@@ -552,17 +572,20 @@ def setting_name(
         return ORACLE
     if not adapted:
         return TRANSLATION if translation else SOURCE_ONLY
-    if adversarial and not symmetric and not pseudo_labels:
-        return CYCADA if translation else ADAPTSEGNET
-    if adversarial and translation and pseudo_labels:
+    if terms in TERMS and not symmetric and not pseudo_labels:
+        if not translation:
+            return single_term_row(terms)
+        if terms == OUTPUT_ADVERSARIAL:
+            return CYCADA
+    if terms == OUTPUT_ADVERSARIAL and translation and pseudo_labels:
         if not symmetric and threshold == BDL_THRESHOLD:
             return BDL
         if symmetric:
             return {"none": SYMMETRIC_PROB, "soft": OURS}.get(
                 consistency, f"{OURS}, {consistency} consistency"
             )
-    parts = [p for p, on in (("translation", translation), ("adversarial", adversarial),
-                             ("symmetric", symmetric)) if on]  # fmt: skip
+    parts = [p for p, on in (("translation", translation), ("symmetric", symmetric)) if on]
+    parts += [name.replace("_", " ") for name in terms.split("+") if name]
     if pseudo_labels:
         parts.append(f"pseudo labels ({consistency} consistency, {threshold})")
     return "adapted: " + (" + ".join(parts) or "no adaptation term")

@@ -1,7 +1,7 @@
 """Experiment trackers: TensorBoard event files in every run folder, MLflow or W&B for sweeps.
 
 `TensorBoardLog` turns the stage reports every run already makes (the records of log.jsonl) into
-TensorBoard scalars, one chart per stage and key (`adapt_T_r0/loss_seg`, `adapt_T_r1/val_miou`,
+TensorBoard scalars, one chart per stage and key (`F_T_r0/loss_seg`, `F_T_r1/val_miou`,
 `pseudo_r1/coverage`, ...), and adds the pictures the stages draw (translator grids, pseudo-label
 panels, predictions) as images, into `<run folder>/tensorboard`. A sweep's trials are run folders
 too, so `tensorboard --logdir <sweep>/runs` shows every trial's curves side by side.
@@ -23,6 +23,7 @@ import numpy as np
 
 if TYPE_CHECKING:  # symda.distributed imports torch; the sweep driver imports this module without it
     from symda.distributed import Report
+    from symda.records import Record
 
 TENSORBOARD_DIR = "tensorboard"  # in a run folder
 TRACKERS = ("mlflow", "wandb")  # sweeps' --tracker
@@ -38,8 +39,6 @@ class TensorBoardLog:
     every few seconds and at close; a crash loses at most that much.
     """
 
-    SKIPPED = frozenset({"stage", "step", "round", "replayed"})  # bookkeeping, not curves
-
     def __init__(self, log_dir: Path | None) -> None:
         self.log_dir = Path(log_dir) if log_dir is not None else None
         self._writer = None
@@ -52,20 +51,17 @@ class TensorBoardLog:
             self._writer = SummaryWriter(str(self.log_dir), flush_secs=5)
         return self._writer
 
-    def scalars(self, record: dict[str, Any]) -> None:
+    def scalars(self, record: Record) -> None:
+        """The record's curves (`Record.scalars`, `Record.per_class`: what its type holds) at its step."""
         if self.log_dir is None:
             return
-        stage = str(record.get("stage") or "run")
-        step = int(record.get("step") or 0)
-        for key, value in record.items():
-            if key in self.SKIPPED:
-                continue
-            if isinstance(value, dict):
-                for name, v in value.items():
-                    if _is_number(v):
-                        self.writer.add_scalar(f"{stage}.per_class/{key}.{name}", float(v), step)
-            elif _is_number(value):
-                self.writer.add_scalar(f"{stage}/{key}", float(value), step)
+        stage, step = record.stage or "run", record.position()
+        for key, value in record.scalars().items():
+            self.writer.add_scalar(f"{stage}/{key}", value, step)
+        for key, values in record.per_class().items():
+            for name, v in values.items():
+                if _is_number(v):
+                    self.writer.add_scalar(f"{stage}.per_class/{key}.{name}", float(v), step)
 
     def image(self, tag: str, path: Path, step: int = 0) -> None:
         """The picture at `path` (a PNG a stage drew) as image `tag` at `step`."""
@@ -82,9 +78,9 @@ class TensorBoardLog:
         if self.log_dir is None:
             return report
 
-        def tracked_report(metrics: dict[str, Any], checkpoint: Path | None = None) -> None:
-            self.scalars(metrics)
-            report(metrics, checkpoint=checkpoint)
+        def tracked_report(record: Record, checkpoint: Path | None = None) -> None:
+            self.scalars(record)
+            report(record, checkpoint=checkpoint)
 
         return tracked_report
 

@@ -121,8 +121,9 @@ def ray_session():
             os.environ[k] = v
 
 
-def count_host_reads(monkeypatch, file_suffix: str, methods: tuple[str, ...]) -> list[str]:
-    """Record "<method> in <function>" each time code in a file ending in `file_suffix` calls one of
+def count_host_reads(monkeypatch, file_suffix: str | tuple[str, ...], methods: tuple[str, ...]) -> list[str]:
+    """Record "<method> in <function>" each time code in a file ending in `file_suffix` (or one of
+    several) calls one of
     torch.Tensor's `methods` (item, tolist, ...: the calls that wait for the device); returns the list
     it fills."""
     import sys

@@ -1,5 +1,6 @@
-"""analysis/ablation_table.py and analysis/sweep_report.py on the fixture folders of
-tests/result_fixtures.py: the numbers in the tables, and one end-to-end run of each script."""
+"""The reports (symda.reports: the ablation table, a sweep's report, the validator study's table) on the
+fixture folders of tests/result_fixtures.py: the numbers in the tables, and one end-to-end run of each
+of their analysis/ scripts."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 import pandas as pd
 import pytest
 
+from symda.reports import ablation_table, sweep_report, validator_study
 from symda.results import CLASS_NAMES, load_results
 from symda.sweeps.space import REPO_ROOT
 from tests.result_fixtures import (
@@ -32,10 +34,7 @@ def script(name: str):
     return module
 
 
-ablation_table = script("ablation_table")
-sweep_report = script("sweep_report")
 factor_table = script("factor_table")
-validator_study = script("validator_study")
 
 
 @pytest.fixture
@@ -89,9 +88,9 @@ def test_ablation_table_script_writes_markdown_and_the_chart(ladder, tmp_path, c
     assert ablation_table.main([str(ladder), "--out", str(out)]) == 0
     text = out.read_text()
     assert "| source only |  |  |  |  | 12.0 ± 2.0 | 3 |  |  | 10.0, 12.0, 14.0 |" in text
-    assert "| AdaptSegNet-like |  | ✓ |  |  | 15.0 | 1 | +3.0 |" in text
+    assert "| AdaptSegNet-like |  | adversarial |  |  | 15.0 | 1 | +3.0 |" in text
     assert (
-        "| ours fusion | ✓ | ✓ | ✓ | consistency soft, class_quantile q=0.5 cap=0.9 | 37.0 ± 2.8 | 2 | +2.0 |"
+        "| ours fusion | ✓ | adversarial | ✓ | consistency soft, class_quantile q=0.5 cap=0.9 | 37.0 ± 2.8 | 2 | +2.0 |"
         in text
     )
     assert "Left out (no final mIoU): full-s2 (unfinished)." in text
@@ -146,7 +145,8 @@ def test_sweep_report_refuses_a_folder_that_is_no_sweep(tmp_path, capsys):
 
 def test_summarize_runs_and_the_scripts_import_no_torch(ladder):
     code = ("import runpy, sys; sys.argv = ['x', '--help']\n"
-            "for s in ('ablation_table', 'sweep_report', 'summarize_runs', 'factor_table', 'validator_study'):\n"
+            "for s in ('ablation_table', 'sweep_report', 'summarize_runs', 'factor_table', 'validator_study',\n"
+            "          'pseudo_diagnostics'):\n"
             "    try: runpy.run_path(f'analysis/{s}.py', run_name='__main__')\n"
             "    except SystemExit: pass\n"
             "assert 'torch' not in sys.modules, 'torch imported'")  # fmt: skip

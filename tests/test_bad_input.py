@@ -8,12 +8,12 @@ import sys
 import pytest
 import torch
 
+from symda.adapt.networks import build_segmenter
 from symda.artifacts import ArtifactStore
 from symda.checkpoints import matching_model_settings
 from symda.cli import main
 from symda.config import ConfigError, load_config
 from symda.data.synthcity.writing import generate_synthcity
-from symda.models.build import build_segmenter
 
 TINY = ["--set", "translate.enabled=false", "--set", "train.steps=2", "--set", "train.batch_size=2",
         "--set", "train.log_every=2", "--set", "data.source_size=[32, 64]", "--set", "data.target_size=[32, 64]"]  # fmt: skip
@@ -93,7 +93,7 @@ def test_a_checkpoint_of_another_architecture_says_what_would_match(trained, tin
 
 
 @pytest.mark.parametrize("override, key", [
-    ("train.lr=.nan", "train.lr"), ("train.lr=.inf", "train.lr"), ("adapt.lambda_adv=1e999", "adapt.lambda_adv"),
+    ("train.lr=.nan", "train.lr"), ("train.lr=.inf", "train.lr"), ("adapt.adversarial.lambda_main=1e999", "adapt.adversarial.lambda_main"),
     ("translate.lambda_rec=-.inf", "translate.lambda_rec"), ("self_train.pseudo_weight=.NaN", "self_train.pseudo_weight"),
 ])  # fmt: skip
 def test_non_finite_rates_and_weights_are_refused_at_config_time(override, key):

@@ -191,10 +191,15 @@ def test_every_command_explains_itself(capsys):
 
 def test_console_lines_are_short_and_rounded_and_the_log_keeps_everything(tmp_path, capsys):
     from symda.cli import _printing_report
+    from symda.records import Evaluation, StepLog
 
     report = _printing_report(tmp_path / "log.jsonl")
-    record = {"stage": "adapt_T_r1", "step": 50, "loss": 1.2345678901234, "val_miou": 20.172950035,
-              "val_per_class_iou": {"road": 91.25}, "eval_key": "96a441bc6e6bf85e"}  # fmt: skip
+    report(StepLog(50, {"loss": 1.2345678901234}, "F_T_r1"))
+    record = Evaluation(50, 20.172950035, 0.5, {"road": 91.25}, eval_key="96a441bc6e6bf85e", stage="F_T_r1")
     report(record)
-    assert capsys.readouterr().out == "[adapt_T_r1 step 50] loss 1.235 val_miou 20.17\n"
-    assert json.loads((tmp_path / "log.jsonl").read_text()) == record
+    assert (
+        capsys.readouterr().out
+        == "[F_T_r1 step 50] loss 1.235\n[F_T_r1 step 50] val_miou 20.17 val_miou_se 0.5\n"
+    )
+    lines = (tmp_path / "log.jsonl").read_text().splitlines()
+    assert json.loads(lines[1]) == dict(record)  # every field at full precision, the key too

@@ -37,21 +37,22 @@ def test_default_runtime_is_one_cpu_process_and_averaging_is_a_no_op():
 
 
 def test_bf16_autocast_runs_the_adversarial_step_on_cpu(tiny_data):
-    from symda.adapt.loop import train_segmenter
+    from symda.adapt.loop import SegmenterJob, train_segmenter
+    from symda.adapt.networks import build_segmenter
     from symda.data import build_dataset
-    from symda.models.build import build_segmenter
+    from symda.terms import adaptation_terms
+    from symda.terms.cross_entropy import SourceCrossEntropy
 
     cfg = load_config(overrides={"data.source_root": str(tiny_data["source"]),
                                  "data.target_root": str(tiny_data["target"]), "data.source_size": [32, 64],
                                  "data.target_size": [32, 64], "train.steps": 2, "train.batch_size": 2,
-                                 "adapt.d_channels": 8})  # fmt: skip
+                                 "adapt.adversarial.d_channels": 8})  # fmt: skip
     reports = []
-    metrics = train_segmenter(
-        cfg.train, build_segmenter(cfg.model), build_dataset(cfg.data, cfg.synth, "source"), None,
-        Path(tiny_data["source"]).parent / "bf16", lambda m, checkpoint=None: reports.append(m),
-        target_set=build_dataset(cfg.data, cfg.synth, "target"), adapt=cfg.adapt,
-        runtime=Runtime(precision="bf16", channels_last=True),
-    )  # fmt: skip
+    data = {role: build_dataset(cfg.data, cfg.synth, role) for role in ("source", "target")}
+    job = SegmenterJob(cfg.train, data, (SourceCrossEntropy(), *adaptation_terms(cfg.adapt)),
+                       Path(tiny_data["source"]).parent / "bf16")  # fmt: skip
+    metrics = train_segmenter(job, build_segmenter(cfg.model), lambda m, checkpoint=None: reports.append(m),
+                              Runtime(precision="bf16", channels_last=True))  # fmt: skip
     assert metrics["step"] == 2 and all(
         torch.isfinite(torch.tensor(r["loss"])) for r in reports if "loss" in r
     )
@@ -81,14 +82,14 @@ def test_paper_gpu_config_trains_on_two_gloo_workers_and_rank0_checkpoint_loads(
 
     BatchNorm trains here (bn_mode train): frozen statistics of a randomly initialised ResNet-101
     (mean 0, var 1) blow the activations up; the paper freezes COCO-initialised statistics."""
-    from symda.models.build import load_segmenter
+    from symda.adapt.networks import load_segmenter
     from symda.pipeline import NetworkPath, segmenter_stage
 
     cfg = load_config(REPO / "configs/gta5/full.yaml", [
         f"data.source_root={tiny_data['source']}", f"data.target_root={tiny_data['target']}",
         "data.source_size=[32,64]", "data.target_size=[32,64]", "data.num_workers=0", "model.weights=none",
         "model.allow_random_init=true", "model.bn_mode=train", "train.steps=2", "train.batch_size=2",
-        "train.log_every=1", "train.checkpoint_every=1", "train.eval_every=0", "adapt.d_channels=8",
+        "train.log_every=1", "train.checkpoint_every=1", "train.eval_every=0", "adapt.adversarial.d_channels=8",
         "eval.batch_size=2", "scale.use_gpu=false", "scale.num_workers=2", "scale.cpus_per_worker=1",
         "scale.max_failures=0", f"artifacts_dir={tmp_path / 'store'}",
     ])  # fmt: skip
@@ -102,10 +103,13 @@ def test_paper_gpu_config_trains_on_two_gloo_workers_and_rank0_checkpoint_loads(
         torch.isfinite(torch.tensor(m["loss"])) for m in steps
     )
     assert {"loss_adv", "loss_adv_aux", "loss_d"} <= set(steps[0])  # both discriminator levels trained
-    assert all(m["stage"] == "adapt_T_r0" for m, _ in reports)
+    assert all(m["stage"] == "F_T_r0" for m, _ in reports)
     assert any(ckpt is not None for _, ckpt in reports)  # rank 0 wrote and reported checkpoints
     state = torch.load(art.path / "checkpoint.pt", map_location="cpu", weights_only=False)
-    assert state["step"] == 2 and set(state["discriminators"]) == {"main", "aux"}
+    assert state["step"] == 2 and set(state["terms"]["OutputAdversarial"]["discriminators"]) == {
+        "main",
+        "aux",
+    }
     model = load_segmenter(cfg.model, art.path / "checkpoint.pt")
     assert model(torch.zeros(1, 3, 32, 64))["main"].shape[1] == 19
     assert list((tmp_path / "store" / "_ray_train").iterdir())  # Ray Train kept its run (resumable)

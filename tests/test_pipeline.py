@@ -17,7 +17,7 @@ TINY = {
     "translate.generator_steps": 2, "translate.n_critic": 1,
     "data.source_size": [32, 64], "data.target_size": [32, 64],
     "train.steps": 3, "train.batch_size": 2, "train.log_every": 3, "train.checkpoint_every": 3,
-    "adapt.d_channels": 8, "eval.batch_size": 4,
+    "adapt.adversarial.d_channels": 8, "eval.batch_size": 4,
 }  # fmt: skip
 
 
@@ -32,12 +32,13 @@ def cfg_for(tiny_data, tmp_path):
 
 
 def test_full_method_writes_a_flat_record_and_reuses_upstream(cfg_for, tmp_path, caplog, monkeypatch):
-    import symda.pipeline
+    import symda.pipeline.run
 
     records, final_evaluations = [], []
-    evaluate_method = symda.pipeline.evaluate_method
-    monkeypatch.setattr(symda.pipeline, "evaluate_method",
-                        lambda *a, **k: final_evaluations.append(a) or evaluate_method(*a, **k))  # fmt: skip
+    evaluate_method = symda.pipeline.run.evaluate_method
+    counted = lambda *a, **k: final_evaluations.append(a) or evaluate_method(*a, **k)  # noqa: E731
+    monkeypatch.setattr(symda.pipeline.run, "evaluate_method", counted)  # the run's final evaluation
+    monkeypatch.setattr(symda.pipeline, "evaluate_method", counted)  # `symda evaluate`'s
     result = run_experiment(cfg_for(), tmp_path / "run", lambda m, checkpoint=None: records.append(m))
     assert len(final_evaluations) == 1  # self_train.paths both: F_S trained after F_T's last evaluation
     assert 0 <= result["miou"] <= 100 and 0 <= result["miou_fused"] <= 100
@@ -48,8 +49,8 @@ def test_full_method_writes_a_flat_record_and_reuses_upstream(cfg_for, tmp_path,
     )
     assert set(json.loads((tmp_path / "run" / "result.json").read_text())) == set(result)
     stages = {r["stage"] for r in records}
-    assert {"translate", "adapt_T_r0", "adapt_S_r0", "adapt_T_r1", "adapt_S_r1", "result"} <= stages
-    evaluations = [r for r in records if r["stage"] == "adapt_T_r0" and "val_miou" in r]
+    assert {"translate", "F_T_r0", "F_S_r0", "F_T_r1", "F_S_r1", "result"} <= stages
+    evaluations = [r for r in records if r["stage"] == "F_T_r0" and "val_miou" in r]
     store = tmp_path / "store"
     for stage in (
         "translated_source",
@@ -74,11 +75,11 @@ def test_full_method_writes_a_flat_record_and_reuses_upstream(cfg_for, tmp_path,
 
     events = EventAccumulator(str(tmp_path / "run" / "tensorboard"), size_guidance={"images": 0}).Reload()
     scalars, images = set(events.Tags()["scalars"]), set(events.Tags()["images"])
-    assert {"translate/d_loss", "adapt_T_r0/loss_seg", "adapt_T_r0/lr", "adapt_T_r0/d_acc", "adapt_T_r0/val_miou",
-            "adapt_T_r1/val_miou", "pseudo_r1/coverage", "pseudo_r1/diag_pseudo_accuracy",
+    assert {"translate/d_loss", "F_T_r0/loss_seg", "F_T_r0/lr", "F_T_r0/d_acc", "F_T_r0/val_miou",
+            "F_T_r1/val_miou", "pseudo_r1/coverage", "pseudo_r1/diag_pseudo_accuracy",
             "result/miou_fused"} <= scalars, scalars  # fmt: skip
-    assert "adapt_T_r1.per_class/val_per_class_iou.road" in scalars
-    assert [e.step for e in events.Scalars("adapt_T_r0/val_miou")] == [3]
+    assert "F_T_r1.per_class/val_per_class_iou.road" in scalars
+    assert [e.step for e in events.Scalars("F_T_r0/val_miou")] == [3]
     assert events.Scalars("result/miou")[-1].value == pytest.approx(result["miou"])
     assert events.Scalars("pseudo_r1/coverage")[-1].value == pytest.approx(result["pseudo_r1.coverage"])
     assert {"translate/samples", "pseudo_r1/labels", "result/predictions"} <= images
@@ -106,9 +107,10 @@ def test_full_method_writes_a_flat_record_and_reuses_upstream(cfg_for, tmp_path,
     assert again["artifacts.pseudo_r1"] != result["artifacts.pseudo_r1"]
     # Reused stages train nothing; the segmenters replay their stored evaluations (a sweep's ASHA sees
     # the same rungs as when they were built).
-    reused = [r for r in records if r["stage"] in {"translate", "adapt_T_r0", "adapt_S_r0"}]
+    reused = [r for r in records if r["stage"] in {"translate", "F_T_r0", "F_S_r0"}]
     assert reused and all(r.get("replayed") for r in reused)
-    replayed = [{k: v for k, v in r.items() if k != "replayed"} for r in reused if r["stage"] == "adapt_T_r0"]
+    replayed = [{k: v for k, v in r.items() if k != "replayed"} for r in reused if r["stage"] == "F_T_r0"]
+    evaluations = [dict(e) for e in evaluations]
     assert json.dumps(replayed) == json.dumps(evaluations)  # as text: NaN (agreement in round 0) == NaN
 
     # How the labels are used (self-training length, which paths retrain) is not part of their key.
@@ -122,7 +124,7 @@ def test_full_method_writes_a_flat_record_and_reuses_upstream(cfg_for, tmp_path,
     # F_T was evaluated beside the final F_S at its last step: that evaluation is the final one (no
     # second pass), and it equals what evaluating the two delivered networks anew gives.
     assert len(final_evaluations) == 3  # the first run's and run2's (paths both), `symda evaluate --run`'s
-    last = [r for r in records if r["stage"] == "adapt_T_r1" and "val_miou" in r][-1]
+    last = [r for r in records if r["stage"] == "F_T_r1" and "val_miou" in r][-1]
     for ours, final in (("val_miou", "miou"), ("val_miou_se", "miou_se"), ("val_miou_fused", "miou_fused"),
                         *((name, name) for name in VALIDATORS if name != "source_miou")):  # fmt: skip
         assert last[ours] == fewer[final], ours
@@ -163,9 +165,7 @@ def test_f_s_adapting_in_its_own_process_gives_the_same_networks(cfg_for, tmp_pa
     def losses(records, stage):
         return [(r["step"], r["loss"]) for r in records if r.get("stage") == stage and "loss" in r]
 
-    assert losses(par_records, "adapt_S_r0") == losses(seq_records, "adapt_S_r0") and losses(
-        par_records, "adapt_S_r0"
-    )
+    assert losses(par_records, "F_S_r0") == losses(seq_records, "F_S_r0") and losses(par_records, "F_S_r0")
 
 
 def test_a_failing_background_call_raises_with_its_traceback():
@@ -179,15 +179,15 @@ def test_a_failing_background_call_raises_with_its_traceback():
         BackgroundError, match=r"the test's call \(in its own process\) failed: ValueError: bad 3"
     ):
         call.result()
-    assert reports == [{"step": 1, "loss": 0.5}]
+    assert [dict(r) for r in reports] == [{"step": 1, "loss": 0.5}]
     ok = BackgroundCall(_returns, (4,), lambda m, checkpoint=None: None, 1, "ok")
     assert ok.result() == 8
 
 
 def _fails_after_one_report(n: int, report) -> None:
-    import torch
+    from symda.records import StepLog
 
-    report({"step": 1, "loss": torch.tensor(0.5)})  # tensors arrive as floats
+    report(StepLog(1, {"loss": 0.5}))
     raise ValueError(f"bad {n}")
 
 
@@ -202,7 +202,7 @@ def test_ablation_switches_change_the_graph(cfg_for, tmp_path):
                 "translate.enabled": False,
                 "adapt.symmetric": False,
                 "self_train.enabled": False,
-                "adapt.lambda_adv": 0.0,
+                "adapt.adversarial.lambda_main": 0.0,
             }
         ),
         tmp_path / "so",
@@ -222,25 +222,35 @@ def test_single_path_and_symmetric_rows_share_f_t(cfg_for, tmp_path):
     assert "artifacts.F_S_r0" in symmetric
 
 
-def test_pseudo_diagnostics_of_a_finished_run(cfg_for, tmp_path):
-    """analysis/pseudo_diagnostics.py rebuilds a run's round-0 networks from the store and reports."""
-    import importlib.util
+def test_pseudo_diagnostics_of_a_finished_run(cfg_for, tmp_path, capsys):
+    """`symda diagnose` rebuilds a run's round-0 networks from the store and writes a results file;
+    analysis/pseudo_diagnostics.py reports on it without torch."""
+    import subprocess
+    import sys
 
     from symda.sweeps.space import REPO_ROOT
 
     run = tmp_path / "run"
     run_experiment(cfg_for(), run, lambda m, checkpoint=None: None)
-    spec = importlib.util.spec_from_file_location(
-        "pseudo_diagnostics", REPO_ROOT / "analysis" / "pseudo_diagnostics.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    assert cli_main(["diagnose", "--run", str(run)]) == 0
+    diagnostics = json.loads((run / "pseudo_diagnostics.json").read_text())
+    assert set(diagnostics["precision_at_coverage"]) == {"0.2", "0.4", "0.6", "0.8"}
+    assert 0 <= diagnostics["disagreement"]["disagree"] <= 1
     out = tmp_path / "report" / "diag.md"
-    assert module.main([str(run), "--out", str(out)]) == 0
+    code = ("import runpy, sys; sys.argv = ['x', sys.argv[1], '--out', sys.argv[2]]\n"
+            "try: runpy.run_path('analysis/pseudo_diagnostics.py', run_name='__main__')\n"
+            "except SystemExit as e: assert e.code in (0, None), e.code\n"
+            "assert 'torch' not in sys.modules, 'torch imported'")  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(run), str(out)], cwd=REPO_ROOT, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
     text = out.read_text()
     assert "M_conf (soft)" in text and "F_S right" in text
     assert out.with_suffix(".png").is_file()
-    assert module.main([str(tmp_path / "nothing"), "--out", str(out)]) == 2
+    missing = subprocess.run([sys.executable, "analysis/pseudo_diagnostics.py", str(tmp_path / "nothing"), "--out",
+                              str(out)], cwd=REPO_ROOT, capture_output=True, text=True)  # fmt: skip
+    assert missing.returncode == 2 and "symda diagnose --run" in missing.stderr
 
 
 def test_a_fixed_partner_runs_once_over_repeated_evaluations():
@@ -282,14 +292,14 @@ def test_kept_checkpoints_deliver_the_one_the_validator_picks(cfg_for, tmp_path)
     import torch
 
     from symda.adapt.loop import kept_checkpoint
-    from symda.pipeline import EVALUATIONS, SELECTION, network_file, read_evaluations
+    from symda.pipeline import SELECTION, network_file, read_evaluations
     from symda.select.stats import choose
 
     cfg = cfg_for(**{"select.keep_checkpoints": True, "select.by": "entropy", "train.eval_every": 1,
                      "train.log_every": 1, "data.source_holdout": 3, "self_train.paths": "T"})  # fmt: skip
     result = run_experiment(cfg, tmp_path / "run", lambda m, checkpoint=None: None)
     stage = tmp_path / "store" / "segmenter_T" / result["artifacts.F_T_r0"]
-    evaluations = read_evaluations(stage / EVALUATIONS)
+    evaluations = read_evaluations(stage)  # its EVALUATIONS file
     assert [e["step"] for e in evaluations] == [1, 2, 3]
     assert all(kept_checkpoint(stage, e["step"]).is_file() for e in evaluations)
     assert all(math.isfinite(e["source_miou"]) and math.isfinite(e["entropy"]) for e in evaluations)
@@ -320,22 +330,24 @@ def test_kept_checkpoints_deliver_the_one_the_validator_picks(cfg_for, tmp_path)
     assert selection["step"] == 3 and "no finite score" in selection["note"]
 
 
-def test_a_shared_probability_memo_is_one_per_networks_and_dataset_in_a_process(tiny_data):
+def test_memos_keep_one_memo_per_networks_and_dataset(tiny_data):
     # Trials that one Ray actor runs in turn label with the same round-0 networks: one memo for them.
     from symda.data import build_dataset
-    from symda.pipeline import probability_memo
+    from symda.pipeline import Memos, probability_memo
 
     cfg = load_config(overrides={"data.source_root": str(tiny_data["source"]), "data.target_root": str(tiny_data["target"]),
                                  "data.target_size": [32, 64]})  # fmt: skip
     target = build_dataset(cfg.data, cfg.synth, "target")
-    a = probability_memo(target, cfg, 2, ("labelling", "ft0", "fs0"))
+    memos = Memos()
+    a = probability_memo(target, cfg, 2, memos, ("labelling", "ft0", "fs0"))
     a[("T", (0, 1))] = "kept"
-    assert probability_memo(target, cfg, 2, ("labelling", "ft0", "fs0")) is a
-    assert probability_memo(target, cfg, 2) is not a  # unshared: a fresh one
-    b = probability_memo(target, cfg, 2, ("labelling", "ft1", "fs0"))
+    assert probability_memo(target, cfg, 2, memos, ("labelling", "ft0", "fs0")) is a
+    assert probability_memo(target, cfg, 2, memos) is not a  # unshared: a fresh one
+    assert probability_memo(target, cfg, 2, Memos(), ("labelling", "ft0", "fs0")) == {}  # another owner's
+    b = probability_memo(target, cfg, 2, memos, ("labelling", "ft1", "fs0"))
     assert b == {} and b is not a
-    probability_memo(target, cfg, 2, ("partner", "fs0"))
-    probability_memo(target, cfg, 2, ("partner", "fs1"))  # a fourth: the least recently used (a) goes
-    assert probability_memo(target, cfg, 2, ("labelling", "ft0", "fs0")) == {}
+    probability_memo(target, cfg, 2, memos, ("partner", "fs0"))
+    probability_memo(target, cfg, 2, memos, ("partner", "fs1"))  # a fourth: the least recently used (a) goes
+    assert probability_memo(target, cfg, 2, memos, ("labelling", "ft0", "fs0")) == {}
     cfg.data.cache_mb = 0  # probabilities that do not fit are never kept, shared or not
-    assert probability_memo(target, cfg, 2, ("labelling", "x")) is None
+    assert probability_memo(target, cfg, 2, memos, ("labelling", "x")) is None

@@ -132,10 +132,31 @@ def test_ablation_factors_come_from_config_fields(ladder):
     }  # fmt: skip
     assert {k: factors.loc[k, "setting"] for k in expected} == expected
     full = factors.loc["full-s0"]
-    assert full["translation"] and full["adversarial"] and full["symmetric"] and full["pseudo_labels"]
+    assert (
+        full["translation"] and full["terms"] == "adversarial" and full["symmetric"] and full["pseudo_labels"]
+    )
     assert full["consistency"] == "soft" and full["threshold"] == "class_quantile q=0.5 cap=0.9"
     assert factors.loc["bdl_like-s0", "consistency"] == "none"  # single path: M_conf = M_prob
-    assert not factors.loc["oracle-s0", "translation"] and not factors.loc["source_only-s0", "adversarial"]
+    assert not factors.loc["oracle-s0", "translation"] and factors.loc["source_only-s0", "terms"] == ""
+
+
+def test_a_row_that_adapts_with_one_term_alone_is_named_after_its_method():
+    import pandas as pd
+
+    from symda.results import LADDER
+
+    rows = pd.DataFrame([
+        {"kind": "run", "translate.enabled": False, "adapt.symmetric": False, "self_train.enabled": False,
+         "adapt.adversarial.lambda_main": 0.0, "adapt.entropy_adversarial.lambda_main": 0.001},
+        {"kind": "run", "translate.enabled": False, "adapt.symmetric": False, "self_train.enabled": False,
+         "adapt.adversarial.lambda_main": 0.0, "adapt.entropy.lambda_main": 0.001},
+        {"kind": "run", "translate.enabled": False, "adapt.symmetric": False, "self_train.enabled": False,
+         "adapt.entropy.lambda_main": 0.001},
+    ])  # fmt: skip
+    factors = ablation_factors(rows)
+    assert list(factors["setting"]) == ["AdvEnt-like", "MinEnt-like", "adapted: adversarial + entropy"]
+    assert list(factors["terms"]) == ["entropy_adversarial", "entropy", "adversarial+entropy"]
+    assert LADDER.index("AdaptSegNet-like") < LADDER.index("MinEnt-like") < LADDER.index("+ translation")
 
 
 def test_settings_do_not_depend_on_run_names(ladder):

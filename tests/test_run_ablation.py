@@ -51,7 +51,7 @@ def test_grid_runs_each_cell_once_and_writes_the_table(ray_session, tiny_overrid
     assert main([*argv, *sets]) == 0
     assert {p: p.stat().st_mtime_ns for p in (train, run)} == stamps  # finished cells were not rerun
     table = (out / "ablation.md").read_text()
-    assert f"| AdaptSegNet-like |  | ✓ |  |  | {record['miou']:.1f} | 1 |" in table
+    assert f"| AdaptSegNet-like |  | adversarial |  |  | {record['miou']:.1f} | 1 |" in table
     assert "| source only |" in table and (out / "ablation.png").is_file()
     trials = load_results(*out.glob(".tune/ablation-*"))
     assert len(trials) == 4 and set(trials["status"]) == {"TERMINATED"}  # 2 cells x 2 grids

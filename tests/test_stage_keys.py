@@ -1,35 +1,40 @@
 """Stage keys (symda.stage_keys): every config field is decided for every stage, exactly the KEY fields
-move a stage's key, and the keys of stores built by symda 0.1 are unchanged."""
+move a stage's key, the keys of stores built before schema 2 are unchanged (symda.legacy_keys), and
+`migrate_store` links such a store's artifacts under the keys a run computes today."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import typing
 
 import pytest
 
-from symda.artifacts import artifact_key
+from symda.artifacts import ArtifactStore, artifact_key
 from symda.config import ExperimentConfig, flatten, load_config
+from symda.legacy_keys import key_config as legacy_key_config
+from symda.legacy_keys import migrate_store
 from symda.stage_keys import (
     FIELDS,
     KEY,
-    network_tag,
-    parse_network_tag,
+    SCHEMA,
     pseudo_key,
     segmenter_key,
     translated_key,
     translator_key,
 )
+from symda.terms import TERMS
 
 ALL_FIELDS = tuple(flatten(ExperimentConfig()))
 
 
 def key_configs(cfg: ExperimentConfig) -> dict[str, dict[str, typing.Any]]:
-    """Every stage's key config in every context that can tell fields apart (paths, rounds)."""
+    """Every table's key config in every context that can tell fields apart (paths, rounds)."""
     return {
         "translator": {"": translator_key(cfg)},
         "translated": {w: translated_key(cfg, w) for w in ("source", "target", "val")},
-        "segmenter": {f"{p}{r}": segmenter_key(cfg, p, r) for p in "TS" for r in (0, 1)},
+        "adapted": {p: segmenter_key(cfg, p, 0) for p in "TS"},
+        "self_trained": {f"{p}{r}": segmenter_key(cfg, p, r) for p in "TS" for r in (1, 2)},
         "pseudo": {"1": pseudo_key(cfg, 1)},
     }
 
@@ -49,7 +54,8 @@ def unclassified(stage: str, fields: typing.Iterable[str]) -> list[str]:
 def test_every_config_field_is_decided_for_every_stage(stage):
     missing = unclassified(stage, ALL_FIELDS)
     assert not missing, (
-        f"{stage}: {missing} are neither KEY nor left out with a reason in symda/stage_keys.py FIELDS"
+        f"{stage}: {missing} are neither KEY nor left out with a reason in symda/stage_keys.py FIELDS "
+        "(a term's field: in its class's FIELDS, symda/terms/)"
     )
     sections = {f.split(".")[0] for f in ALL_FIELDS if "." in f}
     stale = [k for k in FIELDS[stage] if k not in ALL_FIELDS and k.removesuffix(".*") not in sections]
@@ -66,8 +72,14 @@ def test_a_new_field_that_nobody_decided_fails_the_coverage_check():
         dummy: int = 0
 
     cfg = dataclasses.replace(ExperimentConfig(), train=TrainWithDummy())
-    assert unclassified("segmenter", flatten(cfg)) == ["train.dummy"]
+    assert unclassified("adapted", flatten(cfg)) == ["train.dummy"]
     assert unclassified("translator", flatten(cfg)) == []  # the translator leaves train.* out wholesale
+
+
+def test_every_terms_own_table_decides_exactly_its_config_fields():
+    for term in TERMS.values():
+        fields = {f.name for f in dataclasses.fields(term.Config)}
+        assert set(term.FIELDS) == fields, f"{term.__module__}: FIELDS must decide {sorted(fields)}"
 
 
 def changed(value: typing.Any, hint: typing.Any) -> typing.Any:
@@ -99,13 +111,14 @@ BASES = {
     "explicit roots, self-training steps": {"data.source_root": "/d/gta5", "data.target_root": "/d/cs",
                                             "self_train.steps": 7},
     "keeping checkpoints": {"select.keep_checkpoints": True},
+    "every term on": {f"adapt.{name}.{term.switch}": 0.5 for name, term in TERMS.items()},
 }  # fmt: skip
 
 
 @pytest.mark.parametrize("stage", sorted(FIELDS))
 def test_exactly_the_key_fields_change_a_stages_key(stage):
     """Change each field alone: a KEY field changes the stage's key config in some context (path, round,
-    with or without SynthCity), every other field in none."""
+    with or without SynthCity, terms on), every other field in none."""
     moved = {f: False for f in ALL_FIELDS}
     for overrides in BASES.values():
         base = load_config(overrides=overrides)
@@ -121,7 +134,17 @@ def test_exactly_the_key_fields_change_a_stages_key(stage):
     assert not wrong_out, f"{stage}: FIELDS says KEY but the key config ignores them: {wrong_out}"
 
 
-# Keys computed by symda 0.1 (before stage_keys.py) for these configs: stores built then stay valid.
+def test_a_switched_off_term_leaves_the_segmenters_key_as_without_it():
+    """A term that does not run is not in the key: adding a term file changes no stored network's key."""
+    base = load_config()
+    fields = segmenter_key(base, "T", 0)["fields"]
+    off = [name for name, term in TERMS.items() if not term.enabled(getattr(base.adapt, name))]
+    assert off and not any(k.startswith(tuple(f"adapt.{n}." for n in off)) for k in fields)
+    assert segmenter_key(base, "T", 0)["schema"] == SCHEMA
+
+
+# Keys computed by symda 0.1 (before stage_keys.py) for these configs: stores built then stay valid
+# through symda.legacy_keys (the golden keys) and `symda store migrate`.
 # symda 0.1 had only the published generator: translate.residual false.
 LEGACY = [
     ({"data.source_root": "/data/gta5", "data.target_root": "/data/cityscapes", "translate.residual": False},
@@ -139,34 +162,115 @@ LEGACY = [
 ]  # fmt: skip
 
 
+def legacy_keys(cfg: ExperimentConfig) -> dict[str, str]:
+    return {
+        "translator": artifact_key("translator", legacy_key_config(cfg, "translator")),
+        "translated_val": artifact_key("translated_val", legacy_key_config(cfg, "translated", which="val")),
+        **{f"segmenter_{p} r{r}": artifact_key(f"segmenter_{p}", legacy_key_config(cfg, "segmenter", path=p, round_=r))
+           for p, r in (("T", 0), ("S", 0), ("T", 1))},
+        "pseudo r1": artifact_key("pseudo", legacy_key_config(cfg, "pseudo", round_=1)),
+    }  # fmt: skip
+
+
 @pytest.mark.parametrize(("overrides", "expected"), LEGACY)
 def test_keys_of_stores_built_by_symda_0_1_are_unchanged(overrides, expected):
     cfg = load_config(overrides=overrides)
-    keys = {
-        "translator": artifact_key("translator", translator_key(cfg)),
-        "translated_val": artifact_key("translated_val", translated_key(cfg, "val")),
-        **{
-            f"segmenter_{p} r{r}": artifact_key(f"segmenter_{p}", segmenter_key(cfg, p, r))
-            for p, r in (("T", 0), ("S", 0), ("T", 1))
-        },  # fmt: skip
-        "pseudo r1": artifact_key("pseudo", pseudo_key(cfg, 1)),
-    }
+    keys = legacy_keys(cfg)
     assert {k: keys[k] for k in expected} == expected
-    if cfg.scale.precision != "fp32":
-        assert keys["translator"] != LEGACY[1][1]["translator"]
     residual = load_config(overrides={**overrides, "translate.residual": True})
-    assert artifact_key("translator", translator_key(residual)) != keys["translator"]
+    assert legacy_keys(residual)["translator"] != keys["translator"]
 
 
-def test_the_synthcity_preset_and_gap_are_part_of_the_data_key():
-    v1 = translator_key(load_config(overrides={"synth.preset": "v1"}))
-    v2 = translator_key(load_config())
-    weaker = translator_key(load_config(overrides={"synth.gap.texture": 0.5}))
-    assert "gap" not in v1["data"]["synth"] and v2["data"]["synth"]["preset"] == "v2"
-    assert len({artifact_key("translator", k) for k in (v1, v2, weaker)}) == 3
+def write_store(root, cfg: ExperimentConfig, rounds: int = 2) -> dict[str, str]:
+    """A store of schema-1 artifacts (artifact.json and one file each) for `cfg`'s whole chain, as
+    symda before schema 2 wrote it; returns {name: old key}."""
+    store = ArtifactStore(root)
+    keys: dict[str, str] = {}
+
+    def put(name: str, stage: str, config: dict, inputs: dict[str, str]) -> None:
+        keys[name] = store.get_or_build(stage, config, inputs, lambda w: (w / "f.txt").write_text(name)).key
+
+    put("translator", "translator", legacy_key_config(cfg, "translator"), {})
+    for which in ("source", "target", "val"):
+        put(f"translated_{which}", f"translated_{which}", legacy_key_config(cfg, "translated", which=which),
+            {"translator": keys["translator"]})  # fmt: skip
+    path_inputs = {"T": {k: keys[k] for k in ("translator", "translated_source")},
+                   "S": {k: keys[k] for k in ("translator", "translated_target", "translated_val")}}  # fmt: skip
+    for p in "TS":
+        put(
+            f"F_{p}_r0",
+            f"segmenter_{p}",
+            legacy_key_config(cfg, "segmenter", path=p, round_=0),
+            path_inputs[p],
+        )
+    for r in range(1, rounds + 1):
+        put(f"pseudo_r{r}", "pseudo", legacy_key_config(cfg, "pseudo", round_=r),
+            {"F_T": keys[f"F_T_r{r - 1}"], "F_S": keys[f"F_S_r{r - 1}"]})  # fmt: skip
+        for p in "TS":
+            put(f"F_{p}_r{r}", f"segmenter_{p}", legacy_key_config(cfg, "segmenter", path=p, round_=r),
+                {**path_inputs[p], "pseudo": keys[f"pseudo_r{r}"], "init": keys[f"F_{p}_r{r - 1}"]})  # fmt: skip
+    return keys
 
 
-def test_network_tags_round_trip():
-    assert network_tag("T", 2) == "adapt_T_r2"
-    assert parse_network_tag(network_tag("S", 0)) == ("S", 0)
-    assert parse_network_tag("translate") is None and parse_network_tag("adapt_X_r1") is None
+def todays_keys(cfg: ExperimentConfig, rounds: int = 2) -> dict[str, str]:
+    """The keys a run computes today for the same chain (symda.pipeline's inputs)."""
+    keys = {"translator": artifact_key("translator", translator_key(cfg))}
+    for which in ("source", "target", "val"):
+        keys[f"translated_{which}"] = artifact_key(f"translated_{which}", translated_key(cfg, which),
+                                                   {"translator": keys["translator"]})  # fmt: skip
+    path_inputs = {"T": {k: keys[k] for k in ("translator", "translated_source")},
+                   "S": {k: keys[k] for k in ("translator", "translated_target", "translated_val")}}  # fmt: skip
+    for p in "TS":
+        keys[f"F_{p}_r0"] = artifact_key(f"segmenter_{p}", segmenter_key(cfg, p, 0), path_inputs[p])
+    for r in range(1, rounds + 1):
+        keys[f"pseudo_r{r}"] = artifact_key("pseudo", pseudo_key(cfg, r),
+                                            {"F_T": keys[f"F_T_r{r - 1}"], "F_S": keys[f"F_S_r{r - 1}"]})  # fmt: skip
+        for p in "TS":
+            inputs = {**path_inputs[p], "pseudo": keys[f"pseudo_r{r}"], "init": keys[f"F_{p}_r{r - 1}"]}
+            keys[f"F_{p}_r{r}"] = artifact_key(f"segmenter_{p}", segmenter_key(cfg, p, r), inputs)
+    return keys
+
+
+MIGRATED = {
+    "SynthCity v2, defaults": {},
+    "SynthCity v1, residual off, bf16, holdout": {"synth.preset": "v1", "translate.residual": False,
+                                                  "scale.precision": "bf16", "data.source_holdout": 10},
+    "explicit roots, self-training steps, weight": {"data.source_root": "/data/gta5", "data.target_root": "/data/cs",
+                                                    "self_train.steps": 150, "self_train.pseudo_weight": 0.5},
+    "caffe, frozen BN, kept checkpoints, no adversarial term": {
+        "model.backbone": "resnet50", "model.resnet_style": "caffe", "model.bn_mode": "frozen_affine",
+        "select.keep_checkpoints": True, "select.by": "entropy", "adapt.adversarial.lambda_main": 0.0},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("overrides", MIGRATED.values(), ids=MIGRATED.keys())
+def test_migrating_an_old_store_links_every_artifact_under_todays_key(tmp_path, overrides):
+    cfg = load_config(overrides={"synth.root": str(tmp_path / "synth"), **overrides})
+    old = write_store(tmp_path / "store", cfg)
+    done = migrate_store(tmp_path / "store")
+    new = todays_keys(cfg)
+    assert not done.skipped and len(done.linked) == len(old)
+    store = ArtifactStore(tmp_path / "store")
+    for name, key in new.items():
+        found = [r for r in store.records() if r["key"] == key]
+        assert found, f"{name}: no artifact under today's key {key}"
+        assert (store.path(found[0]["stage"], key) / "f.txt").read_text() == name
+        assert found[0]["config"]["schema"] == SCHEMA
+    # The old artifacts stay as they were; a second migration finds everything in place.
+    assert all(store.exists(r["stage"], r["key"]) for r in store.records() if r["key"] in old.values())
+    again = migrate_store(tmp_path / "store")
+    assert not again.linked and len(again.present) == len(old)
+
+
+def test_migration_links_files_without_copying_them(tmp_path):
+    cfg = load_config(overrides={"synth.root": str(tmp_path / "synth")})
+    old = write_store(tmp_path / "store", cfg, rounds=0)
+    migrate_store(tmp_path / "store")
+    store = ArtifactStore(tmp_path / "store")
+    new = todays_keys(cfg, rounds=0)["translator"]
+    a, b = store.path("translator", old["translator"]) / "f.txt", store.path("translator", new) / "f.txt"
+    assert a.stat().st_ino == b.stat().st_ino
+    assert (
+        json.loads((store.path("translator", old["translator"]) / "artifact.json").read_text())["key"]
+        == old["translator"]
+    )

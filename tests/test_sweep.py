@@ -41,7 +41,7 @@ TINY = {
     "translate.load_size": [32, 64], "translate.image_size": [16, 32], "translate.batch_size": 2,
     "translate.generator_steps": 2, "translate.n_critic": 1, "data.source_size": [32, 64], "data.target_size": [32, 64],
     "train.steps": 3, "train.batch_size": 2, "train.log_every": 2, "train.eval_every": 2, "train.checkpoint_every": 2,
-    "adapt.d_channels": 8, "eval.batch_size": 4, "self_train.steps": 4, "self_train.paths": "T",
+    "adapt.adversarial.d_channels": 8, "eval.batch_size": 4, "self_train.steps": 4, "self_train.paths": "T",
 }  # fmt: skip
 THRESHOLD_SPACE = {
     "pseudo.threshold": {"choice": ["global", "class_quantile"]},
@@ -138,15 +138,20 @@ def test_sampled_values_must_pass_the_config_validation(base_config, tmp_path):
 
 def test_tune_result_relays_self_training_evaluations():
     cfg = load_config(overrides={"self_train.steps": 4, "self_train.rounds": 2})
-    assert tune_result({"stage": "adapt_T_r0", "step": 2, "val_miou": 5.0}, cfg, 8) is None  # adaptation
-    assert tune_result({"stage": "adapt_T_r1", "step": 2, "loss": 1.0}, cfg, 8) is None  # no evaluation
-    r = tune_result({"stage": "adapt_T_r2", "step": 2, "val_miou": 5.0, "agreement": 0.7}, cfg, 8)
+    from symda.records import Evaluation, RunResult, StepLog
+
+    def evaluation(stage: str, step: int, miou: float, **validators) -> Evaluation:
+        return Evaluation(step, miou, 0.5, {}, validators, stage=stage)
+
+    assert tune_result(evaluation("F_T_r0", 2, 5.0), cfg, 8) is None  # adaptation
+    assert tune_result(StepLog(2, {"loss": 1.0}, "F_T_r1"), cfg, 8) is None  # no evaluation
+    r = tune_result(evaluation("F_T_r2", 2, 5.0, agreement=0.7), cfg, 8)
     assert r["progress"] == 6 and r["miou"] == 5.0 and r["agreement"] == 0.7 and not r["finished"]
     assert set(VALIDATORS) <= set(r)
-    assert math.isnan(tune_result({"stage": "adapt_T_r1", "step": 2, "val_miou": 1.0}, cfg, 8)["agreement"])
-    assert tune_result({"stage": "adapt_T_r2", "step": 4, "val_miou": 5.0}, cfg, 8) is None  # = the result
+    assert math.isnan(tune_result(evaluation("F_T_r1", 2, 1.0), cfg, 8)["agreement"])
+    assert tune_result(evaluation("F_T_r2", 4, 5.0), cfg, 8) is None  # = the result
     scores = {name: i / 10 for i, name in enumerate(VALIDATORS)}
-    final = {"stage": "result", "miou": 6.0, "miou_se": 0.4, "miou_fused": 7.0, **scores}
+    final = RunResult(6.0, 0.4, 7.0, scores)
     assert tune_result(final, cfg, 8) == {"progress": 8, "miou": 6.0, "miou_se": 0.4, "miou_fused": 7.0, **scores,
                                           "finished": True}  # fmt: skip
 
@@ -210,7 +215,7 @@ def test_three_trial_sweep(ray_session, base_config, tmp_path, capsys):
 
     for trial in table["trial_id"]:
         events = EventAccumulator(str(summary.exp_dir / "runs" / trial / "tensorboard")).Reload()
-        assert "adapt_T_r1/val_miou" in events.Tags()["scalars"], trial
+        assert "F_T_r1/val_miou" in events.Tags()["scalars"], trial
     import mlflow
 
     mlflow.set_tracking_uri(f"sqlite:///{summary.exp_dir / 'mlflow.db'}")

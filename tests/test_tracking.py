@@ -17,19 +17,22 @@ def read(log_dir: Path) -> EventAccumulator:
 
 
 def test_reports_become_scalars_per_stage_and_key(tmp_path: Path):
+    from symda.records import Evaluation, RunResult, StepLog
+
     seen = []
     with tensorboard_log(tmp_path, enabled=True) as tb:
-        report = tb.wrap(lambda metrics, checkpoint=None: seen.append(metrics))
-        report({"stage": "adapt_T_r0", "step": 50, "loss": 0.5, "lr": 1e-3, "d_acc": 0.75})
-        report({"stage": "adapt_T_r0", "step": 100, "loss": 0.25, "val_miou": 31.5, "eval_key": "abc",
-                "val_per_class_iou": {"road": 90.0, "wall": math.nan}, "replayed": True})  # fmt: skip
-        report({"stage": "result", "miou": 32.0, "flag": True, "nan": math.nan})
-    assert len(seen) == 3 and seen[0]["loss"] == 0.5  # the wrapped report still gets every record
+        report = tb.wrap(lambda record, checkpoint=None: seen.append(record))
+        report(StepLog(50, {"loss": 0.5, "lr": 1e-3, "d_acc": 0.75}, "F_T_r0"))
+        report(StepLog(100, {"loss": 0.25}, "F_T_r0"))
+        report(Evaluation(100, 31.5, math.nan, {"road": 90.0, "wall": math.nan}, eval_key="abc", replayed=True,
+                          stage="F_T_r0"))  # fmt: skip
+        report(RunResult(32.0, math.nan, math.nan, {}))
+    assert len(seen) == 4 and seen[0]["loss"] == 0.5  # the wrapped report still gets every record
     events = read(tmp_path / TENSORBOARD_DIR)
     tags = set(events.Tags()["scalars"])
-    assert tags == {"adapt_T_r0/loss", "adapt_T_r0/lr", "adapt_T_r0/d_acc", "adapt_T_r0/val_miou",
-                    "adapt_T_r0.per_class/val_per_class_iou.road", "result/miou"}  # fmt: skip
-    assert [(e.step, e.value) for e in events.Scalars("adapt_T_r0/loss")] == [(50, 0.5), (100, 0.25)]
+    assert tags == {"F_T_r0/loss", "F_T_r0/lr", "F_T_r0/d_acc", "F_T_r0/val_miou",
+                    "F_T_r0.per_class/val_per_class_iou.road", "result/miou"}  # fmt: skip
+    assert [(e.step, e.value) for e in events.Scalars("F_T_r0/loss")] == [(50, 0.5), (100, 0.25)]
     assert [(e.step, e.value) for e in events.Scalars("result/miou")] == [(0, 32.0)]
 
 
@@ -48,7 +51,9 @@ def test_switched_off_it_writes_nothing(tmp_path: Path):
 
     with tensorboard_log(tmp_path, enabled=False) as tb:
         assert tb.wrap(report) is report
-        tb.scalars({"stage": "x", "step": 1, "loss": 1.0})
+        from symda.records import StepLog
+
+        tb.scalars(StepLog(1, {"loss": 1.0}, "x"))
         tb.image("x", tmp_path / "missing.png")
     assert not (tmp_path / TENSORBOARD_DIR).exists()
     assert TensorBoardLog(tmp_path / "lazy").log_dir == tmp_path / "lazy"

@@ -23,6 +23,7 @@ from symda.data.labels import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES
 
 SCORES = ("prob", "conf_soft", "conf_hard")
 """M_prob; (M_prob + M_consis) / 2 with the soft (1 - JS / ln 2) and the hard (argmax agreement) map."""
+COVERAGES = (0.2, 0.4, 0.6, 0.8)  # the shares of each predicted class's pixels `summary` keeps
 
 
 class PseudoDiagnostics:
@@ -116,6 +117,13 @@ class PseudoDiagnostics:
         with np.errstate(invalid="ignore", divide="ignore"):
             share = np.where(self.pixels_by_class > 0, self.disagree_by_class / self.pixels_by_class, np.nan)
         return {cls: float(v) for cls, v in zip(CLASS_NAMES, share, strict=True)}
+
+    def summary(self) -> dict:
+        """The diagnostics as plain numbers (what `symda diagnose` writes): precision at each of
+        COVERAGES per score and class, the paths' disagreement, and its share per true class."""
+        return {"conf_weight": self.conf_weight, "pixels": self.pixels,
+                "precision_at_coverage": {str(q): self.precision_at_coverage(q) for q in COVERAGES},
+                "disagreement": self.disagreement(), "disagreement_by_class": self.disagreement_by_class()}  # fmt: skip
 
 
 def _top_fraction(total: np.ndarray, correct: np.ndarray, fraction: float) -> tuple[float, float]:

@@ -366,11 +366,11 @@ def _check(space: SweepSpace, settings: SweepSettings) -> ExperimentConfig:
 # ---------------------------------------------------------------------------------------- the driver
 
 
-def _upstream_report(metrics: dict[str, Any], checkpoint: Path | None = None) -> None:
+def _upstream_report(record: Any, checkpoint: Path | None = None) -> None:
     """One short line per stage report while the upstream builds (every log_every steps)."""
-    shown = {k: v for k, v in metrics.items() if isinstance(v, int | float | str) and k != "stage"}
+    shown = {k: v for k, v in dict(record).items() if isinstance(v, int | float | str) and k != "stage"}
     text = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items())
-    print(f"[upstream {metrics.get('stage', '?')}] {text}", flush=True)
+    print(f"[upstream {record.get('stage') or '?'}] {text}", flush=True)
 
 
 def run_sweep(opts: SweepOptions) -> SweepSummary:
@@ -511,28 +511,21 @@ def main(argv: list[str] | None = None, default_space: str = "configs/sweeps/thr
     return 0
 
 
-REPORT_SCRIPT = Path(__file__).resolve().parents[2] / "analysis" / "sweep_report.py"
-
-
 def write_sweep_report(exp_dir: Path) -> Path | None:
-    """Run analysis/sweep_report.py on the finished sweep (its plots and report.md in
-    exp_dir/report) and print where they are; a failure is a warning, the sweep stands. None when the
-    script is not there (symda installed without its repository) or failed."""
-    import subprocess
+    """The finished sweep's report (symda.reports.sweep_report: plots and report.md in exp_dir/report),
+    and where it is; a failure is a warning, the sweep stands (None)."""
+    from symda.reports.sweep_report import report
 
-    if not REPORT_SCRIPT.is_file():
-        print(f"\nplots: python analysis/sweep_report.py {exp_dir} (from a symda checkout)")
-        return None
     out = exp_dir / "report"
-    done = subprocess.run([sys.executable, str(REPORT_SCRIPT), str(exp_dir), "--out", str(out)],
-                          capture_output=True, text=True)  # fmt: skip
-    if done.returncode != 0:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-        print(f"\nwarning: the sweep report failed ({tail[0]}); rerun: python {REPORT_SCRIPT} {exp_dir}")
+    try:
+        path = report(exp_dir.resolve(), out, "miou", None)
+    except Exception as err:  # noqa: BLE001  (a report must never fail a finished sweep)
+        print(f"\nwarning: the sweep report failed ({type(err).__name__}: {err}); rerun: "
+              f"python analysis/sweep_report.py {exp_dir}")  # fmt: skip
         return None
     plots = sorted(p.name for p in out.glob("*.png"))
-    print(f"\nplots: {out / 'report.md'} ({', '.join(plots)})")
-    return out / "report.md"
+    print(f"\nplots: {path} ({', '.join(plots)})")
+    return path
 
 
 def report_unfinished_builds(exp_dir: Path) -> None:

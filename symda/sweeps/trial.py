@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from symda.config import ExperimentConfig, load_config, stage_train_config
+from symda.records import Evaluation, NetworkId, Record, RunResult
 from symda.select import VALIDATORS
-from symda.stage_keys import parse_network_tag
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,12 @@ def params_id(params: dict[str, Any]) -> str:
     return json.dumps({k: v for k, v in sorted(params.items()) if v is not None}, sort_keys=True)
 
 
+# The network outputs the trials this process runs in turn share (Ray reuses a trial's actor for the
+# next): they all label T with the same round-0 networks and score beside the same F_S
+# (symda.pipeline.memo). A module global because a function trainable keeps nothing else between trials.
+TRIAL_MEMOS = None
+
+
 class _ReplayEnd(Exception):
     """Raised by a replayed trial's report at the progress where the earlier sweep's trial ended."""
 
@@ -58,11 +64,11 @@ def total_progress(cfg: ExperimentConfig) -> int:
     return cfg.self_train.rounds * self_train_steps(cfg) if cfg.self_train.enabled else 0
 
 
-def tune_result(metrics: dict[str, Any], cfg: ExperimentConfig, max_t: int) -> dict[str, Any] | None:
+def tune_result(record: Record, cfg: ExperimentConfig, max_t: int) -> dict[str, Any] | None:
     """The Tune result for one run_experiment report, or None for reports Tune does not need.
 
-    Relayed: F_T's evaluations during self-training (stage network_tag("T", round), round >= 1, with
-    "val_miou") and the final record (stage "result"). The metrics are the *current* values, not a
+    Relayed: F_T's Evaluations during self-training (stage "F_T_r<round>", round >= 1) and the final
+    RunResult. The metrics are the *current* values, not a
     best-so-far. Optuna is told a trial's last value: for a finished trial that is its final network,
     which is what its config delivers when rerun (its last, or with select.keep_checkpoints its
     selected checkpoint); for a trial ASHA
@@ -70,35 +76,22 @@ def tune_result(metrics: dict[str, Any], cfg: ExperimentConfig, max_t: int) -> d
     progress, so TPE rightly files it among the worse. A best-so-far would credit a config with a
     transient peak of a noisy 100-image evaluation that its final network does not keep.
     """
-    stage = str(metrics.get("stage", ""))
     nan = float("nan")
-    scores = {name: metrics.get(name, nan) for name in VALIDATORS}  # NaN where the run has no input for it
-    if stage == "result":
-        return {
-            "progress": max_t,
-            "miou": metrics["miou"],
-            "miou_se": metrics.get("miou_se", nan),
-            "miou_fused": metrics["miou_fused"],
-            **scores,
-            "finished": True,
-        }
-    network = parse_network_tag(stage)
-    if network is None or network[0] != "T" or network[1] == 0 or "val_miou" not in metrics:
+    if isinstance(record, RunResult):
+        return {"progress": max_t, "miou": record.miou, "miou_se": record.miou_se, "miou_fused": record.miou_fused,
+                **{name: record.validators.get(name, nan) for name in VALIDATORS}, "finished": True}  # fmt: skip
+    network = NetworkId.parse(record.stage)
+    if not isinstance(record, Evaluation) or network is None or network.path != "T" or network.round == 0:
         return None
-    round_ = network[1]
-    progress = (round_ - 1) * self_train_steps(cfg) + int(metrics["step"])
+    round_ = network.round
+    progress = (round_ - 1) * self_train_steps(cfg) + record.step
     if progress >= max_t:
         # The last evaluation of the run: the "result" record follows with the same F_T and the fused
         # score, and ASHA would stop the trial here at max_t, before it.
         return None
-    return {
-        "progress": progress,
-        "round": round_,
-        "miou": metrics["val_miou"],
-        "miou_se": metrics.get("val_miou_se", nan),
-        **scores,
-        "finished": False,
-    }
+    scores = {name: record.validators.get(name, nan) for name in VALIDATORS}  # NaN where the run has no input
+    return {"progress": progress, "round": round_, "miou": record.miou, "miou_se": record.miou_se, **scores,
+            "finished": False}  # fmt: skip
 
 
 def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
@@ -111,7 +104,11 @@ def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     import torch
     from ray import tune
 
-    from symda.pipeline import run_experiment
+    from symda.pipeline import Memos, run_experiment
+
+    global TRIAL_MEMOS
+    if TRIAL_MEMOS is None:
+        TRIAL_MEMOS = Memos()
 
     # Ray sets OMP_NUM_THREADS to the task's CPUs; torch's pool is sized here, on purpose, to the CPUs
     # this trial holds, so that concurrent trials do not oversubscribe the cores.
@@ -123,8 +120,8 @@ def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
 
     end = (setup.replay_ends or {}).get(params_id(params))
 
-    def report(metrics: dict[str, Any], checkpoint: Path | None = None) -> None:
-        result = tune_result(metrics, cfg, setup.max_t)
+    def report(record: Record, checkpoint: Path | None = None) -> None:
+        result = tune_result(record, cfg, setup.max_t)
         if result is not None:
             if result["finished"]:
                 result["result_json"] = str(out_dir / "result.json")
@@ -133,6 +130,6 @@ def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
                 raise _ReplayEnd  # where ASHA stopped this trial in the sweep being replayed
 
     try:
-        run_experiment(cfg, out_dir, report)
+        run_experiment(cfg, out_dir, report, memos=TRIAL_MEMOS)
     except _ReplayEnd:
         return

@@ -16,23 +16,22 @@ penalty come from a generator whose state is in the checkpoint.
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from symda.config import TranslateConfig
 from symda.data.dataset import ResumableBatchSampler, SegmentationDataset
 from symda.data.transforms import CAFFE_BGR_MEAN, IMAGENET_MEAN, IMAGENET_STD
 from symda.distributed import Report, Runtime
-from symda.io import atomic_torch_save, atomic_write_bytes, png_bytes
+from symda.io import atomic_write_bytes, png_bytes
 from symda.models.stargan import Discriminator, Generator, gradient_penalty
+from symda.records import StepLog
+from symda.training import LossWindow, progress_bar, read_checkpoint, save_checkpoint
 
 SOURCE, TARGET = 0, 1
 CHECKPOINT_NAME = "translator.pt"
@@ -40,7 +39,7 @@ METRIC_KEYS = (
     "d_loss", "d_loss_real", "d_loss_fake", "d_loss_cls", "d_loss_gp", "d_cls_acc_real", "d_cls_acc_fake",
     "g_loss", "g_loss_fake", "g_loss_cls", "g_loss_rec",
 )  # fmt: skip
-_D_KEYS, _G_KEYS = METRIC_KEYS[:7], METRIC_KEYS[7:]
+D_KEYS, G_KEYS = METRIC_KEYS[:7], METRIC_KEYS[7:]
 N_SAMPLE_IMAGES = 4  # images per domain in the sample grids
 
 
@@ -229,25 +228,16 @@ def build_state(cfg: TranslateConfig, seed: int, runtime: Runtime) -> Translator
     return TranslatorState(G, D, g_opt, d_opt, gp_rng)
 
 
-def save_checkpoint(state: TranslatorState, cfg: TranslateConfig, path: Path) -> Path:
+def write_checkpoint(state: TranslatorState, cfg: TranslateConfig, path: Path) -> Path:
     """Write G, D, both optimisers, the step, the GP generator and the config atomically to `path`."""
-    blob = {
-        "G": state.G.state_dict(),
-        "D": state.D.state_dict(),
-        "g_opt": state.g_opt.state_dict(),
-        "d_opt": state.d_opt.state_dict(),
-        "step": state.step,
-        "gp_rng": state.gp_rng.get_state(),
-        "config": dataclasses.asdict(cfg),
-    }
-    return atomic_torch_save(blob, path)
+    return save_checkpoint(path, G=state.G.state_dict(), D=state.D.state_dict(), g_opt=state.g_opt.state_dict(),
+                           d_opt=state.d_opt.state_dict(), step=state.step, gp_rng=state.gp_rng.get_state(),
+                           config=dataclasses.asdict(cfg))  # fmt: skip
 
 
-def load_checkpoint(state: TranslatorState, path: Path, runtime: Runtime) -> None:
-    """Restore `state` from a checkpoint of `save_checkpoint` (the GP generator only on one rank: with
+def restore_checkpoint(state: TranslatorState, path: Path, runtime: Runtime) -> None:
+    """Restore `state` from a checkpoint of `write_checkpoint` (the GP generator only on one rank: with
     several, each rank's stream differs from the one rank 0 saved)."""
-    from symda.checkpoints import read_checkpoint
-
     blob = read_checkpoint(
         path, "translator training checkpoint", required=("G", "D", "g_opt", "d_opt", "step")
     )
@@ -297,43 +287,6 @@ def generator_update(
     )  # the G loss also filled D's grads; they must not leak into D's step
     state.step += 1
     return g_parts.detach()
-
-
-class PartsWindow:
-    """The D and G loss parts since the last log line, kept where the steps left them.
-
-    `means` turns the window into floats with one host-device transfer (a GPU step never waits for the
-    host) and raises FloatingPointError at the first non-finite d_loss or g_loss, naming its G step.
-    The loop calls it at every log line and before every checkpoint, so no checkpoint holds weights a
-    non-finite loss has touched.
-    """
-
-    def __init__(self) -> None:
-        self.d: list[tuple[int, Tensor]] = []  # (G step the D step belongs to, (7,) parts)
-        self.g: list[tuple[int, Tensor]] = []  # (G step, (4,) parts)
-        self.t0 = time.perf_counter()
-
-    def means(self) -> Tensor:
-        """(len(METRIC_KEYS),) float64 window means on the CPU (zeros for an empty side)."""
-        out = []
-        for rows, keys, name in ((self.d, _D_KEYS, "d_loss"), (self.g, _G_KEYS, "g_loss")):
-            if not rows:
-                out.append(torch.zeros(len(keys), dtype=torch.float64))
-                continue
-            parts = torch.stack([p for _, p in rows]).cpu().double()  # (steps, parts)
-            bad = (~torch.isfinite(parts[:, 0])).nonzero()
-            if len(bad):
-                i = int(bad[0])
-                raise FloatingPointError(
-                    f"translate: non-finite {name} {parts[i, 0].item()} at G step {rows[i][0]}"
-                )
-            out.append(parts.mean(dim=0))
-        return torch.cat(out)
-
-    def reset(self) -> None:
-        self.d.clear()
-        self.g.clear()
-        self.t0 = time.perf_counter()
 
 
 def domain_loaders(
@@ -409,7 +362,7 @@ def train_translator(
 
     state = build_state(cfg, seed, runtime)
     if resume and ckpt_path.is_file():
-        load_checkpoint(state, ckpt_path, runtime)
+        restore_checkpoint(state, ckpt_path, runtime)
     start = state.step
     loaders, labels = domain_loaders(source, target, cfg, seed, start, runtime, num_workers)
     fixed = None
@@ -418,28 +371,29 @@ def train_translator(
                  for ds in (source, target)]  # fmt: skip
 
     def checkpoint() -> Path | None:
-        return save_checkpoint(state, cfg, ckpt_path) if main else None
+        return write_checkpoint(state, cfg, ckpt_path) if main else None
 
     def write_samples() -> None:
         if main:
             grid = sample_grid(state.G, *fixed)
             atomic_write_bytes(out_dir / "samples" / f"step_{state.step:06d}.png", png_bytes(grid))
 
-    window = PartsWindow()
+    window = LossWindow(unit="G step")
     lr_scale = lr_factor(start, cfg.generator_steps, cfg.decay_start)
-    bar = tqdm(total=cfg.generator_steps, initial=start, desc="translate", disable=not progress or not main,
-               dynamic_ncols=True)  # fmt: skip
+    bar = progress_bar(cfg.generator_steps, start, "translate", progress and main)
     for it, (src_batch, tgt_batch) in enumerate(zip(*loaders, strict=True), start=cfg.n_critic * start + 1):
         if (it - 1) % cfg.n_critic == 0:  # the first D step of the next G step
             lr_scale = set_lr(state, cfg)
         _check_batch(src_batch["image"], cfg, "source")
         _check_batch(tgt_batch["image"], cfg, "target")
         x = to_tanh_space(runtime.images(torch.cat([src_batch["image"], tgt_batch["image"]])), mode)
-        window.d.append((state.step + 1, critic_update(state, x, labels, cfg, runtime)))
+        d_parts = critic_update(state, x, labels, cfg, runtime)
+        window.add(state.step + 1, dict(zip(D_KEYS, d_parts, strict=True)), per_rank * runtime.world_size)
         if it % cfg.n_critic:
             continue
 
-        window.g.append((state.step + 1, generator_update(state, x, labels, cfg, runtime)))
+        g_parts = generator_update(state, x, labels, cfg, runtime)
+        window.add(state.step + 1, dict(zip(G_KEYS, g_parts, strict=True)))
         step = state.step
         bar.update(1)
         logging = step % cfg.log_every == 0 or step == cfg.generator_steps
@@ -449,18 +403,14 @@ def train_translator(
             write_samples()
         saved = checkpoint() if checkpointing else None
         if logging:
-            metrics: dict[str, Any] = {"step": step, **dict(zip(METRIC_KEYS, means.tolist(), strict=True))}
-            metrics["lr"] = cfg.g_lr * lr_scale
-            metrics["images_per_s"] = (
-                len(window.d) * per_rank * runtime.world_size / max(time.perf_counter() - window.t0, 1e-9)
-            )
-            bar.set_postfix(d=f"{metrics['d_loss']:.3f}", g=f"{metrics['g_loss']:.3f}")
-            report(metrics, checkpoint=saved)
-            window.reset()
+            log = StepLog(step, {**means, "lr": cfg.g_lr * lr_scale, "images_per_s": window.images_per_s()})
+            bar.set_postfix(d=f"{log.metrics['d_loss']:.3f}", g=f"{log.metrics['g_loss']:.3f}")
+            report(log, checkpoint=saved)
+            window = LossWindow(unit="G step")
         elif saved is not None:
-            report({"step": step}, checkpoint=saved)
+            report(StepLog(step), checkpoint=saved)
     bar.close()
     if state.step == start:  # nothing left to train (resumed a finished run): make sure the outputs exist
         write_samples()
-        report({"step": state.step}, checkpoint=checkpoint())
+        report(StepLog(state.step), checkpoint=checkpoint())
     return ckpt_path

@@ -46,8 +46,17 @@ def test_evaluations_happen_every_eval_every_steps_even_between_log_lines(tiny_d
     reports = []
     run_supervised(tiny_cfg(tiny_data, tmp_path, **{"train.log_every": 4, "train.eval_every": 3}),
                    tmp_path / "run", lambda m, checkpoint=None: reports.append(m))  # fmt: skip
-    assert [m["step"] for m in reports if "val_miou" in m] == [3, 6]
-    assert [m["step"] for m in reports] == [3, 4, 6, 6]  # log lines at 4 and 6, the evaluation's at 3
+    from symda.records import Evaluation
+
+    assert [m.step for m in reports if isinstance(m, Evaluation)] == [3, 6]
+    # Log lines at 4 and 6, and one at the evaluation's step 3 (then its Evaluation); the final Evaluation.
+    assert [(type(m).__name__, m.step) for m in reports] == [
+        ("StepLog", 3),
+        ("Evaluation", 3),
+        ("StepLog", 4),
+        ("StepLog", 6),
+        ("Evaluation", 6),
+    ]
 
 
 def test_training_is_repeatable_and_resume_matches(tiny_data, tmp_path):

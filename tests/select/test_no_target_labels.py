@@ -6,10 +6,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from symda.adapt.networks import build_segmenter
 from symda.config import load_config
 from symda.data import build_dataset
 from symda.evaluate import unsupervised_scores
-from symda.models.build import build_segmenter
 from symda.pipeline import pair_probabilities, score_network, source_holdout
 from symda.select import VALIDATORS
 

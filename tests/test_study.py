@@ -5,8 +5,9 @@ import json
 import pytest
 
 from symda.config import ConfigError
+from symda.reports.validator_study import collect_points
 from symda.select import VALIDATORS
-from symda.select.study import collect_points, load_study
+from symda.sweeps.study import load_study
 
 
 def write(path, text):
@@ -21,7 +22,9 @@ def test_the_shipped_study_file_loads_and_fills_in_the_seed(tmp_path):
     assert spec.seeds == (0, 1, 2) and "base" in spec.variants and len(spec.variants) >= 6
     cfg = spec.cell_config("adv_1e-2", 2)
     assert cfg.seed == cfg.synth.seed == 2 and cfg.synth.root.endswith("-s2")
-    assert cfg.adapt.lambda_adv == 1e-2 and cfg.data.source_holdout > 0 and cfg.train.eval_every > 0
+    assert (
+        cfg.adapt.adversarial.lambda_main == 1e-2 and cfg.data.source_holdout > 0 and cfg.train.eval_every > 0
+    )
 
 
 def test_bad_study_files_name_the_key(tmp_path):

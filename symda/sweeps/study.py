@@ -1,0 +1,145 @@
+"""The validator study's runner: (variant x seed) runs as one Ray Tune grid (symda.sweeps.grid).
+
+A study file (configs/study/validators.yaml) names a base config, fixed overrides ("{seed}" in a value
+is the seed), seeds, and variants (overrides of what users tune). Each cell is one `symda run`
+(pipeline.run_experiment) into <out>/<variant>-s<seed>; a cell whose result.json exists is not run
+again, and cells of one seed share every upstream artifact through the store. Every segmenter stage
+records its evaluations (val mIoU and every validator) in its artifact; the study's points are F_T's
+of every finished cell (symda.reports.validator_study.collect_points), and its table follows in process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from symda.config import ConfigError, ExperimentConfig, load_config
+from symda.sweeps.grid import Cell, run_grid
+from symda.sweeps.space import REPO_ROOT
+
+POINTS_FILE = "points.csv"
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """A study file, validated: every cell's config loads."""
+
+    path: Path
+    config: Path  # base experiment YAML (absolute)
+    overrides: dict[str, Any]  # "{seed}" in a string value is the cell's seed
+    seeds: tuple[int, ...]
+    variants: dict[str, dict[str, Any]]
+
+    def cell_config(self, variant: str, seed: int, paths: dict[str, str] | None = None) -> ExperimentConfig:
+        """The config of one cell: base + overrides (seed filled in) + the variant + seed keys."""
+        fixed = {k: v.format(seed=seed) if isinstance(v, str) else v for k, v in self.overrides.items()}
+        return load_config(self.config, {**fixed, **(paths or {}), **self.variants[variant],
+                                         "seed": seed, "synth.seed": seed, "name": f"{variant}-s{seed}"})  # fmt: skip
+
+
+def load_study(path: Path) -> StudySpec:
+    """Read and check a study file; ConfigError naming the file and the key at fault."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: study file not found")
+    data = yaml.safe_load(path.read_text()) or {}
+    allowed = {"config", "overrides", "seeds", "variants"}
+    if unknown := set(data) - allowed:
+        raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)} (valid: {sorted(allowed)})")
+    for key in ("config", "variants"):
+        if key not in data:
+            raise ConfigError(f"{path}: {key}: missing")
+    config = Path(data["config"])
+    config = config if config.is_absolute() else REPO_ROOT / config
+    variants = data["variants"]
+    if not isinstance(variants, dict) or not variants:
+        raise ConfigError(f"{path}: variants: expected a mapping of name -> overrides")
+    for name, over in variants.items():
+        if not isinstance(over, dict):
+            raise ConfigError(f"{path}: variants.{name}: expected a mapping of dotted keys, got {over!r}")
+    spec = StudySpec(path, config, dict(data.get("overrides") or {}), tuple(data.get("seeds") or (0,)),
+                     {str(k): dict(v) for k, v in variants.items()})  # fmt: skip
+    for name in spec.variants:
+        try:
+            spec.cell_config(name, spec.seeds[0])
+        except ConfigError as err:
+            raise ConfigError(f"{path}: variants.{name}: {err}") from None
+    return spec
+
+
+def cell_dir(out: Path, variant: str, seed: int) -> Path:
+    return Path(out) / f"{variant}-s{seed}"
+
+
+def run_study(spec: StudySpec, out: Path, max_concurrent: int = 2, address: str | None = None) -> list[str]:
+    """Run every cell not finished yet (one CPU thread each, `max_concurrent` at a time); return the
+    errors of failed cells as "<variant>-s<seed>: <exception line>"."""
+    from symda.sweeps.driver import absolute_paths
+
+    out = Path(out).resolve()
+    probe = spec.cell_config(next(iter(spec.variants)), spec.seeds[0])
+    paths = {k: v for k, v in absolute_paths(probe).items() if k != "synth.root"}  # synth.root has {seed}
+    # Tune runs trials in their own folders: every relative path absolute ("{seed}" kept in synth.root).
+    if "synth.root" in spec.overrides:
+        root = str(Path(spec.overrides["synth.root"]).resolve())
+        spec = dataclasses.replace(spec, overrides={**spec.overrides, "synth.root": root})
+    cells = [Cell(f"{v}-s{s}", s, spec.cell_config(v, s, paths), cell_dir(out, v, s))
+             for s in spec.seeds for v in spec.variants]  # fmt: skip
+    print(
+        f"validator study {spec.path.name}: {len(spec.variants)} variants x {len(spec.seeds)} seeds",
+        flush=True,
+    )
+    # One thread per cell: two 1-thread runs beat one 2-thread run on these small networks.
+    return run_grid(cells, "study", out, max_concurrent, cpus_per_cell=1, address=address)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of tune/validator_study.py: the grid, the points, then the study's table."""
+    import argparse
+    import sys
+
+    from symda.reports.validator_study import collect_points, report
+    from symda.sweeps.driver import SweepError
+
+    p = argparse.ArgumentParser(description="Run the validator study (variants x seeds), then its table.")
+    p.add_argument("--study", type=Path, default=REPO_ROOT / "configs" / "study" / "validators.yaml",
+                   help="study file (default configs/study/validators.yaml)")  # fmt: skip
+    p.add_argument("--seeds", nargs="+", type=int, help="seeds (default: the study file's)")
+    p.add_argument("--variants", nargs="+", help="variants to run (default: all of the study file's)")
+    p.add_argument("--out", type=Path, default=Path("runs/study/validators"),
+                   help="cell folders and points.csv (default runs/study/validators)")  # fmt: skip
+    p.add_argument("--max-concurrent", type=int, default=2, help="cells at once, one thread each (default 2)")
+    p.add_argument("--address", help="join this running Ray cluster (default: start a local one)")
+    p.add_argument("--report", type=Path, help="where the study's table and plots go (default <out>/report)")
+    args = p.parse_args(argv)
+    try:
+        spec = load_study(args.study)
+        if args.seeds:
+            spec = dataclasses.replace(spec, seeds=tuple(args.seeds))
+        if args.variants:
+            if unknown := [v for v in args.variants if v not in spec.variants]:
+                raise ConfigError(
+                    f"--variants {' '.join(unknown)}: not in {args.study} ({', '.join(spec.variants)})"
+                )
+            spec = dataclasses.replace(spec, variants={v: spec.variants[v] for v in args.variants})
+        t0 = time.perf_counter()
+        errors = run_study(spec, args.out, args.max_concurrent, args.address)
+    except (ConfigError, SweepError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for line in errors:
+        print(f"failed {line}", file=sys.stderr)
+    points = collect_points(args.out)
+    points.to_csv(args.out / POINTS_FILE, index=False)
+    print(f"{len(points)} points from {points['seed'].nunique() if len(points) else 0} seeds -> "
+          f"{args.out / POINTS_FILE} ({time.perf_counter() - t0:.0f} s)", flush=True)  # fmt: skip
+    if points.empty:
+        print(f"error: {args.out}: no points (no finished cell with F_T evaluations)", file=sys.stderr)
+        return 1
+    print(f"the study's table: {report(args.out, args.report or args.out / 'report')}")
+    return 1 if errors else 0
