@@ -134,8 +134,8 @@ def fields(stage: str, config: dict[str, Any]) -> tuple[str, dict[str, Any], dic
 
     Fields a schema-1 key left out at their old value come back at that value (residual false,
     precision fp32, no holdout, ...); the synth.* fields only where the key holds SynthCity's recipe.
-    A self-training round's key held the round's length only: it comes back as self_train.steps,
-    which migrate_store sets to 0 where it equals train.steps (the default's meaning).
+    A self-training round's key held the round's length only: it comes back as self_train.steps (whose
+    key value is the round's length), and migrate_store takes train.steps from the round-0 network.
     """
     out = {
         "scale.precision": config.get("precision", "fp32"),
@@ -221,8 +221,6 @@ def migrate_store(root: Path, dry_run: bool = False) -> Migration:
                 continue
             if table == "self_trained":
                 values["train.steps"] = _adaptation_steps(old, record)
-                if values["self_train.steps"] == values["train.steps"]:
-                    values["self_train.steps"] = 0
             config = key_config_of_fields(table, {**defaults, **values}, context)
             new_inputs = {name: new_keys.get(_find(old, k), k) for name, k in inputs.items()}
             new_key = artifact_key(stage, config, new_inputs)

@@ -208,6 +208,8 @@ def _is_number(value: Any) -> bool:
 
 # ---------------------------------------------------------------------------------------- JSON lines
 
+EVALUATIONS = "evaluations.jsonl"  # a segmenter artifact's Evaluations, one a line (symda.pipeline.selection)
+
 
 def append_jsonl(path: Path, record: Mapping[str, Any]) -> None:
     """Append one record (its flat form, full precision) as a line of `path` (a run's log.jsonl)."""

@@ -6,7 +6,8 @@ config) or the reason it cannot change that stage's output; a section the stage 
 as a whole with `section.*` and a reason. The adaptation terms' fields come from each term's file
 (symda.terms). `key_config` builds a key config from the table and nothing else: the KEY fields' values
 by dotted name, the schema version and the stage's context (path, round, which dataset). Its only
-rules are what a value means: data roots and synth.root resolved to absolute paths; SynthCity's fields None when
+rules are what a value means: data roots and synth.root resolved to absolute paths; self_train.steps
+as the round's length (its 0 means train.steps); SynthCity's fields None when
 both roots are given (SynthCity is not the data); select.by None without select.keep_checkpoints (it
 picks nothing then); the fields of a switched-off term left out (the term does not run), so a new
 term leaves every existing key as it was.
@@ -26,7 +27,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from symda.config import ExperimentConfig, SynthGapConfig, flatten
+from symda.config import ExperimentConfig, SynthGapConfig, flatten, stage_train_config
 from symda.terms import TERMS
 
 SCHEMA = 2  # of the key configs; bump when the layout of key_config changes
@@ -171,7 +172,7 @@ FIELDS: dict[str, dict[str, str]] = {
     "self_trained": {
         **_SEGMENTER, **_terms_fields(),
         "pseudo.*": INPUT + " (the pseudo labels')",
-        "self_train.steps": KEY,  # the round's length (0: train.steps)
+        "self_train.steps": KEY,  # as the round's length (its 0 is train.steps)
         "self_train.pseudo_weight": KEY,
     },
     # Stage 3: pseudo labels of the target train split from F_T (and F_S).
@@ -217,6 +218,7 @@ def key_values(cfg: ExperimentConfig) -> dict[str, Any]:
     source, target = resolve_roots(cfg.data, cfg.synth)
     values["data.source_root"], values["data.target_root"] = str(source.resolve()), str(target.resolve())
     values["synth.root"] = str(Path(cfg.synth.root).resolve())
+    values["self_train.steps"] = stage_train_config(cfg, 1).steps  # a round's length (0 means train.steps)
     if cfg.data.source_root and cfg.data.target_root:  # SynthCity is not the data
         values.update({k: None for k in values if k.startswith("synth.")})
     if not cfg.select.keep_checkpoints:

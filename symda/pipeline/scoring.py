@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from symda.adapt.loop import Evaluator
 from symda.artifacts import Artifact, artifact_key
 from symda.config import ExperimentConfig
 from symda.data import build_dataset
@@ -25,9 +26,6 @@ from symda.select import VALIDATORS
 from .memo import Memos, probability_memo
 from .roots import NetworkPath, with_roots
 from .selection import read_evaluations, selected_step
-
-Evaluator = Callable[[torch.nn.Module, int], Evaluation]
-"""evaluator(model, step) -> the network's Evaluation at `step`; called in eval mode, no grad."""
 
 EVALUATION_VERSION = 1  # bump when a change to the evaluation code changes its numbers
 

@@ -17,12 +17,11 @@ from typing import Any
 from symda.artifacts import ArtifactStore
 from symda.distributed import Report
 from symda.io import read_json, write_json
-from symda.records import Evaluation, NetworkId, read_jsonl, write_jsonl
+from symda.records import EVALUATIONS, Evaluation, NetworkId, read_jsonl, write_jsonl
 from symda.select import VALIDATORS
 
 log = logging.getLogger(__name__)
 
-EVALUATIONS = "evaluations.jsonl"  # a segmenter's val evaluations during training, in its artifact
 SELECTION = "selection.json"  # which kept checkpoint a segmenter artifact delivers, and why
 CHECKPOINT = "checkpoint.pt"  # the network a segmenter artifact ends with (symda.adapt.loop)
 

@@ -49,7 +49,7 @@ def collect_points(out: Path) -> pd.DataFrame:
     F_T_r1, ...), step, key, miou (its true val mIoU), miou_se (its bootstrap std), and every
     validator by name. Files only: each cell's result.json and its networks' evaluations in the store."""
     from symda.artifacts import ArtifactStore
-    from symda.records import Evaluation, NetworkId, read_jsonl
+    from symda.records import EVALUATIONS, Evaluation, NetworkId, read_jsonl
 
     rows: dict[tuple[str, int], dict] = {}
     for result in sorted(Path(out).glob("*/result.json")):
@@ -61,7 +61,7 @@ def collect_points(out: Path) -> pd.DataFrame:
             if network is None or network.path != "T":
                 continue
             key = record[f"artifacts.{name}"]
-            for line in read_jsonl(store.network_path(network, key) / "evaluations.jsonl"):
+            for line in read_jsonl(store.network_path(network, key) / EVALUATIONS):
                 e = Evaluation.from_dict(line)
                 if (key, e.step) not in rows:
                     rows[key, e.step] = {"seed": record["seed"], "variant": variant, "stage": name, "step": e.step,
