@@ -35,7 +35,10 @@ def main() -> None:
 
     import torch
 
-    from symda.adapt.networks import build_segmenter
+    try:
+        from symda.adapt.networks import build_segmenter
+    except ImportError:  # a checkout from before the loss terms (--repo): it lived in symda.models.build
+        from symda.models.build import build_segmenter
     from symda.config import PseudoConfig, load_config
     from symda.data import build_dataset, ensure_synthcity
     from symda.pipeline import pair_probabilities, probability_memo, score_network

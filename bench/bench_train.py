@@ -19,11 +19,12 @@ import time
 
 import torch
 
-from symda.adapt.loop import make_optimizer, segmentation_loss
+from symda.adapt.loop import make_optimizer
 from symda.adapt.networks import build_segmenter
 from symda.config import load_config
 from symda.data.labels import NUM_CLASSES
 from symda.evaluate import upsample_logits
+from symda.models.losses import segmentation_loss
 
 
 def main() -> None:
