@@ -203,3 +203,22 @@ def test_console_lines_are_short_and_rounded_and_the_log_keeps_everything(tmp_pa
     )
     lines = (tmp_path / "log.jsonl").read_text().splitlines()
     assert json.loads(lines[1]) == dict(record)  # every field at full precision, the key too
+
+
+def test_store_migrate_links_an_old_store_under_todays_keys_and_says_so(tmp_path, capsys):
+    from symda.artifacts import ArtifactStore
+    from symda.config import load_config
+    from tests.test_stage_keys import todays_keys, write_store
+
+    cfg = load_config(overrides={"synth.root": str(tmp_path / "synth")})
+    old = write_store(tmp_path / "store", cfg, rounds=1)
+    flags = ["--set", f"artifacts_dir={tmp_path / 'store'}", "--set", f"synth.root={tmp_path / 'synth'}"]
+    assert main(["store", "migrate", *flags, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert f"{len(old)} artifacts of older key schemas would link under today's keys" in out
+    store = ArtifactStore(tmp_path / "store")
+    assert len(store.records()) == len(old)  # a dry run links nothing
+    assert main(["store", "migrate", *flags]) == 0
+    assert "already there" in capsys.readouterr().out
+    keys = {r["key"] for r in store.records()}
+    assert set(todays_keys(cfg, rounds=1).values()) <= keys and set(old.values()) <= keys
