@@ -28,8 +28,14 @@ def read_checkpoint(path: Path, what: str, required: tuple[str, ...] = ()) -> di
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: {what} is empty (0 bytes): an interrupted copy or save?")
     try:
-        blob = torch.load(path, map_location="cpu", weights_only=False)
+        # weights_only: tensors, containers and plain values only; a handed file is data, never code.
+        blob = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as err:
+        if isinstance(err, pickle.UnpicklingError) and "Unsupported global" in str(err):
+            raise CheckpointError(
+                f"{path}: {what} holds Python objects beyond tensors and plain values; symda does not "
+                "unpickle them (a checkpoint is data, never code): save state dicts only"
+            ) from None
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(
             f"{path}: not a readable {what} ({type(err).__name__}: {first}); truncated, or not a torch checkpoint"

@@ -221,3 +221,17 @@ def test_store_gc_lists_and_removes_interrupted_builds(tmp_path, capsys):
     assert main([*args, "--remove"]) == 0
     assert "removed 1 interrupted builds" in capsys.readouterr().out
     assert not work.exists() and (done.path / "x.bin").is_file()
+
+
+def test_a_checkpoint_that_holds_python_objects_is_refused_not_unpickled(tmp_path):
+    """A handed file is data: an object beyond tensors and plain values is never rebuilt (no code runs)."""
+    import argparse
+
+    import torch
+
+    from symda.checkpoints import CheckpointError, read_checkpoint
+
+    path = tmp_path / "foreign.pt"
+    torch.save({"model": {}, "args": argparse.Namespace(lr=1.0)}, path)
+    with pytest.raises(CheckpointError, match="does not unpickle"):
+        read_checkpoint(path, "segmenter checkpoint")
