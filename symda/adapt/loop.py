@@ -2,8 +2,9 @@
 
 A plain function: a job (schedule, data streams, loss terms, evaluation) and a model in, a checkpoint
 out. Its only tie to the outside is `report(record, checkpoint)` (symda.records: a StepLog per log
-line, an Evaluation per evaluation): tests pass a list's append, the CLI prints, Ray passes its report. What a step trains is its terms' business (symda.terms: source
-cross-entropy, pseudo-label cross-entropy, output-space adversarial, entropy, ...); the loop runs the
+line, an Evaluation per evaluation): tests pass a list's append, the CLI prints, Ray passes its
+report. What a step trains is its terms' business (symda.terms: source cross-entropy, pseudo-label
+cross-entropy, output-space adversarial, entropy, ...); the loop runs the
 streams the terms read, backpropagates each stream's losses, lets the terms update their own
 networks, and steps the segmenter (symda.terms.base has the order).
 """
