@@ -223,7 +223,14 @@ class PseudoConfig:
     tau: float = 0.9  # global threshold on M_conf
     quantile: float = 0.5  # BDL: the per-class median...
     cap: float = 0.9  # ...capped at 0.9
+    # The quantile of each round (round r uses the r-th; the last repeats); empty = `quantile` every
+    # round. DPL's four rounds: [0.3, 0.25, 0.25, 0.25] (its `threshlen`), capped at 0.9.
+    round_quantiles: tuple[float, ...] = ()
     bins: int = 1000  # resolution of the streaming per-class histograms of M_conf in [0, 1]
+    # DIAGNOSTIC, READS THE TARGET TRAIN LABELS (never a UDA result): "kept" writes the true label at
+    # exactly the pixels the policy keeps (perfect precision at the same coverage), "all" the true
+    # label at every pixel; "none" (the method) writes the pseudo labels. The headroom of self-training.
+    true_target_labels: str = "none"
 
 
 @dataclass
@@ -240,6 +247,14 @@ class SelfTrainConfig:
     # round-0 weights and still gives M_consis, fusion and the agreement validators: half the cost, the quick configs).
     paths: str = "both"  # both | T
     pseudo_weight: float = 1.0  # weight of the target pseudo-label cross-entropy beside the source one
+    # Which weights a round starts from: "continue" the previous round's network, or "restart" from
+    # the network's initial weights (model.weights, or the seed's random init), as BDL's self-training
+    # runs do (BDL.py --init-weights with the pseudo-label folder).
+    init: str = "continue"
+    lr: float = 0.0  # a round's base learning rate (poly-decayed over its steps); 0 = train.lr
+    # Keep the adaptation terms (adapt.*: the discriminator, entropy, ...) in a self-training round
+    # (BDL and DPL keep the adversarial loss; DACS/DAFormer have none), or drop them.
+    adaptation_terms: bool = True
 
 
 @dataclass
@@ -326,7 +341,24 @@ def stage_train_config(cfg: ExperimentConfig, round_: int) -> TrainConfig:
         train = dataclasses.replace(train, steps=cfg.self_train.steps)
     if round_ and cfg.self_train.eval_every is not None:
         train = dataclasses.replace(train, eval_every=cfg.self_train.eval_every)
+    if round_ and cfg.self_train.lr:
+        train = dataclasses.replace(train, lr=cfg.self_train.lr)
     return train
+
+
+def round_quantile(cfg: PseudoConfig, round_: int) -> float:
+    """The per-class quantile of round `round_` (>= 1): pseudo.round_quantiles' entry (the last repeats), else quantile."""
+    if not cfg.round_quantiles:
+        return cfg.quantile
+    return cfg.round_quantiles[min(round_, len(cfg.round_quantiles)) - 1]
+
+
+def round_pseudo_config(cfg: ExperimentConfig, round_: int) -> ExperimentConfig:
+    """`cfg` with pseudo.quantile set to round `round_`'s (what labels that round)."""
+    quantile = round_quantile(cfg.pseudo, round_)
+    if quantile == cfg.pseudo.quantile:
+        return cfg
+    return dataclasses.replace(cfg, pseudo=dataclasses.replace(cfg.pseudo, quantile=quantile))
 
 
 # Keys that moved, old dotted key -> new one. A user's config with an old key is refused with its new
@@ -413,6 +445,8 @@ _CHOICES: dict[str, tuple[Any, ...]] = {
     "pseudo.consistency": CONSISTENCY_KINDS,
     "pseudo.threshold": ("global", "class_quantile"),
     "self_train.paths": ("both", "T"),
+    "self_train.init": ("continue", "restart"),
+    "pseudo.true_target_labels": ("none", "kept", "all"),
     "scale.precision": ("fp32", "bf16"),
     "select.by": tuple(VALIDATORS),
 }
@@ -427,7 +461,7 @@ _POSITIVE = (
 _NON_NEGATIVE = (
     "train.head_lr_mult", "train.momentum", "train.weight_decay", "train.poly_power", "train.eval_every",
     "train.threads", "data.num_workers", "data.cache_mb", "synth.source_height", "synth.source_width", "translate.lambda_cls", "translate.lambda_rec", "translate.lambda_gp",
-    "translate.decay_start", "self_train.pseudo_weight",
+    "translate.decay_start", "self_train.pseudo_weight", "self_train.lr",
     "self_train.rounds", "self_train.steps", "self_train.eval_every", "scale.num_workers", "scale.gpus_per_worker", "scale.max_failures",
     "data.source_holdout",
 )  # fmt: skip
@@ -470,6 +504,9 @@ def validate(cfg: ExperimentConfig) -> None:
     ):
         if not 0.0 <= flat[key] <= 1.0:
             raise ConfigError(f"{key}: must be in [0, 1], got {flat[key]!r}")
+    for i, q in enumerate(cfg.pseudo.round_quantiles):
+        if not 0.0 <= q <= 1.0:
+            raise ConfigError(f"pseudo.round_quantiles[{i}]: must be in [0, 1], got {q!r}")
     crop = cfg.data.crop_size
     if crop is not None:
         for key in ("data.source_size", "data.target_size"):

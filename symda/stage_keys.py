@@ -24,6 +24,7 @@ store's artifacts under today's keys.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,13 @@ from symda.config import ExperimentConfig, SynthGapConfig, flatten, stage_train_
 from symda.terms import TERMS
 
 SCHEMA = 2  # of the key configs; bump when the layout of key_config changes
+
+# KEY fields added after schema 2 was written: each enters a key only away from its default, so that
+# adding a switch leaves every artifact already in a store under the key it had.
+ADDED_SINCE_SCHEMA_2 = (
+    "self_train.init", "self_train.lr", "self_train.adaptation_terms",
+    "pseudo.round_quantiles", "pseudo.true_target_labels",
+)  # fmt: skip
 
 KEY = "key"
 
@@ -168,12 +176,16 @@ FIELDS: dict[str, dict[str, str]] = {
         "pseudo.*": "a later stage (the pseudo labels of round 1)",
         "self_train.steps": "a later stage (the self-training rounds)",
         "self_train.pseudo_weight": "a later stage (the self-training rounds)",
+        "self_train.init": "a later stage (the self-training rounds)",
+        "self_train.lr": "a later stage (the self-training rounds)",
+        "self_train.adaptation_terms": "a later stage (the self-training rounds)",
     },
     "self_trained": {
         **_SEGMENTER, **_terms_fields(),
         "pseudo.*": INPUT + " (the pseudo labels')",
         "self_train.steps": KEY,  # as the round's length (its 0 is train.steps)
         "self_train.pseudo_weight": KEY,
+        "self_train.init": KEY, "self_train.lr": KEY, "self_train.adaptation_terms": KEY,
     },
     # Stage 3: pseudo labels of the target train split from F_T (and F_S).
     "pseudo": {
@@ -189,6 +201,7 @@ FIELDS: dict[str, dict[str, str]] = {
         "data.num_workers": PLACEMENT, "data.cache_mb": PLACEMENT,
         "pseudo.fusion_weight": KEY, "pseudo.consistency": KEY, "pseudo.conf_weight": KEY,
         "pseudo.threshold": KEY, "pseudo.tau": KEY, "pseudo.quantile": KEY, "pseudo.cap": KEY, "pseudo.bins": KEY,
+        "pseudo.round_quantiles": KEY, "pseudo.true_target_labels": KEY,
         "self_train.*": "how the labels are used: a self-training sweep shares them",
         "eval.protocol": "labels are made in the 19 train classes",
         "eval.batch_size": "the inference batch: the networks run in eval mode, pixel by pixel the same",
@@ -219,6 +232,8 @@ def key_values(cfg: ExperimentConfig) -> dict[str, Any]:
     values["data.source_root"], values["data.target_root"] = str(source.resolve()), str(target.resolve())
     values["synth.root"] = str(Path(cfg.synth.root).resolve())
     values["self_train.steps"] = stage_train_config(cfg, 1).steps  # a round's length (0 means train.steps)
+    if cfg.self_train.lr == cfg.train.lr:  # 0 means train.lr: one key for both spellings
+        values["self_train.lr"] = 0.0
     if cfg.data.source_root and cfg.data.target_root:  # SynthCity is not the data
         values.update({k: None for k in values if k.startswith("synth.")})
     if not cfg.select.keep_checkpoints:
@@ -232,7 +247,20 @@ def key_config_of_fields(table: str, values: dict[str, Any], context: dict[str, 
         f"adapt.{name}." for name, term in TERMS.items() if not values[f"adapt.{name}.{term.switch}"] > 0
     )
     fields = {k: values[k] for k in key_fields(table) if not k.startswith(off)}
+    for k in ADDED_SINCE_SCHEMA_2:
+        if k in fields and _as_json(fields[k]) == _added_defaults()[k]:
+            del fields[k]
     return {"schema": SCHEMA, "stage": table, **context, "fields": fields}
+
+
+def _as_json(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+@functools.cache
+def _added_defaults() -> dict[str, Any]:
+    defaults = key_values(ExperimentConfig())
+    return {k: defaults[k] for k in ADDED_SINCE_SCHEMA_2}
 
 
 def key_config(cfg: ExperimentConfig, table: str, **context: Any) -> dict[str, Any]:

@@ -95,7 +95,7 @@ def changed(value: typing.Any, hint: typing.Any) -> typing.Any:
     if isinstance(value, str):
         return value + "_x"
     if isinstance(value, tuple):
-        return tuple(v + 1 for v in value)
+        return tuple(v + 1 for v in value) if value else (0.5,)
     raise AssertionError(f"no change rule for {value!r} ({hint})")
 
 

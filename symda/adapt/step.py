@@ -27,13 +27,15 @@ def stream_seed(seed: int, stream: int) -> int:
 
 @dataclass(frozen=True)
 class TermContext:
-    """Where a stage's terms build their networks: the loop's runtime, the run's seed and the model's
-    output levels ("main", and "aux" with an aux head) of num_classes channels."""
+    """Where a stage's terms build their networks: the loop's runtime, the run's seed, the model's
+    output levels ("main", and "aux" with an aux head) of num_classes channels, and the segmenter
+    itself on the runtime's device (for a term that keeps a copy of it: the mean teacher)."""
 
     runtime: Runtime
     seed: int
     num_classes: int
     levels: tuple[str, ...]
+    model: torch.nn.Module | None = None
 
     @contextmanager
     def seeded(self, stream: int) -> Iterator[None]:

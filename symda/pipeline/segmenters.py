@@ -34,9 +34,10 @@ from .stages import ray_train_storage, tagged
 def stage_terms(cfg: ExperimentConfig, round_: int) -> tuple[Term, ...]:
     """The loss terms of a segmenter stage: source cross-entropy, pseudo-label cross-entropy in a
     self-training round (weight self_train.pseudo_weight), and every adaptation term cfg.adapt
-    switches on (kept in self-training rounds)."""
+    switches on (in a self-training round only with self_train.adaptation_terms)."""
     own = [SourceCrossEntropy(), *([PseudoLabelCrossEntropy(cfg.self_train.pseudo_weight)] if round_ else [])]
-    return (*own, *adaptation_terms(cfg.adapt))
+    adaptation = adaptation_terms(cfg.adapt) if not round_ or cfg.self_train.adaptation_terms else []
+    return (*own, *adaptation)
 
 
 def segmenter_identity(cfg: ExperimentConfig, net: NetworkPath, round_: int, pseudo: Artifact | None = None,
@@ -64,7 +65,8 @@ def segmenter_stage(
 
     Round 0 adapts from a fresh network (the adaptation terms cfg.adapt switches on); a later round
     self-trains on the `pseudo` artifact's images + labels in this path's style, with the adaptation
-    terms kept, starting from the previous round's network `init`. Every evaluation scores the
+    terms kept (self_train.adaptation_terms), starting from the previous round's network `init` (or,
+    with self_train.init "restart", from the initial weights). Every evaluation scores the
     network with `evaluator` (default: `stage_evaluator` of the path, no partner): val mIoU and every
     validator. With select.keep_checkpoints the loop keeps each evaluated network and the artifact
     delivers the one select.by picks (`select_checkpoint`, `network_file`).
@@ -89,9 +91,10 @@ def segmenter_stage(
             data["pseudo"] = build_dataset(with_roots(cfg, target_root=pseudo.path / net.pseudo_folder).data,
                                            cfg.synth, "target_labelled")  # fmt: skip
         torch.manual_seed(cfg.seed)
-        model = (
-            build_segmenter(cfg.model) if init is None else load_segmenter(cfg.model, network_file(init.path))
-        )
+        # self_train.init "restart": a round trains the network from its initial weights (BDL's
+        # self-training runs); `init` still labels the round (its key is an input).
+        fresh = init is None or cfg.self_train.init == "restart"
+        model = build_segmenter(cfg.model) if fresh else load_segmenter(cfg.model, network_file(init.path))
         job = SegmenterJob(stage_train_config(cfg, round_), data, terms, work, cfg.seed,
                            evaluator if runtime.is_main else None, resume=True,
                            keep_checkpoints=cfg.select.keep_checkpoints, num_workers=cfg.data.num_workers,

@@ -14,7 +14,7 @@ import torch
 
 from symda import stage_keys
 from symda.artifacts import Artifact, ArtifactStore
-from symda.config import ExperimentConfig
+from symda.config import ExperimentConfig, round_pseudo_config
 from symda.data import build_dataset, check_role, ensure_synthcity, resolve_roots
 from symda.data.dataset import DatasetError
 from symda.distributed import Report, Runtime, run_stage
@@ -201,6 +201,8 @@ def pseudo_stage(
     from symda.data.cityscapes import label_path_for, list_cityscapes
     from symda.io import link_or_copy
     from symda.pseudo import generate_pseudo_labels
+
+    cfg = round_pseudo_config(cfg, round_)  # the round's quantile (pseudo.round_quantiles)
 
     def build(work: Path) -> None:
         labels, labels_s = work / PSEUDO_FOLDERS["T"], work / PSEUDO_FOLDERS["S"]

@@ -321,6 +321,9 @@ def generate_pseudo_labels(
     plus pass 1's maps where they fit in keep_mb (pass 2 then reads them instead of recomputing).
     memo: full-size maps of an earlier labelling by the same prob_fn (MapsMemo), read and added to.
 
+    cfg.true_target_labels "kept" / "all" (a diagnostic that reads labelled_dataset's labels) writes
+    the true label at the kept pixels / at every pixel instead; the statistics describe what is written.
+
     Stats (also in out_root/pseudo_stats.json): thresholds {class: tau_c}; coverage (kept / all pixels);
     coverage_per_class (kept / predicted, per predicted class; NaN if never predicted); class_fraction
     (share of each class among kept pixels); mean_conf; mean_consis and agreement (argmax P_T == argmax
@@ -328,6 +331,9 @@ def generate_pseudo_labels(
     (kept pixels with a true label), diag_pred_miou and diag_pred_iou_per_class (unthresholded argmax P).
     """
     out_root = Path(out_root)
+    if cfg.true_target_labels != "none" and labelled_dataset is None:
+        raise ValueError(f"pseudo.true_target_labels={cfg.true_target_labels!r} reads the target train labels: "
+                         "pass labelled_dataset")  # fmt: skip
     pass_1_maps = KeptMaps(keep_mb * 2**20, len(dataset))
     thresholds = compute_thresholds(prob_fn, dataset, cfg, batch_size, progress, pass_1_maps, memo)
     pass_2 = pass_1_maps if pass_1_maps.complete else map(LabelMaps.of, iter_pixel_maps(
@@ -344,6 +350,9 @@ def generate_pseudo_labels(
     conf_pred = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
     for maps in pass_2:
         pseudo = select(maps.pred, maps.m_conf, thresholds).cpu().numpy()
+        if cfg.true_target_labels != "none":  # the headroom diagnostic: true labels in place of pseudo ones
+            truth = _true_label(labelled_dataset, dataset, maps.index).astype(pseudo.dtype)
+            pseudo = truth if cfg.true_target_labels == "all" else np.where(pseudo == IGNORE_INDEX, IGNORE_INDEX, truth)
         pred = maps.pred.cpu().numpy().astype(np.uint8)
         m_conf = maps.m_conf.cpu()
         name = _relative_name(dataset.samples[maps.index].image, target_root, split)
