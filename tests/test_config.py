@@ -118,9 +118,14 @@ def test_a_self_training_round_reads_its_own_rate_quantile_and_terms():
     assert stage_train_config(cfg, 0).lr == cfg.train.lr and stage_train_config(cfg, 1).lr == 1e-4
     assert [round_pseudo_config(cfg, r).pseudo.quantile for r in (1, 2, 3)] == [0.3, 0.25, 0.25]
     assert [type(t).__name__ for t in stage_terms(cfg, 0)] == ["SourceCrossEntropy", "OutputAdversarial"]
-    assert [type(t).__name__ for t in stage_terms(cfg, 1)] == ["SourceCrossEntropy", "PseudoLabelCrossEntropy"]
+    assert [type(t).__name__ for t in stage_terms(cfg, 1)] == [
+        "SourceCrossEntropy",
+        "PseudoLabelCrossEntropy",
+    ]
     # Switches added after schema 2 enter a key only away from their defaults: stored keys stay.
     fields = segmenter_key(load_config(), "T", 1)["fields"]
     assert not {"self_train.init", "self_train.lr", "self_train.adaptation_terms"} & set(fields)
-    assert segmenter_key(load_config(overrides={"self_train.lr": 1e-3}), "T", 1) == segmenter_key(load_config(), "T", 1)
+    assert segmenter_key(load_config(overrides={"self_train.lr": 1e-3}), "T", 1) == segmenter_key(
+        load_config(), "T", 1
+    )
     assert segmenter_key(cfg, "T", 1)["fields"]["self_train.lr"] == 1e-4

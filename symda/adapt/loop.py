@@ -253,7 +253,9 @@ def train_segmenter(
     cfg, out_dir = job.train, Path(job.out_dir)
     runtime = runtime or Runtime()
     model = runtime.module(model)
-    ctx = TermContext(runtime, job.seed, getattr(model, "num_classes", NUM_CLASSES), output_levels(model), model)
+    ctx = TermContext(
+        runtime, job.seed, getattr(model, "num_classes", NUM_CLASSES), output_levels(model), model
+    )
     for term in job.terms:
         term.setup(ctx)
     state = SegmenterState(model, make_optimizer(model, cfg), job.terms)

@@ -352,7 +352,11 @@ def generate_pseudo_labels(
         pseudo = select(maps.pred, maps.m_conf, thresholds).cpu().numpy()
         if cfg.true_target_labels != "none":  # the headroom diagnostic: true labels in place of pseudo ones
             truth = _true_label(labelled_dataset, dataset, maps.index).astype(pseudo.dtype)
-            pseudo = truth if cfg.true_target_labels == "all" else np.where(pseudo == IGNORE_INDEX, IGNORE_INDEX, truth)
+            pseudo = (
+                truth
+                if cfg.true_target_labels == "all"
+                else np.where(pseudo == IGNORE_INDEX, IGNORE_INDEX, truth)
+            )
         pred = maps.pred.cpu().numpy().astype(np.uint8)
         m_conf = maps.m_conf.cpu()
         name = _relative_name(dataset.samples[maps.index].image, target_root, split)

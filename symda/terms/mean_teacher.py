@@ -32,7 +32,9 @@ class MeanTeacherConfig:
     """DACS's settings (its weight 1, EMA 0.99, confidence 0.968); off by default."""
 
     lambda_main: float = 0.0  # weight of the teacher-labelled loss; 0 turns the term off (DACS: 1)
-    alpha: float = 0.99  # the teacher's EMA decay (DACS 0.99; DAFormer's runs 0.999), ramped in as 1 - 1/(t+1)
+    alpha: float = (
+        0.99  # the teacher's EMA decay (DACS 0.99; DAFormer's runs 0.999), ramped in as 1 - 1/(t+1)
+    )
     threshold: float = 0.968  # the quality weight counts the pixels the teacher is this confident about
     mix: str = "classmix"  # classmix (DACS) | none (the target images as they are)
 
@@ -143,7 +145,9 @@ class MeanTeacher(AdaptationTerm):
         else:
             logits = step.outputs("target")["main"]
             weights = quality.expand_as(confidence)
-        pixel_loss = F.cross_entropy(upsampled(logits, size), labels, ignore_index=IGNORE_INDEX, reduction="none")
+        pixel_loss = F.cross_entropy(
+            upsampled(logits, size), labels, ignore_index=IGNORE_INDEX, reduction="none"
+        )
         valid = (labels != IGNORE_INDEX).float()
         loss = (pixel_loss * weights * valid).sum() / valid.sum().clamp(min=1.0)
         return self.config.lambda_main * loss, {"loss_mt": loss.detach(), "mt_weight": quality}

@@ -46,7 +46,9 @@ def test_the_teacher_starts_as_the_segmenter_and_follows_its_moving_average():
 
 
 @pytest.mark.parametrize("mix", ["classmix", "none"])
-def test_a_resumed_mean_teacher_run_matches_the_straight_run_and_reads_no_target_label(tiny_data, tmp_path, mix):
+def test_a_resumed_mean_teacher_run_matches_the_straight_run_and_reads_no_target_label(
+    tiny_data, tmp_path, mix
+):
     cfg, model, data = setup(tiny_data, tmp_path, steps=4, checkpoint_every=2)
     init = copy.deepcopy(model.state_dict())
     streams = {"source": data["source"], "target": data["target"]}  # the target role has no labels
@@ -74,7 +76,9 @@ def test_a_resumed_mean_teacher_run_matches_the_straight_run_and_reads_no_target
     model.load_state_dict(init)
     run(tmp_path / "c", lambda *a, **k: None, resume=True)
     a, c = (torch.load(tmp_path / x / "checkpoint.pt", weights_only=True) for x in "ac")
-    assert c["step"] == 4 and a["terms"]["MeanTeacher"]["updates"] == c["terms"]["MeanTeacher"]["updates"] == 4
+    assert (
+        c["step"] == 4 and a["terms"]["MeanTeacher"]["updates"] == c["terms"]["MeanTeacher"]["updates"] == 4
+    )
     for k in a["model"]:
         torch.testing.assert_close(a["model"][k], c["model"][k], atol=1e-5, rtol=0)
     for k, v in a["terms"]["MeanTeacher"]["teacher"].items():
