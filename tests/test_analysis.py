@@ -222,3 +222,26 @@ def test_validator_study_table_names_the_winner_and_writes_its_numbers(tmp_path)
     assert numbers["pooled"]["source_miou"]["rho"] is None  # never scored: null, not NaN
     for png in ("scatter.png", "checkpoints.png"):
         assert (tmp_path / "out" / png).stat().st_size > 1000
+
+
+def test_self_training_tables_give_each_rows_gain_over_the_same_seeds_start(tmp_path):
+    from symda.reports import self_training
+    from tests.result_fixtures import write_run_record
+
+    single = {"adapt.symmetric": False, "pseudo.consistency": "none"}
+    cells = {"cycada_like": ({**single, "self_train.enabled": False}, [30.0, 32.0]),
+             "bdl_like": (single, [31.0, 31.0]), "headroom_all": (single, [40.0, 42.0])}  # fmt: skip
+    for row, (overrides, mious) in cells.items():
+        for seed, miou in enumerate(mious):
+            write_run_record(tmp_path / "study" / f"{row}-s{seed}", overrides, miou, None, seed)
+    runs = self_training.study_runs(tmp_path / "study")
+    table = self_training.gains(runs).set_index(["row", "seed"])
+    assert table.loc[("bdl_like", 0), "gain"] == 1.0 and table.loc[("bdl_like", 1), "gain"] == -1.0
+    assert table.loc[("headroom_all", 1), "gain"] == 10.0
+    headroom = self_training.headroom_table(runs)
+    assert headroom.loc["mIoU", "headroom_all"] == 10.0 and headroom.loc["mIoU", "cycada_like"] == 31.0
+    assert headroom.loc["road", "bdl_like"] == pytest.approx(0.0)
+    out = tmp_path / "st.md"
+    assert self_training.main([str(tmp_path / "study"), "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "31.00 (+1.00" in text and "+10.00" in text and out.with_suffix(".png").is_file()

@@ -149,6 +149,7 @@ def run_experiment(
         with timer.stage("adapt"):
             up = adapted_networks(cfg, store, roots, keys, report, progress, memos)
         f_t, f_s, artifacts = up.f_t, up.f_s, up.artifact_keys()
+        start = round_0_scores(cfg, up) if cfg.self_train.enabled else {}
         pseudo_stats: dict[str, Any] = {}
         for r in range(1, cfg.self_train.rounds + 1) if cfg.self_train.enabled else ():
             with timer.stage("pseudo"):
@@ -163,7 +164,7 @@ def run_experiment(
             metrics = final_evaluation(cfg, up, f_t, f_s, progress)
             predictions = prediction_figure(cfg, f_t, f_s, roots.val_translated, out_dir / PREDICTIONS_FILE)
             tb.image("result/predictions", predictions)
-    metrics.update(pseudo_stats, artifacts=artifacts, seconds=timer.seconds, peak_mb=timer.peak_mb,
+    metrics.update(pseudo_stats, **start, artifacts=artifacts, seconds=timer.seconds, peak_mb=timer.peak_mb,
                    selection=selections(store, artifacts))  # fmt: skip
     write_json(out_dir / "metrics.json", metrics)
     write_pictures(out_dir, {**run_pictures(cfg, store, artifacts),
@@ -176,6 +177,17 @@ def run_experiment(
         )
     )
     return record
+
+
+def round_0_scores(cfg: ExperimentConfig, up: Adapted) -> dict[str, Any]:
+    """{"round0": miou, miou_se, miou_fused} of the adapted F_T (beside the adapted F_S), the network
+    self-training starts from, from its stage's own final evaluation; {} when that was made under
+    another evaluation key (the record then lacks it: nothing is evaluated again for it)."""
+    val = up.path_s.val_root if up.f_s is not None else None
+    scores = stored_evaluation(cfg, up.f_t, up.path_t, up.f_s, val)
+    if scores is None:
+        return {}
+    return {"round0": {k: scores[k] for k in ("miou", "miou_se", "miou_fused")}}
 
 
 def draw_upstream(

@@ -60,12 +60,15 @@ def trials_table(exp_dir: Path, keys: list[str], select_by: str) -> tuple[Any, d
         row: dict[str, Any] = {"trial_id": t.trial_id, "status": t.status}
         row.update({k: t.config.get(k) for k in keys})
         row.update({k: last.get(k, math.nan) for k in RESULT_KEYS})
+        row["start_miou"] = last.get("start_miou", math.nan)  # the adapted F_T's (round 0)
+        row["start_miou_fused"] = last.get("start_miou_fused", math.nan)
+        row["gain"] = row["miou"] - row["start_miou"]  # what the trial's self-training added
         row["progress"] = last.get("progress", 0)
         row["finished"] = bool(last.get("finished", False))
         row["error"] = error_line(Path(t.path), t.error_file) if t.status == "ERROR" else ""
         rows.append(row)
-    columns = ["trial_id", "status", *keys, *RESULT_KEYS, "progress", "finished", "error"]
-    table = pd.DataFrame(rows, columns=columns)
+    columns = ["trial_id", "status", *keys, *RESULT_KEYS, "gain", "progress", "finished", "error"]
+    table = pd.DataFrame(rows, columns=[*columns, "start_miou", "start_miou_fused"])
     # Finished trials first (their values are comparable), then those ASHA stopped (early values),
     # then errored ones; by the selected metric within each group.
     group = (~table["finished"]).astype(int) + 2 * (table["status"] == "ERROR").astype(int)
@@ -202,6 +205,27 @@ def validator_lines(s: SweepSummary) -> str:
     return "\n".join(lines)
 
 
+def start_line(table: Any) -> str:
+    """The round-0 network every trial self-trains from, and how many finished trials end above it
+    by more than the evaluation noise (their own miou_se), within it, or below it."""
+    starts = table["start_miou"].dropna()
+    if starts.empty:
+        return "\nthe round-0 network's mIoU was not reported (no self-training, or an older run)"
+    start, fused = float(starts.iloc[0]), float(table["start_miou_fused"].dropna().iloc[0])
+    done = table[table["finished"] & table["gain"].notna()]
+    above = int((done["gain"] > done["miou_se"]).sum())
+    below = int((done["gain"] < -done["miou_se"]).sum())
+    line = (f"\nthe adapted F_T every trial self-trains from (round 0): {start:.2f} mIoU ({fused:.2f} fused); "
+            f"gain = a trial's mIoU minus it")  # fmt: skip
+    if len(starts.unique()) > 1:
+        line += f" (the trials start from {len(starts.unique())} different networks: gain is each one's own)"
+    if len(done):
+        line += (f"\nof the {len(done)} finished trials, {above} end above it by more than their evaluation noise, "
+                 f"{below} below it, {len(done) - above - below} within the noise "
+                 f"(gains {done['gain'].min():+.2f} to {done['gain'].max():+.2f})")  # fmt: skip
+    return line
+
+
 def _is_set(value: Any) -> bool:
     return value is not None and not (isinstance(value, float) and math.isnan(value))
 
@@ -222,6 +246,7 @@ def print_summary(s: SweepSummary) -> None:
         print(table.to_string(index=False))
     for _, row in s.table[s.table["status"] == "ERROR"].iterrows():
         print(f"errored {row['trial_id']}: {row['error']}")
+    print(start_line(s.table))
     print(validator_lines(s))
     n_rung = s.rung_spread["n"]
     print(

@@ -94,6 +94,15 @@ def tune_result(record: Record, cfg: ExperimentConfig, max_t: int) -> dict[str, 
             "finished": False}  # fmt: skip
 
 
+def start_scores(record: Record) -> dict[str, float]:
+    """{start_miou, start_miou_fused} from an evaluation of the adapted F_T (F_T_r0; its last one is the
+    network every self-training round of the trial starts from), else {}."""
+    network = NetworkId.parse(record.stage) if isinstance(record, Evaluation) else None
+    if network is None or network.path != "T" or network.round != 0:
+        return {}
+    return {"start_miou": record.miou, "start_miou_fused": record.fused_or_single()[0]}
+
+
 def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     """The Tune function trainable: one whole-method run with the sampled `config` ({dotted key: value}).
 
@@ -120,9 +129,13 @@ def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
 
     end = (setup.replay_ends or {}).get(params_id(params))
 
+    start: dict[str, float] = {}  # the adapted F_T's scores, which every result carries (start_miou)
+
     def report(record: Record, checkpoint: Path | None = None) -> None:
+        start.update(start_scores(record))
         result = tune_result(record, cfg, setup.max_t)
         if result is not None:
+            result.update(start)
             if result["finished"]:
                 result["result_json"] = str(out_dir / "result.json")
             tune.report(result)

@@ -7,7 +7,9 @@ its pixels and labels, pasted onto a target image). The target pixels' loss is w
 of the batch's pixels the teacher is at least `threshold` confident about (DACS's quality weight).
 Where the offline rounds label the target set once a round, the teacher's labels improve every step.
 
-Left out of DAFormer's recipe: the colour jitter and blur of the mixed images, rare-class sampling and
+As in DACS's and DAFormer's code, the teacher labels in train mode (BatchNorm with the target batch's
+own statistics; only the parameters are averaged) and the loss is the mean over all pixels of the
+weighted cross-entropy. Left out of DAFormer's recipe: the colour jitter and blur of the mixed images, rare-class sampling and
 the ImageNet feature distance. Without mixing (mix "none") the segmenter learns the teacher's labels
 on the target images themselves (mean-teacher self-training without a perturbation).
 """
@@ -92,7 +94,7 @@ class MeanTeacher(AdaptationTerm):
         if ctx.model is None:
             raise ValueError("MeanTeacher needs the segmenter (TermContext.model)")
         self.student, self.runtime = ctx.model, ctx.runtime
-        self.teacher = copy.deepcopy(ctx.model).eval()
+        self.teacher = copy.deepcopy(ctx.model).train()
         for p in self.teacher.parameters():
             p.requires_grad_(False)
         self.updates = 0
@@ -101,19 +103,15 @@ class MeanTeacher(AdaptationTerm):
         )
 
     def _update_teacher(self) -> None:
-        """teacher = alpha_t teacher + (1 - alpha_t) student, alpha_t = min(1 - 1/(t+1), alpha) (DACS):
-        parameters and BatchNorm statistics; integer buffers are copied."""
+        """teacher = alpha_t teacher + (1 - alpha_t) student over the parameters, alpha_t =
+        min(1 - 1/(t+1), alpha) (DACS, DAFormer). BatchNorm statistics are not averaged: the teacher
+        labels in train mode, with the target batch's own statistics, as both codes do."""
         import torch
 
         alpha = min(1.0 - 1.0 / (self.updates + 1), self.config.alpha)
-        student = self.student.state_dict()
         with torch.no_grad():
-            for name, t in self.teacher.state_dict().items():
-                s = student[name]
-                if t.is_floating_point():
-                    t.mul_(alpha).add_(s.detach(), alpha=1.0 - alpha)
-                else:
-                    t.copy_(s)
+            for t, s in zip(self.teacher.parameters(), self.student.parameters(), strict=True):
+                t.mul_(alpha).add_(s.detach(), alpha=1.0 - alpha)
         self.updates += 1
 
     def loss(self, step: Step) -> tuple[torch.Tensor, Losses]:
@@ -148,8 +146,7 @@ class MeanTeacher(AdaptationTerm):
         pixel_loss = F.cross_entropy(
             upsampled(logits, size), labels, ignore_index=IGNORE_INDEX, reduction="none"
         )
-        valid = (labels != IGNORE_INDEX).float()
-        loss = (pixel_loss * weights * valid).sum() / valid.sum().clamp(min=1.0)
+        loss = (pixel_loss * weights).mean()  # over every pixel, ignored ones (0) too: DACS's reduction
         return self.config.lambda_main * loss, {"loss_mt": loss.detach(), "mt_weight": quality}
 
     def state_dict(self) -> dict[str, Any]:
