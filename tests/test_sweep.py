@@ -208,6 +208,11 @@ def test_three_trial_sweep(ray_session, base_config, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "Ray dashboard: http://" in out and "Trial name" in out  # the progress table
     assert "Result logdir" not in out  # Ray's staging folder, not where results are
+    # Every trial self-trains from one adapted F_T: its score is in every record and in the summary.
+    assert table["start_miou"].notna().all() and table["start_miou"].nunique() == 1
+    assert all(r["round0.miou"] == table["start_miou"].iloc[0] for r in records)
+    assert "the adapted F_T every trial self-trains from (round 0)" in out
+    assert (finished["gain"] == finished["miou"] - finished["start_miou"]).all()
     # The trackers a researcher opens: optuna-dashboard serves the study, every trial's TensorBoard
     # log holds its self-training curve, MLflow (--tracker) a run per trial, and the report its plots.
     assert_dashboard_serves_trials(summary.optuna_db, "three", 3)
@@ -455,3 +460,20 @@ def test_the_summary_says_how_each_validator_would_have_chosen(tmp_path, monkeyp
         in text
     )
     assert math.isnan(s.validators["snd"]["rho"]) and "n/a" in text
+
+
+def test_the_summary_says_where_the_trials_started_and_what_each_gained():
+    import pandas as pd
+
+    from symda.sweeps.summary import start_line
+
+    table = pd.DataFrame({"miou": [21.5, 19.0, 20.3, 18.0], "miou_se": 0.6, "start_miou": 20.0,
+                          "start_miou_fused": 20.7, "finished": [True, True, True, False]})  # fmt: skip
+    table["gain"] = table["miou"] - table["start_miou"]
+    line = start_line(table)
+    assert "(round 0): 20.00 mIoU (20.70 fused)" in line
+    assert (
+        "of the 3 finished trials, 1 end above it by more than their evaluation noise, 1 below it, 1 within"
+        in line
+    )
+    assert "not reported" in start_line(table.drop(columns=["start_miou"]))

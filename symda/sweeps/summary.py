@@ -208,8 +208,8 @@ def validator_lines(s: SweepSummary) -> str:
 def start_line(table: Any) -> str:
     """The round-0 network every trial self-trains from, and how many finished trials end above it
     by more than the evaluation noise (their own miou_se), within it, or below it."""
-    starts = table["start_miou"].dropna()
-    if starts.empty:
+    starts = table["start_miou"].dropna() if "start_miou" in table else []
+    if len(starts) == 0:
         return "\nthe round-0 network's mIoU was not reported (no self-training, or an older run)"
     start, fused = float(starts.iloc[0]), float(table["start_miou_fused"].dropna().iloc[0])
     done = table[table["finished"] & table["gain"].notna()]
