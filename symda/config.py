@@ -228,7 +228,8 @@ class PseudoConfig:
     round_quantiles: tuple[float, ...] = ()
     bins: int = 1000  # resolution of the streaming per-class histograms of M_conf in [0, 1]
     # DIAGNOSTIC, READS THE TARGET TRAIN LABELS (never a UDA result): "kept" writes the true label at
-    # exactly the pixels the policy keeps (perfect precision at the same coverage), "all" the true
+    # exactly the pixels the policy keeps (perfect precision at the same coverage), "correct" only the
+    # kept pseudo labels that are right (a perfect selector: the wrong ones ignored), "all" the true
     # label at every pixel; "none" (the method) writes the pseudo labels. The headroom of self-training.
     true_target_labels: str = "none"
 
@@ -446,7 +447,7 @@ _CHOICES: dict[str, tuple[Any, ...]] = {
     "pseudo.threshold": ("global", "class_quantile"),
     "self_train.paths": ("both", "T"),
     "self_train.init": ("continue", "restart"),
-    "pseudo.true_target_labels": ("none", "kept", "all"),
+    "pseudo.true_target_labels": ("none", "kept", "correct", "all"),
     "scale.precision": ("fp32", "bf16"),
     "select.by": tuple(VALIDATORS),
 }

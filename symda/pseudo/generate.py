@@ -321,8 +321,9 @@ def generate_pseudo_labels(
     plus pass 1's maps where they fit in keep_mb (pass 2 then reads them instead of recomputing).
     memo: full-size maps of an earlier labelling by the same prob_fn (MapsMemo), read and added to.
 
-    cfg.true_target_labels "kept" / "all" (a diagnostic that reads labelled_dataset's labels) writes
-    the true label at the kept pixels / at every pixel instead; the statistics describe what is written.
+    cfg.true_target_labels (a diagnostic that reads labelled_dataset's labels) writes instead: "kept",
+    the true label at the kept pixels; "correct", the kept pseudo labels that are right (the wrong ones
+    ignored); "all", the true label at every pixel. The statistics describe what is written.
 
     Stats (also in out_root/pseudo_stats.json): thresholds {class: tau_c}; coverage (kept / all pixels);
     coverage_per_class (kept / predicted, per predicted class; NaN if never predicted); class_fraction
@@ -352,11 +353,12 @@ def generate_pseudo_labels(
         pseudo = select(maps.pred, maps.m_conf, thresholds).cpu().numpy()
         if cfg.true_target_labels != "none":  # the headroom diagnostic: true labels in place of pseudo ones
             truth = _true_label(labelled_dataset, dataset, maps.index).astype(pseudo.dtype)
-            pseudo = (
-                truth
-                if cfg.true_target_labels == "all"
-                else np.where(pseudo == IGNORE_INDEX, IGNORE_INDEX, truth)
-            )
+            if cfg.true_target_labels == "all":
+                pseudo = truth
+            elif cfg.true_target_labels == "kept":
+                pseudo = np.where(pseudo == IGNORE_INDEX, IGNORE_INDEX, truth).astype(pseudo.dtype)
+            else:  # "correct": the kept pseudo labels that are right, the wrong ones ignored
+                pseudo = np.where(pseudo == truth, pseudo, IGNORE_INDEX).astype(pseudo.dtype)
         pred = maps.pred.cpu().numpy().astype(np.uint8)
         m_conf = maps.m_conf.cpu()
         name = _relative_name(dataset.samples[maps.index].image, target_root, split)

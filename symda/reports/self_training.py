@@ -24,7 +24,7 @@ from symda.reports.ablation_table import markdown
 from symda.results import CLASS_NAMES, load_results
 
 START = "cycada_like"  # the row every other row is compared with, seed by seed
-HEADROOM_ROWS = ("bdl_like", "headroom_kept", "headroom_all")
+HEADROOM_ROWS = ("bdl_like", "headroom_correct", "headroom_kept", "headroom_all")
 
 
 def study_runs(folder: Path) -> pd.DataFrame:

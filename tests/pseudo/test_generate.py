@@ -209,10 +209,11 @@ def test_generate_rejects_images_outside_target_root(root: Path, tmp_path: Path)
 
 def test_the_headroom_diagnostic_writes_true_labels_at_the_kept_pixels_or_at_all(root: Path, tmp_path: Path):
     """pseudo.true_target_labels (reads the target labels): "kept" = the policy's pixels with their true
-    labels (precision 1, the same coverage), "all" = the true label at every pixel."""
+    labels (precision 1, the same coverage), "correct" = its right labels only, "all" = the true label at
+    every pixel."""
     labelled = target(root, True)
     out = {}
-    for kind in ("none", "kept", "all"):
+    for kind in ("none", "kept", "correct", "all"):
         cfg = PseudoConfig(true_target_labels=kind)
         stats = generate_pseudo_labels(prob_fn_pair, target(root), cfg, tmp_path / kind, root,
                                        labelled_dataset=labelled, figure_images=0)  # fmt: skip
@@ -220,6 +221,11 @@ def test_the_headroom_diagnostic_writes_true_labels_at_the_kept_pixels_or_at_all
         out[kind] = (stats, np.stack([written[i]["label"].numpy() for i in range(len(written))]))
     truth = np.stack([labelled[i]["label"].numpy() for i in range(len(labelled))])
     (_, none), (kept_stats, kept), (_, every) = out["none"], out["kept"], out["all"]
+    right = out["correct"][1]
+    assert (
+        np.array_equal(right, np.where(none == truth, none, 255))
+        and (right != 255).sum() < (kept != 255).sum()
+    )
     assert np.array_equal(kept != 255, (none != 255) & (truth != 255))  # the policy's pixels
     assert np.array_equal(kept[kept != 255], truth[kept != 255]) and kept_stats["diag_pseudo_accuracy"] == 1.0
     assert np.array_equal(every, truth)
