@@ -203,6 +203,9 @@ def pseudo_stage(
     from symda.pseudo import generate_pseudo_labels
 
     cfg = round_pseudo_config(cfg, round_)  # the round's quantile (pseudo.round_quantiles)
+    if cfg.pseudo.true_target_labels != "none":
+        log.warning("pseudo.true_target_labels=%s: round %d trains on the TARGET TRAIN LABELS (a headroom "
+                    "diagnostic, not a UDA result)", cfg.pseudo.true_target_labels, round_)  # fmt: skip
 
     def build(work: Path) -> None:
         labels, labels_s = work / PSEUDO_FOLDERS["T"], work / PSEUDO_FOLDERS["S"]
