@@ -70,3 +70,26 @@ def test_points_count_a_shared_network_once(tmp_path):
     assert list(r0["step"]) == [100, 200] and set(r0["variant"]) == {"base"}
     assert points.loc[points["key"] == "r1b", "variant"].item() == "quantile_0.2"
     assert points["agreement"].isna().all() and points["entropy"].notna().all()
+
+
+def test_every_cell_of_the_self_training_study_is_a_valid_config_and_a_bad_file_is_named(tmp_path):
+    from symda.config import ConfigError
+    from symda.sweeps.self_training import STUDY_FILE, make_cells, read_study
+
+    presets, rows = read_study(STUDY_FILE)
+    for preset in presets:
+        cells = make_cells(STUDY_FILE, preset, None, [0, 1], tmp_path, {})
+        assert len(cells) == 2 * len(rows) and len({c.out for c in cells}) == len(cells)
+        by_name = {c.name: c.config for c in cells}
+        assert (
+            by_name["headroom_kept-s1"].pseudo.true_target_labels == "kept"
+            and by_name["bdl_like-s1"].synth.seed == 1
+        )
+        assert not by_name["cycada_like-s0"].self_train.enabled and not by_name["bdl_like-s0"].adapt.symmetric
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("presets: {screen: {config: configs/synthcity/quick.yaml, synth_root: 'd-{seed}', set: {}}}\n"
+                   "rows: {r: {self_train.intit: restart}}\n")  # fmt: skip
+    with pytest.raises(ConfigError, match=r"self_train\.intit: unknown key"):
+        make_cells(bad, "screen", None, [0], tmp_path, {})
+    with pytest.raises(ConfigError, match=r"--rows nope: not a row"):
+        make_cells(STUDY_FILE, "screen", ["nope"], [0], tmp_path, {})

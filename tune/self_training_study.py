@@ -5,7 +5,7 @@ labels, as one Ray Tune grid; then its tables (docs/results/v2/self_training.md)
     python tune/self_training_study.py                                  # screen preset, seed 0
     python tune/self_training_study.py --preset ladder --rows cycada_like bdl_like --seeds 0 1 2
 
-Rows and presets: configs/synthcity/self_training_study.yaml. Every flag: --help
+Rows and presets: configs/study/self_training.yaml. Every flag: --help
 (symda/sweeps/self_training.py).
 """
 

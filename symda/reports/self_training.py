@@ -36,6 +36,20 @@ def study_runs(folder: Path) -> pd.DataFrame:
     return frame
 
 
+# The study file (read by symda.sweeps.self_training); its rows' order is the tables' order.
+STUDY_FILE = Path(__file__).resolve().parents[2] / "configs" / "study" / "self_training.yaml"
+
+
+def study_rows(path: Path = STUDY_FILE) -> list[str]:
+    """The study file's row names in its order ([] when there is no such file)."""
+    import yaml
+
+    try:
+        return list((yaml.safe_load(path.read_text()) or {}).get("rows", {}))
+    except (OSError, yaml.YAMLError, AttributeError):
+        return []
+
+
 def gains(runs: pd.DataFrame) -> pd.DataFrame:
     """Per (row, seed): miou, gain over the seed's START row and the noise of that gain."""
     start = runs[runs["row"] == START].set_index("seed")
@@ -128,9 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     if runs.empty:
         print(f"error: no finished cell under {args.folder}", file=sys.stderr)
         return 2
-    from symda.sweeps.self_training import STUDY_FILE, read_study
-
-    order = [r for r in read_study(STUDY_FILE)[1] if r in set(runs["row"])]
+    order = [r for r in study_rows() if r in set(runs["row"])]
     order += sorted(set(runs["row"]) - set(order))
     table = gains(runs)
     text = [

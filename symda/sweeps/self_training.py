@@ -1,6 +1,6 @@
 """The self-training study: recipes x seeds as one Ray Tune grid (symda.sweeps.grid), then its tables.
 
-The study file (configs/synthcity/self_training_study.yaml) names presets (the base every row
+The study file (configs/study/self_training.yaml) names presets (the base every row
 overrides: a config of configs/synthcity, --set values, and the SynthCity root of each seed) and rows
 (dotted overrides: a recipe of self-training, or a headroom diagnostic that reads the target labels).
 Cell <row>-s<seed> runs `symda run` into <out>/<preset>/<row>-s<seed>; a finished cell is not run
@@ -23,7 +23,7 @@ from symda.sweeps.driver import SweepError, absolute_paths
 from symda.sweeps.grid import Cell, run_grid
 from symda.sweeps.space import REPO_ROOT
 
-STUDY_FILE = REPO_ROOT / "configs" / "synthcity" / "self_training_study.yaml"
+STUDY_FILE = REPO_ROOT / "configs" / "study" / "self_training.yaml"
 GRID_KEYS = ("seed", "synth.seed", "synth.root")  # set per seed by the study
 
 

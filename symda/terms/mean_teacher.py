@@ -34,9 +34,8 @@ class MeanTeacherConfig:
     """DACS's settings (its weight 1, EMA 0.99, confidence 0.968); off by default."""
 
     lambda_main: float = 0.0  # weight of the teacher-labelled loss; 0 turns the term off (DACS: 1)
-    alpha: float = (
-        0.99  # the teacher's EMA decay (DACS 0.99; DAFormer's runs 0.999), ramped in as 1 - 1/(t+1)
-    )
+    # the teacher's EMA decay (DACS 0.99; DAFormer's runs 0.999), ramped in as min(1 - 1/(t+1), alpha)
+    alpha: float = 0.99
     threshold: float = 0.968  # the quality weight counts the pixels the teacher is this confident about
     mix: str = "classmix"  # classmix (DACS) | none (the target images as they are)
 
@@ -89,8 +88,6 @@ class MeanTeacher(AdaptationTerm):
 
         import torch
 
-        from symda.adapt.step import stream_seed
-
         if ctx.model is None:
             raise ValueError("MeanTeacher needs the segmenter (TermContext.model)")
         self.student, self.runtime = ctx.model, ctx.runtime
@@ -98,9 +95,9 @@ class MeanTeacher(AdaptationTerm):
         for p in self.teacher.parameters():
             p.requires_grad_(False)
         self.updates = 0
-        self.generator = torch.Generator().manual_seed(
-            stream_seed(ctx.seed, stream_id(self.name) + ctx.runtime.rank)
-        )
+        with ctx.seeded(stream_id(self.name) + ctx.runtime.rank):  # ClassMix's draws: a stream of its own
+            seed = int(torch.randint(2**62, (1,)))
+        self.generator = torch.Generator().manual_seed(seed)
 
     def _update_teacher(self) -> None:
         """teacher = alpha_t teacher + (1 - alpha_t) student over the parameters, alpha_t =
