@@ -28,7 +28,7 @@ from symda.distributed import Report, Runtime
 from symda.io import atomic_torch_save
 from symda.models import param_groups
 from symda.records import Evaluation, StepLog
-from symda.terms.base import STREAMS, Losses, Term
+from symda.terms.base import STREAMS, Losses, Term, data_streams, run_streams
 from symda.training import LossWindow, progress_bar, read_checkpoint, save_checkpoint
 
 from .step import Step, TermContext, stream_seed
@@ -66,9 +66,9 @@ class SegmenterJob:
     streams: tuple[str, ...] = field(init=False)  # the streams the terms read, in STREAMS order
 
     def __post_init__(self) -> None:
-        read = {s for t in self.terms for s in (t.stream, *t.reads)}
+        read = data_streams(self.terms)
         for term in self.terms:
-            for stream in (term.stream, *term.reads):
+            for stream in (term.stream, *term.reads, *term.batches):
                 if stream not in STREAMS:
                     raise ValueError(
                         f"{type(term).__name__}: unknown stream {stream!r} (one of {list(STREAMS)})"
@@ -128,14 +128,18 @@ def train_step(
 
     batches: {stream: host batch} in STREAMS order. Each stream's forward pass is followed by the
     backward pass of its terms' summed losses, so at most one pass's graph is alive; a stream no
-    term backpropagates through runs without a graph.
+    term backpropagates through runs without a graph, and one whose outputs no term uses (only its
+    batch: a term's `batches`) does not run.
     """
     terms = list(terms)
+    running = run_streams(terms)
     step = Step(runtime, batches)
     optimizer.zero_grad(set_to_none=True)
     metrics: Losses = {}
     total = None
     for stream in batches:
+        if stream not in running:
+            continue
         own = [t for t in terms if t.stream == stream]
         with torch.set_grad_enabled(bool(own)):
             step.forward(model, stream)

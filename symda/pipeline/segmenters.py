@@ -21,7 +21,7 @@ from symda.data import build_dataset
 from symda.distributed import BackgroundCall, Report, Runtime, cpu_count, run_stage, torch_threads
 from symda.io import write_json
 from symda.terms import adaptation_terms
-from symda.terms.base import Term
+from symda.terms.base import Term, data_streams
 from symda.terms.cross_entropy import PseudoLabelCrossEntropy, SourceCrossEntropy
 
 from .memo import Memos
@@ -82,7 +82,7 @@ def segmenter_stage(
 
     def loop(work: Path, runtime: Runtime, report_: Report) -> None:
         terms = stage_terms(cfg, round_)
-        read = {s for t in terms for s in (t.stream, *t.reads)}
+        read = data_streams(terms)
         run_cfg = with_roots(cfg, net.source_root, net.target_root)
         data = {"source": build_dataset(run_cfg.data, cfg.synth, "source")}
         if "target" in read:

@@ -2,8 +2,9 @@
 
 A segmentation stage (symda.adapt.loop) is one loop over a list of terms. Every step:
 
-1. the segmenter runs on each data stream a term reads, in STREAMS order ("source": labelled source
-   images; "pseudo": target images with pseudo labels; "target": unlabelled target images), and after
+1. the segmenter runs on each data stream whose outputs a term uses (its `stream` and `reads`), in
+   STREAMS order ("source": labelled source images; "pseudo": target images with pseudo labels;
+   "target": unlabelled target images; a stream only in a term's `batches` is loaded, not run), and after
    each stream's forward pass the loop backpropagates the sum of the losses of the terms whose
    `stream` it is, so at most one pass's graph is alive (AdaptSegNet's order);
 2. each term's `update` makes its own networks' steps (a discriminator's) from the step's outputs;
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import zlib
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -48,6 +50,9 @@ class Term:
 
     stream: ClassVar[str] = "source"  # the stream whose forward pass its loss backpropagates through
     reads: ClassVar[tuple[str, ...]] = ()  # further streams whose outputs it reads (not through its loss)
+    batches: ClassVar[
+        tuple[str, ...]
+    ] = ()  # streams whose batches it reads without the segmenter's pass on them
 
     def setup(self, ctx: TermContext) -> None:
         """Build the term's own networks and optimisers where the loop runs (called once per stage,
@@ -93,6 +98,16 @@ class AdaptationTerm(Term):
     def check(cls, config: Any) -> list[tuple[str, str]]:
         """[(field, what is wrong)] of a section no run could use; the config names the dotted key."""
         return []
+
+
+def run_streams(terms: Iterable[Term]) -> set[str]:
+    """The streams the segmenter runs on: those whose outputs some term uses."""
+    return {s for t in terms for s in (t.stream, *t.reads)}
+
+
+def data_streams(terms: Iterable[Term]) -> set[str]:
+    """The streams a stage needs data for: those it runs on and those whose batches a term reads."""
+    return {s for t in terms for s in (t.stream, *t.reads, *t.batches)}
 
 
 TERMS: dict[str, type[AdaptationTerm]] = {}  # filled by @register as symda.terms imports each term file

@@ -1,16 +1,16 @@
 """Online self-training with a mean teacher (DACS, Tranheden et al., WACV 2021; the form DAFormer,
 Hoyer et al., CVPR 2022, trains with): `adapt.mean_teacher`.
 
-A teacher whose weights are the exponential moving average of the segmenter's labels every target
-batch; the segmenter learns those labels on a ClassMix of the batch (half the classes of a source image,
-its pixels and labels, pasted onto a target image). The target pixels' loss is weighted by the fraction
+A teacher, whose weights are the exponential moving average of the segmenter's, labels every target
+batch; the segmenter learns those labels on a ClassMix of the batch (half the classes of a source
+image, its pixels and labels, pasted onto a target image). The target pixels' loss is weighted by the fraction
 of the batch's pixels the teacher is at least `threshold` confident about (DACS's quality weight).
 Where the offline rounds label the target set once a round, the teacher's labels improve every step.
 
 As in DACS's and DAFormer's code, the teacher labels in train mode (BatchNorm with the target batch's
 own statistics; only the parameters are averaged) and the loss is the mean over all pixels of the
-weighted cross-entropy. Left out of DAFormer's recipe: the colour jitter and blur of the mixed images, rare-class sampling and
-the ImageNet feature distance. Without mixing (mix "none") the segmenter learns the teacher's labels
+weighted cross-entropy. Left out of DAFormer's recipe: the colour jitter and blur of the mixed
+images, rare-class sampling and the ImageNet feature distance. Without mixing (mix "none") the segmenter learns the teacher's labels
 on the target images themselves (mean-teacher self-training without a perturbation).
 """
 
@@ -69,11 +69,12 @@ class MeanTeacher(AdaptationTerm):
 
     def __init__(self, config: MeanTeacherConfig) -> None:
         super().__init__(config)
-        # With ClassMix the term trains through its own forward pass of the mixed images and only
-        # reads the target batch; without it, it trains through the target stream's pass.
+        # With ClassMix the term trains through its own forward pass of the mixed images and reads
+        # only the target batch (the segmenter's pass on it runs only if another term uses it);
+        # without it, it trains through the target stream's pass.
         mixing = config.mix == "classmix"
         self.stream = "source" if mixing else "target"
-        self.reads = ("target",) if mixing else ()
+        self.batches = ("target",) if mixing else ()
 
     @classmethod
     def check(cls, config: MeanTeacherConfig) -> list[tuple[str, str]]:

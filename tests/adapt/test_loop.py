@@ -60,6 +60,20 @@ def collect(reports):
     return lambda m, checkpoint=None: reports.append(m)
 
 
+class Stop(Exception):
+    """What `stopping_at`'s report raises: a stage killed part-way."""
+
+
+def stopping_at(step: int):
+    """A report that raises Stop at the first report of `step` or later."""
+
+    def report(metrics, checkpoint=None):
+        if metrics["step"] >= step:
+            raise Stop
+
+    return report
+
+
 def test_adversarial_run_reports_every_key_and_trains_both_discriminators(tiny_data, tmp_path):
     cfg, model, data = setup(tiny_data, tmp_path, aux_head=True)
     term = adversarial(lambda_aux=0.002)
@@ -116,17 +130,9 @@ def test_resumed_adversarial_run_matches_the_straight_run(tiny_data, tmp_path):
         )
 
     run(tmp_path / "a", lambda *a, **k: None)
-
-    class Stop(Exception):
-        pass
-
-    def stop_at_step_4(metrics, checkpoint=None):
-        if metrics["step"] >= 4:
-            raise Stop
-
     model.load_state_dict(init)
     with pytest.raises(Stop):
-        run(tmp_path / "c", stop_at_step_4)
+        run(tmp_path / "c", stopping_at(4))
     assert torch.load(tmp_path / "c" / "checkpoint.pt", weights_only=True)["step"] == 3
     model.load_state_dict(init)  # a fresh process would start from a fresh model too
     run(tmp_path / "c", lambda *a, **k: None, resume=True)

@@ -13,7 +13,7 @@ from symda.adapt.step import TermContext
 from symda.distributed import Runtime
 from symda.terms.cross_entropy import SourceCrossEntropy
 from symda.terms.mean_teacher import MeanTeacher, MeanTeacherConfig, classmix_masks
-from tests.adapt.test_loop import setup
+from tests.adapt.test_loop import Stop, setup, stopping_at
 
 
 def test_classmix_takes_half_the_classes_of_each_source_label():
@@ -63,16 +63,9 @@ def test_a_resumed_mean_teacher_run_matches_the_straight_run_and_reads_no_target
     run(tmp_path / "a", lambda m, checkpoint=None: reports.append(m))
     assert {"loss_mt", "mt_weight"} <= set(reports[0]) and 0 <= reports[0]["mt_weight"] <= 1
 
-    class Stop(Exception):
-        pass
-
-    def stop_at_step_3(metrics, checkpoint=None):
-        if metrics["step"] >= 3:
-            raise Stop
-
     model.load_state_dict(init)
     with pytest.raises(Stop):
-        run(tmp_path / "c", stop_at_step_3)  # the log at step 4 comes after checkpoint 2
+        run(tmp_path / "c", stopping_at(3))  # the log at step 4 comes after checkpoint 2
     model.load_state_dict(init)
     run(tmp_path / "c", lambda *a, **k: None, resume=True)
     a, c = (torch.load(tmp_path / x / "checkpoint.pt", weights_only=True) for x in "ac")
@@ -92,3 +85,22 @@ def test_the_mean_teachers_section_is_checked():
         load_config(overrides={"adapt.mean_teacher.mix": "cutmix"})
     with pytest.raises(ConfigError, match=r"adapt\.mean_teacher\.alpha: must be in \[0, 1\]"):
         load_config(overrides={"adapt.mean_teacher.alpha": 1.5})
+
+
+def test_with_classmix_alone_the_segmenter_does_not_run_on_the_target_batch(tiny_data, tmp_path, monkeypatch):
+    """The term reads the target batch (its `batches`), not the segmenter's outputs on it: no pass runs
+    on that stream unless another term uses it."""
+    from symda.adapt.step import Step
+
+    cfg, model, data = setup(tiny_data, tmp_path, steps=2)
+    passes = []
+    forward = Step.forward
+    monkeypatch.setattr(
+        Step, "forward", lambda self, m, stream: (passes.append(stream), forward(self, m, stream))
+    )
+    term = MeanTeacher(MeanTeacherConfig(lambda_main=1.0))
+    job = SegmenterJob(cfg, {"source": data["source"], "target": data["target"]}, (SourceCrossEntropy(), term),
+                       tmp_path / "run")  # fmt: skip
+    assert job.streams == ("source", "target")  # its batches are loaded
+    train_segmenter(job, model, lambda *a, **k: None)
+    assert set(passes) == {"source"}
