@@ -26,7 +26,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 DIAGNOSTICS_FILE = "pseudo_diagnostics.json"  # symda.pipeline.diagnose's, in a run folder
-SCORE_NAMES = {"prob": "M_prob", "conf_soft": "M_conf (soft)", "conf_hard": "M_conf (hard)"}
+SCORE_NAMES = {  # symda.pseudo.diagnostics.SCORES says what each is; files of older runs hold fewer
+    "prob_t": "F_T alone",
+    "prob": "M_prob",
+    "consis": "M_consis",
+    "conf_soft": "M_conf (soft)",
+    "conf_hard": "M_conf (hard)",
+    "adpl": "ADPL",
+}
 MIDDLE = "0.6"  # the coverage of the per-class table
 
 
@@ -38,9 +45,12 @@ def read_diagnostics(path: Path) -> dict:
     return json.loads(file.read_text())
 
 
-def report_tables(diags: dict[str, dict]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.Series]:
+def report_tables(
+    diags: dict[str, dict],
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.Series, pd.DataFrame]:
     """(pooled precision by coverage and score, per-class precision at the middle coverage,
-    disagreement, each class's share of disagreeing pixels) as DataFrames, mean over runs."""
+    disagreement, each class's share of disagreeing pixels) as DataFrames, mean over runs, and the
+    pooled precision at the middle coverage of each run (runs x scores: the spread over seeds)."""
     pooled, per_class, disagreement = [], [], []
     for run, d in diags.items():
         for q, by_score in d["precision_at_coverage"].items():
@@ -52,15 +62,20 @@ def report_tables(diags: dict[str, dict]) -> tuple[pd.DataFrame, pd.DataFrame, p
                     per_class += [{"run": run, "score": SCORE_NAMES[s], "class": c, "precision": v}
                                   for c, v in precision.items() if c != "all"]  # fmt: skip
         disagreement.append({"run": run, **d["disagreement"]})
-    pooled_df = pd.DataFrame(pooled).pivot_table(index="coverage", columns="score", values="precision")
+    scores = [name for name in SCORE_NAMES.values() if name in {row["score"] for row in pooled}]
+    pooled_all = pd.DataFrame(pooled)
+    pooled_df = pooled_all.pivot_table(index="coverage", columns="score", values="precision")
+    by_run = pooled_all[pooled_all["coverage"] == float(MIDDLE)].pivot_table(
+        index="run", columns="score", values="precision"
+    )
     classes = list(next(iter(diags.values()))["disagreement_by_class"])
     per_class_df = pd.DataFrame(per_class).pivot_table(index="class", columns="score", values="precision")
     per_class_df = per_class_df.reindex(classes)
     by_class = (
         pd.DataFrame([d["disagreement_by_class"] for d in diags.values()]).mean().rename("paths disagree")
     )
-    return (pooled_df[list(SCORE_NAMES.values())], per_class_df[list(SCORE_NAMES.values())],
-            pd.DataFrame(disagreement).set_index("run"), by_class)  # fmt: skip
+    return (pooled_df[scores], per_class_df[scores], pd.DataFrame(disagreement).set_index("run"), by_class,
+            by_run[scores])  # fmt: skip
 
 
 def _markdown(frame: pd.DataFrame) -> str:
@@ -88,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    pooled, per_class, disagreement, disagree = report_tables(diags)
+    pooled, per_class, disagreement, disagree, by_run = report_tables(diags)
     delta = per_class.sub(per_class["M_prob"], axis=0).drop(columns="M_prob").add_prefix("Δ ")
     plot = args.out.with_suffix(".png")
     fig, ax = plt.subplots(figsize=(5, 3.5))
@@ -108,13 +123,19 @@ def main(argv: list[str] | None = None) -> int:
         f"{' '.join(str(r) for r in args.runs)} --out {args.out}`.",
         "",
         "Precision (%) of the kept pixels when each predicted class keeps its most confident share "
-        "(coverage) under each score; the prediction (argmax of the fused P) is the same for all three:",
+        "(coverage) under each score. F_T alone ranks its own prediction (argmax P_T: the single path's "
+        "labels), ADPL its per-class fusion's; the other scores rank the same fused prediction (argmax of "
+        "P = w P_T + (1 - w) P_S), so there only the ranking differs:",
         "",
         _markdown(pooled),
         "",
+        f"Each run at {float(MIDDLE):.0%} coverage (paired: the same networks under every score):",
+        "",
+        _markdown(by_run),
+        "",
         f"![precision against coverage]({plot.name})",
         "",
-        "Per-class precision (%) at 60% coverage, the consistency terms' difference to M_prob, and the "
+        "Per-class precision (%) at 60% coverage, each score's difference to M_prob, and the "
         "share of the class's true pixels where the two paths disagree:",
         "",
         _markdown(pd.concat([per_class, delta, disagree], axis=1)),

@@ -83,3 +83,33 @@ def confidence_map(
     m_consis = consistency_map(p_t, p_s, consistency)
     m_conf = conf_weight * m_prob + (1.0 - conf_weight) * m_consis
     return pred, m_conf, m_prob, m_consis
+
+
+def class_confidence_sums(p: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sum of max_c P, pixel count) over the pixels each class wins: (N, C, H, W) -> ((C,), (C,)) float64.
+
+    A path's mean confidence in class c over a split is sum / count, summed over its images (ADPL's
+    per-class path weights, `class_path_weights`)."""
+    conf, pred = p.float().max(dim=1)
+    pred = pred.flatten()
+    sums = torch.zeros(num_classes, dtype=torch.float64).index_add_(0, pred, conf.flatten().double())
+    return sums, torch.bincount(pred, minlength=num_classes).double()[:num_classes]
+
+
+def class_path_weights(mean_t: torch.Tensor, mean_s: torch.Tensor) -> torch.Tensor:
+    """ADPL's per-class path weights: F_T's share a_c = mean_T(c) / (mean_T(c) + mean_S(c)) of the two
+    paths' mean confidences in class c, (C,) x 2 -> (C,).
+
+    A class one path never predicts (NaN mean) counts as confidence 0 for that path; a class neither
+    predicts gets 0.5 (plain averaging)."""
+    t, s = torch.nan_to_num(mean_t.double()), torch.nan_to_num(mean_s.double())
+    total = t + s
+    return torch.where(total > 0, t / total.clamp_min(1e-12), torch.full_like(t, 0.5)).float()
+
+
+def fuse_per_class(p_t: torch.Tensor, p_s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """P_c = (a_c P_T,c + (1 - a_c) P_S,c) / Z, renormalised over the classes: (N, C, H, W) x 2 and
+    (C,) weights of F_T -> (N, C, H, W) probabilities (ADPL's fusion with per-class weights)."""
+    a = a.to(p_t.dtype).view(1, -1, 1, 1)
+    p = a * p_t + (1.0 - a) * p_s
+    return p / p.sum(dim=1, keepdim=True).clamp_min(1e-12)

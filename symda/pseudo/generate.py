@@ -127,6 +127,39 @@ class MapsMemo:
 
 
 @torch.no_grad()
+def iter_full_size_probabilities(
+    prob_fn: PairProbabilityFn,
+    dataset: SegmentationDataset,
+    indices: Sequence[int] | None = None,
+    batch_size: int = 8,
+    progress: bool = False,
+    desc: str = "pseudo",
+    skip: Callable[[list[int]], bool] | None = None,
+) -> Iterator[tuple[int, torch.Tensor, torch.Tensor | None] | list[int]]:
+    """Yield (index, P_T (1, C, H, W), P_S (1, C, H, W) or None) of each image at its full size.
+
+    The model runs on batches at the dataset's size; probabilities are upsampled (bilinear, which keeps
+    them a distribution) to each image's original size, so every map made of them is at label
+    resolution. Only one batch is ever held. A batch of indices for which `skip` says True is yielded
+    as that list instead (no image is loaded, no network runs): the caller has its maps already.
+    """
+    indices = list(range(len(dataset))) if indices is None else list(indices)
+    for start in tqdm(range(0, len(indices), batch_size), desc=desc, disable=not progress, leave=False):
+        batch = indices[start : start + batch_size]
+        if skip is not None and skip(batch):
+            yield batch
+            continue
+        items = [dataset[i] for i in batch]
+        p_t, p_s = prob_fn(torch.stack([it["image"] for it in items]), batch)
+        for k, item in enumerate(items):
+            size = tuple(item["full_size"])
+            pt = F.interpolate(p_t[k : k + 1].float(), size=size, mode="bilinear", align_corners=False)
+            ps = None
+            if p_s is not None:
+                ps = F.interpolate(p_s[k : k + 1].float(), size=size, mode="bilinear", align_corners=False)
+            yield item["index"], pt, ps
+
+
 def iter_pixel_maps(
     prob_fn: PairProbabilityFn,
     dataset: SegmentationDataset,
@@ -137,46 +170,42 @@ def iter_pixel_maps(
     desc: str = "pseudo",
     memo: MapsMemo | None = None,
 ) -> Iterator[PixelMaps]:
-    """Yield the confidence maps of each image at its full size, one image at a time.
-
-    The model runs on batches at the dataset's size; probabilities are upsampled (bilinear, which keeps
-    them a distribution) to each image's original size before any map is computed, so thresholds and
-    written labels are at label resolution. Only one batch is ever held. With `memo`, a batch whose
-    maps it holds is read from it (no image is loaded, no network runs), and computed maps are added.
+    """Yield the confidence maps of each image at its full size, one image at a time
+    (`iter_full_size_probabilities` says how). With `memo`, a batch whose maps it holds is read from
+    it (no image is loaded, no network runs), and computed maps are added.
     """
-    indices = list(range(len(dataset))) if indices is None else list(indices)
-    for start in tqdm(range(0, len(indices), batch_size), desc=desc, disable=not progress, leave=False):
-        batch = indices[start : start + batch_size]
-        remembered = [memo.get(cfg, i) for i in batch] if memo is not None else []
-        if remembered and all(m is not None for m in remembered):
-            yield from remembered
+
+    held: list[PixelMaps | None] = []  # the memo's maps of the batch `remembered` last looked at
+
+    def remembered(batch: list[int]) -> bool:
+        held[:] = [memo.get(cfg, i) for i in batch] if memo is not None else []
+        return bool(held) and all(m is not None for m in held)
+
+    for item in iter_full_size_probabilities(
+        prob_fn, dataset, indices, batch_size, progress, desc, remembered
+    ):
+        if isinstance(item, list):
+            yield from list(held)
             continue
-        items = [dataset[i] for i in batch]
-        p_t, p_s = prob_fn(torch.stack([it["image"] for it in items]), batch)
-        for k, item in enumerate(items):
-            size = tuple(item["full_size"])
-            pt = F.interpolate(p_t[k : k + 1].float(), size=size, mode="bilinear", align_corners=False)
-            ps = None
-            if p_s is not None:
-                ps = F.interpolate(p_s[k : k + 1].float(), size=size, mode="bilinear", align_corners=False)
-            pred, m_conf, m_prob, m_consis = confidence_map(
-                pt, ps, cfg.fusion_weight, cfg.consistency, cfg.conf_weight
-            )
-            pred_t = class_argmax(pt)[0]
-            pred_s = class_argmax(ps)[0] if ps is not None else None
-            maps = PixelMaps(
-                index=item["index"],
-                pred=pred[0],
-                m_conf=m_conf[0],
-                m_prob=m_prob[0],
-                m_consis=m_consis[0] if m_consis is not None else None,
-                agree=(pred_t == pred_s) if pred_s is not None else None,
-                pred_t=pred_t,
-                pred_s=pred_s,
-            )
-            if memo is not None:
-                memo.add(cfg, maps)
-            yield maps
+        index, pt, ps = item
+        pred, m_conf, m_prob, m_consis = confidence_map(
+            pt, ps, cfg.fusion_weight, cfg.consistency, cfg.conf_weight
+        )
+        pred_t = class_argmax(pt)[0]
+        pred_s = class_argmax(ps)[0] if ps is not None else None
+        maps = PixelMaps(
+            index=index,
+            pred=pred[0],
+            m_conf=m_conf[0],
+            m_prob=m_prob[0],
+            m_consis=m_consis[0] if m_consis is not None else None,
+            agree=(pred_t == pred_s) if pred_s is not None else None,
+            pred_t=pred_t,
+            pred_s=pred_s,
+        )
+        if memo is not None:
+            memo.add(cfg, maps)
+        yield maps
 
 
 @dataclasses.dataclass
