@@ -134,21 +134,16 @@ def iter_full_size_probabilities(
     batch_size: int = 8,
     progress: bool = False,
     desc: str = "pseudo",
-    skip: Callable[[list[int]], bool] | None = None,
-) -> Iterator[tuple[int, torch.Tensor, torch.Tensor | None] | list[int]]:
+) -> Iterator[tuple[int, torch.Tensor, torch.Tensor | None]]:
     """Yield (index, P_T (1, C, H, W), P_S (1, C, H, W) or None) of each image at its full size.
 
     The model runs on batches at the dataset's size; probabilities are upsampled (bilinear, which keeps
     them a distribution) to each image's original size, so every map made of them is at label
-    resolution. Only one batch is ever held. A batch of indices for which `skip` says True is yielded
-    as that list instead (no image is loaded, no network runs): the caller has its maps already.
+    resolution. Only one batch is ever held.
     """
     indices = list(range(len(dataset))) if indices is None else list(indices)
     for start in tqdm(range(0, len(indices), batch_size), desc=desc, disable=not progress, leave=False):
         batch = indices[start : start + batch_size]
-        if skip is not None and skip(batch):
-            yield batch
-            continue
         items = [dataset[i] for i in batch]
         p_t, p_s = prob_fn(torch.stack([it["image"] for it in items]), batch)
         for k, item in enumerate(items):
@@ -175,19 +170,23 @@ def iter_pixel_maps(
     it (no image is loaded, no network runs), and computed maps are added.
     """
 
-    held: list[PixelMaps | None] = []  # the memo's maps of the batch `remembered` last looked at
-
-    def remembered(batch: list[int]) -> bool:
-        held[:] = [memo.get(cfg, i) for i in batch] if memo is not None else []
-        return bool(held) and all(m is not None for m in held)
-
-    for item in iter_full_size_probabilities(
-        prob_fn, dataset, indices, batch_size, progress, desc, remembered
-    ):
-        if isinstance(item, list):
-            yield from list(held)
+    indices = list(range(len(dataset))) if indices is None else list(indices)
+    for start in tqdm(range(0, len(indices), batch_size), desc=desc, disable=not progress, leave=False):
+        batch = indices[start : start + batch_size]
+        remembered = [memo.get(cfg, i) for i in batch] if memo is not None else []
+        if remembered and all(m is not None for m in remembered):
+            yield from remembered
             continue
-        index, pt, ps = item
+        yield from _pixel_maps(iter_full_size_probabilities(prob_fn, dataset, batch, len(batch)), cfg, memo)
+
+
+def _pixel_maps(
+    probabilities: Iterator[tuple[int, torch.Tensor, torch.Tensor | None]],
+    cfg: PseudoConfig,
+    memo: MapsMemo | None,
+) -> Iterator[PixelMaps]:
+    """The PixelMaps of each (index, P_T, P_S) at full size, added to `memo` when there is one."""
+    for index, pt, ps in probabilities:
         pred, m_conf, m_prob, m_consis = confidence_map(
             pt, ps, cfg.fusion_weight, cfg.consistency, cfg.conf_weight
         )
