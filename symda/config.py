@@ -293,7 +293,10 @@ class ScaleConfig:
     use_gpu: bool = False  # one GPU per worker (NCCL), else gloo on CPU
     cpus_per_worker: int = 1  # CPUs each worker (or sweep trial) holds
     gpus_per_worker: float = 1.0  # GPUs each worker holds (fractions share one)
-    precision: str = "fp32"  # fp32 | bf16 (autocast; GPU or AVX512-BF16 CPU; in the keys)
+    # fp32 | bf16 (autocast: fast on a bf16 GPU or an AVX512-BF16/AMX CPU, ~25x slower on a CPU
+    # without them) | auto (bf16 where it is fast, else fp32; resolved when the config loads, so the
+    # saved config and the artifact keys hold what ran). In the keys: bf16 changes the numbers.
+    precision: str = "fp32"
     channels_last: bool = False  # NHWC memory format for conv nets (faster on this CPU, not on the H100)
     compile: bool = False  # torch.compile the stage loops' networks (pays back on long GPU runs only)
     max_failures: int = 0  # restarts of a crashed worker group, from the last checkpoint Ray saw
@@ -448,7 +451,7 @@ _CHOICES: dict[str, tuple[Any, ...]] = {
     "self_train.paths": ("both", "T"),
     "self_train.init": ("continue", "restart"),
     "pseudo.true_target_labels": ("none", "kept", "correct", "all"),
-    "scale.precision": ("fp32", "bf16"),
+    "scale.precision": ("fp32", "bf16", "auto"),
     "select.by": tuple(VALIDATORS),
 }
 _POSITIVE = (
@@ -708,7 +711,24 @@ def load_config(
         validate(cfg)
     except ConfigError as err:
         raise ConfigError(f"{source}: {err}") from None
+    if cfg.scale.precision == "auto":
+        cfg.scale.precision = fast_precision(cfg.scale.use_gpu)
     return cfg
+
+
+def fast_precision(use_gpu: bool, cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """"bf16" where bf16 autocast is fast for the stage loops, else "fp32": on a GPU that supports it
+    (use_gpu, seen from this process), or on a CPU with AVX512-BF16 or AMX (Linux's CPU flags). A CPU
+    without them emulates bf16 matrix products: about 25x slower than fp32 (docs/performance.md)."""
+    if use_gpu:
+        import torch
+
+        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+    try:
+        flags = cpuinfo.read_text()
+    except OSError:  # not Linux: no way to tell without timing, and fp32 is never the slow one
+        return "fp32"
+    return "bf16" if re.search(r"\b(avx512_bf16|amx_bf16)\b", flags) else "fp32"
 
 
 def save_config(cfg: ExperimentConfig, path: str | Path) -> Path:

@@ -129,3 +129,19 @@ def test_a_self_training_round_reads_its_own_rate_quantile_and_terms():
         load_config(), "T", 1
     )
     assert segmenter_key(cfg, "T", 1)["fields"]["self_train.lr"] == 1e-4
+
+
+def test_auto_precision_resolves_on_load_from_the_cpu_flags(tmp_path):
+    """scale.precision auto becomes bf16 only on a CPU whose flags have AVX512-BF16 or AMX (bf16 is
+    emulated, ~25x slower, without them); the loaded config holds what will run, never "auto"."""
+    from symda.config import fast_precision
+
+    with_bf16, without = tmp_path / "bf16", tmp_path / "plain"
+    with_bf16.write_text("flags\t\t: fpu sse2 avx2 avx512f avx512_bf16 amx_tile\n")
+    without.write_text("flags\t\t: fpu sse2 avx2 avx512f avx512bw\n")
+    assert fast_precision(False, with_bf16) == "bf16"
+    assert fast_precision(False, without) == "fp32"
+    assert fast_precision(False, tmp_path / "missing") == "fp32"
+    cfg = load_config(overrides=["scale.precision=auto"])
+    assert cfg.scale.precision == fast_precision(False)
+    assert load_config(overrides=["scale.precision=bf16"]).scale.precision == "bf16"  # explicit: as asked
