@@ -256,6 +256,13 @@ class SelfTrainConfig:
     # Keep the adaptation terms (adapt.*: the discriminator, entropy, ...) in a self-training round
     # (BDL and DPL keep the adversarial loss; DACS/DAFormer have none), or drop them.
     adaptation_terms: bool = True
+    # Where a round's target labels come from: "offline" (BDL, DPL: the round's starting networks label
+    # the target split once; pseudo.*) or "online" (DACS's form: a mean teacher of the network labels
+    # every target batch, the pixels chosen by the same pseudo.* policy and the offline labels'
+    # thresholds; symda.terms.online_labels). The next two fields are the online teacher's.
+    labels: str = "offline"
+    teacher_ema: float = 0.99  # the teacher's EMA decay (DACS 0.99), ramped in as min(1 - 1/(t+1), ema)
+    mix: str = "classmix"  # classmix (DACS: half a source image's classes pasted on) | none
 
 
 @dataclass
@@ -450,6 +457,8 @@ _CHOICES: dict[str, tuple[Any, ...]] = {
     "pseudo.threshold": ("global", "class_quantile"),
     "self_train.paths": ("both", "T"),
     "self_train.init": ("continue", "restart"),
+    "self_train.labels": ("offline", "online"),
+    "self_train.mix": ("classmix", "none"),
     "pseudo.true_target_labels": ("none", "kept", "correct", "all"),
     "scale.precision": ("fp32", "bf16", "auto"),
     "select.by": tuple(VALIDATORS),
@@ -502,6 +511,7 @@ def validate(cfg: ExperimentConfig) -> None:
         "pseudo.tau",
         "pseudo.quantile",
         "pseudo.cap",
+        "self_train.teacher_ema",
         "eval.fusion_weight",
         "translate.decay_start",
         *(f"synth.gap.{f.name}" for f in dataclasses.fields(SynthGapConfig)),
@@ -525,6 +535,14 @@ def validate(cfg: ExperimentConfig) -> None:
     for name, term in TERMS.items():
         for key, problem in term.check(getattr(cfg.adapt, name)):
             raise ConfigError(f"adapt.{name}.{key}: {problem}")
+    if cfg.self_train.labels == "online":
+        # The online teacher starts as the round's network and labels with the offline policy's thresholds.
+        if cfg.self_train.init == "restart":
+            raise ConfigError("self_train.init: restart trains a round from the initial weights, whose mean "
+                              "teacher labels nothing; online labels (self_train.labels online) need continue")  # fmt: skip
+        if cfg.pseudo.true_target_labels != "none":
+            raise ConfigError(f"pseudo.true_target_labels: {cfg.pseudo.true_target_labels} replaces the offline "
+                              f"labels; self_train.labels online learns the teacher's (set it to offline)")  # fmt: skip
     if not cfg.model.aspp_dilations or min(cfg.model.aspp_dilations) <= 0:
         raise ConfigError(f"model.aspp_dilations: expected positive ints, got {cfg.model.aspp_dilations!r}")
     if cfg.model.resnet_style == "caffe" and cfg.model.backbone not in ("resnet50", "resnet101"):
@@ -717,7 +735,7 @@ def load_config(
 
 
 def fast_precision(use_gpu: bool, cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
-    """"bf16" where bf16 autocast is fast for the stage loops, else "fp32": on a GPU that supports it
+    """ "bf16" where bf16 autocast is fast for the stage loops, else "fp32": on a GPU that supports it
     (use_gpu, seen from this process), or on a CPU with AVX512-BF16 or AMX (Linux's CPU flags). A CPU
     without them emulates bf16 matrix products: about 25x slower than fp32 (docs/performance.md)."""
     if use_gpu:

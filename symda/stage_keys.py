@@ -7,7 +7,8 @@ as a whole with `section.*` and a reason. The adaptation terms' fields come from
 (symda.terms). `key_config` builds a key config from the table and nothing else: the KEY fields' values
 by dotted name, the schema version and the stage's context (path, round, which dataset). Its only
 rules are what a value means: data roots and synth.root resolved to absolute paths; self_train.steps
-as the round's length (its 0 means train.steps); SynthCity's fields None when
+as the round's length (its 0 means train.steps); the online teacher's settings at their defaults with
+offline labels (there is no teacher then); SynthCity's fields None when
 both roots are given (SynthCity is not the data); select.by None without select.keep_checkpoints (it
 picks nothing then); the fields of a switched-off term left out (the term does not run), so a new
 term leaves every existing key as it was.
@@ -28,7 +29,7 @@ import functools
 from pathlib import Path
 from typing import Any
 
-from symda.config import ExperimentConfig, SynthGapConfig, flatten, stage_train_config
+from symda.config import ExperimentConfig, SelfTrainConfig, SynthGapConfig, flatten, stage_train_config
 from symda.terms import TERMS
 
 SCHEMA = 2  # of the key configs; bump when the layout of key_config changes
@@ -38,6 +39,7 @@ SCHEMA = 2  # of the key configs; bump when the layout of key_config changes
 ADDED_SINCE_SCHEMA_2 = (
     "self_train.init", "self_train.lr", "self_train.adaptation_terms",
     "pseudo.round_quantiles", "pseudo.true_target_labels",
+    "self_train.labels", "self_train.teacher_ema", "self_train.mix",
 )  # fmt: skip
 
 KEY = "key"
@@ -179,6 +181,9 @@ FIELDS: dict[str, dict[str, str]] = {
         "self_train.init": "a later stage (the self-training rounds)",
         "self_train.lr": "a later stage (the self-training rounds)",
         "self_train.adaptation_terms": "a later stage (the self-training rounds)",
+        "self_train.labels": "a later stage (the self-training rounds)",
+        "self_train.teacher_ema": "a later stage (the self-training rounds)",
+        "self_train.mix": "a later stage (the self-training rounds)",
     },
     "self_trained": {
         **_SEGMENTER, **_terms_fields(),
@@ -186,6 +191,8 @@ FIELDS: dict[str, dict[str, str]] = {
         "self_train.steps": KEY,  # as the round's length (its 0 is train.steps)
         "self_train.pseudo_weight": KEY,
         "self_train.init": KEY, "self_train.lr": KEY, "self_train.adaptation_terms": KEY,
+        # online labels: the teacher's settings (their values enter only with self_train.labels online)
+        "self_train.labels": KEY, "self_train.teacher_ema": KEY, "self_train.mix": KEY,
     },
     # Stage 3: pseudo labels of the target train split from F_T (and F_S).
     "pseudo": {
@@ -238,6 +245,9 @@ def key_values(cfg: ExperimentConfig) -> dict[str, Any]:
         values.update({k: None for k in values if k.startswith("synth.")})
     if not cfg.select.keep_checkpoints:
         values["select.by"] = None
+    if cfg.self_train.labels != "online":  # no teacher: its settings are not what the round trained with
+        default = SelfTrainConfig()
+        values["self_train.teacher_ema"], values["self_train.mix"] = default.teacher_ema, default.mix
     return values
 
 

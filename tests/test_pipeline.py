@@ -351,3 +351,21 @@ def test_memos_keep_one_memo_per_networks_and_dataset(tiny_data):
     assert probability_memo(target, cfg, 2, memos, ("labelling", "ft0", "fs0")) == {}
     cfg.data.cache_mb = 0  # probabilities that do not fit are never kept, shared or not
     assert probability_memo(target, cfg, 2, memos, ("labelling", "x")) is None
+
+
+def test_online_labels_train_each_path_beside_the_other_on_the_offline_upstream(cfg_for, tmp_path):
+    """self_train.labels online: the same upstream and offline labels (their thresholds), new round
+    networks; each path's round learns its teacher's labels (pseudo_kept logged) beside the other path."""
+    offline = run_experiment(cfg_for(), tmp_path / "offline", lambda *a, **k: None)
+    records = []
+    online = run_experiment(cfg_for(**{"self_train.labels": "online"}), tmp_path / "online",
+                            lambda m, checkpoint=None: records.append(m))  # fmt: skip
+    for shared in ("F_T_r0", "F_S_r0", "pseudo_r1"):
+        assert online[f"artifacts.{shared}"] == offline[f"artifacts.{shared}"], shared
+    for retrained in ("F_T_r1", "F_S_r1"):
+        assert online[f"artifacts.{retrained}"] != offline[f"artifacts.{retrained}"], retrained
+        logs = [r for r in records if r["stage"] == retrained and "pseudo_kept" in r]
+        assert logs and all(0 <= r["pseudo_kept"] <= 1 for r in logs), retrained
+    assert 0 <= online["miou"] <= 100
+    with pytest.raises(Exception, match="self_train.init: restart"):
+        cfg_for(**{"self_train.labels": "online", "self_train.init": "restart"})

@@ -112,6 +112,7 @@ BASES = {
                                             "self_train.steps": 7},
     "keeping checkpoints": {"select.keep_checkpoints": True},
     "every term on": {f"adapt.{name}.{term.switch}": 0.5 for name, term in TERMS.items()},
+    "online labels": {"self_train.labels": "online"},  # the teacher's settings count only then
 }  # fmt: skip
 
 

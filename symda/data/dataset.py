@@ -130,6 +130,29 @@ class SegmentationDataset(torch.utils.data.Dataset):
         return item
 
 
+class PairedDataset(torch.utils.data.Dataset):
+    """The items of `primary` with "partner_image": the same sample of `partner` (another style of the
+    same images, e.g. T and T' = G(T, source)), under the same crop and flip (both draw them from the
+    item's seed, and both are resized to one size). Raises DatasetError when the two do not list the
+    same images in the same order."""
+
+    def __init__(self, primary: SegmentationDataset, partner: SegmentationDataset) -> None:
+        names, partner_names = [s.name for s in primary.samples], [s.name for s in partner.samples]
+        if names != partner_names:
+            missing = sorted(set(names) ^ set(partner_names))[:3]
+            raise DatasetError(f"{partner.root}: does not hold the images of {primary.root} one for one "
+                               f"({len(partner_names)} against {len(names)}; e.g. {missing})")  # fmt: skip
+        if primary.size != partner.size:
+            raise DatasetError(f"{partner.root}: resized to {partner.size}, {primary.root} to {primary.size}")
+        self.primary, self.partner = primary, partner
+
+    def __len__(self) -> int:
+        return len(self.primary)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        return {**self.primary[key], "partner_image": self.partner[key]["image"]}
+
+
 class ResumableBatchSampler(torch.utils.data.Sampler):
     """Yields `steps` batches of (index, augmentation seed) pairs, starting at `start_step` (this
     rank's share of each global batch of `batch_size` when world_size > 1).

@@ -38,7 +38,7 @@ from .outputs import (
 )
 from .roots import PSEUDO_FOLDERS
 from .scoring import evaluate_method, stage_evaluator, stored_evaluation, val_evaluator
-from .segmenters import Adapted, adapted_networks, segmenter_stage
+from .segmenters import Adapted, Partner, adapted_networks, segmenter_stage
 from .selection import network_file, selections
 from .stages import prepare_data, pseudo_stage, source_training_config, tagged, translation_stage
 
@@ -219,12 +219,17 @@ def self_train_round(cfg: ExperimentConfig, store: ArtifactStore, up: Adapted, p
                      f_s: Artifact | None, round_: int, report: Report, progress: bool,
                      memos: Memos) -> tuple[Artifact, Artifact | None]:  # fmt: skip
     """Round `round_`'s self-training: F_T on (S', T with the pseudo labels) evaluated beside the
-    current F_S, then F_S on (S, T') when self_train.paths is "both" (else F_S stays as it is)."""
+    current F_S, then F_S on (S, T') when self_train.paths is "both" (else F_S stays as it is). Each
+    path's partner (online labels) is the other path's network at the round's start."""
     evaluator = stage_evaluator(cfg, up.path_t, f_s, up.path_s.val_root, memos)
-    f_t = segmenter_stage(cfg, store, up.path_t, round_, report, pseudo, f_t, progress, evaluator)
+    partner_t = Partner(up.path_s, f_s) if f_s is not None else None
+    f_t_new = segmenter_stage(
+        cfg, store, up.path_t, round_, report, pseudo, f_t, progress, evaluator, partner_t
+    )
     if f_s is not None and cfg.self_train.paths == "both":
-        f_s = segmenter_stage(cfg, store, up.path_s, round_, report, pseudo, f_s, progress)
-    return f_t, f_s
+        f_s = segmenter_stage(cfg, store, up.path_s, round_, report, pseudo, f_s, progress,
+                              partner=Partner(up.path_t, f_t))  # fmt: skip
+    return f_t_new, f_s
 
 
 def final_evaluation(cfg: ExperimentConfig, up: Adapted, f_t: Artifact, f_s: Artifact | None,

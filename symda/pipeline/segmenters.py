@@ -18,34 +18,43 @@ from symda import stage_keys
 from symda.artifacts import Artifact, ArtifactStore, artifact_key
 from symda.config import ExperimentConfig, stage_train_config
 from symda.data import build_dataset
+from symda.data.dataset import PairedDataset
 from symda.distributed import BackgroundCall, Report, Runtime, cpu_count, run_stage, torch_threads
 from symda.io import write_json
 from symda.terms import adaptation_terms
 from symda.terms.base import Term, data_streams
 from symda.terms.cross_entropy import PseudoLabelCrossEntropy, SourceCrossEntropy
+from symda.terms.online_labels import OnlinePseudoLabels, PartnerNetwork
 
 from .memo import Memos
-from .roots import DomainRoots, NetworkPath, network_paths, with_roots
+from .roots import PSEUDO_FOLDERS, DomainRoots, NetworkPath, network_paths, with_roots
 from .scoring import Evaluator, stage_evaluator
 from .selection import network_file, recording_evaluations, replay_evaluations, select_checkpoint
 from .stages import ray_train_storage, tagged
 
 
-def stage_terms(cfg: ExperimentConfig, round_: int) -> tuple[Term, ...]:
+def stage_terms(cfg: ExperimentConfig, round_: int, online: Term | None = None) -> tuple[Term, ...]:
     """The loss terms of a segmenter stage: source cross-entropy, pseudo-label cross-entropy in a
-    self-training round (weight self_train.pseudo_weight), and every adaptation term cfg.adapt
-    switches on (in a self-training round only with self_train.adaptation_terms)."""
-    own = [SourceCrossEntropy(), *([PseudoLabelCrossEntropy(cfg.self_train.pseudo_weight)] if round_ else [])]
+    self-training round (weight self_train.pseudo_weight; `online`, the round's OnlinePseudoLabels
+    term, in its place with self_train.labels online), and every adaptation term cfg.adapt switches
+    on (in a self-training round only with self_train.adaptation_terms)."""
+    pseudo_term = online if online is not None else PseudoLabelCrossEntropy(cfg.self_train.pseudo_weight)
+    own = [SourceCrossEntropy(), *([pseudo_term] if round_ else [])]
     adaptation = adaptation_terms(cfg.adapt) if not round_ or cfg.self_train.adaptation_terms else []
     return (*own, *adaptation)
 
 
 def segmenter_identity(cfg: ExperimentConfig, net: NetworkPath, round_: int, pseudo: Artifact | None = None,
-                       init: Artifact | None = None) -> tuple[str, str, dict, dict[str, str]]:  # fmt: skip
+                       init: Artifact | None = None, partner: Partner | None = None,
+                       ) -> tuple[str, str, dict, dict[str, str]]:  # fmt: skip
     """(store stage, artifact key, key config, inputs) of the network of path `net` after round `round_`."""
     inputs = dict(net.inputs)
     if round_:
         inputs.update(pseudo=pseudo.key, init=init.key)
+        if (
+            partner is not None and cfg.self_train.labels == "online"
+        ):  # it labels every batch with the teacher
+            inputs.update(partner=partner.network.key)
     stage, config = net.network(round_).store_stage, stage_keys.segmenter_key(cfg, net.name, round_)
     return stage, artifact_key(stage, config, inputs), config, inputs
 
@@ -60,6 +69,7 @@ def segmenter_stage(
     init: Artifact | None = None,
     progress: bool = False,
     evaluator: Evaluator | None = None,
+    partner: Partner | None = None,
 ) -> Artifact:
     """The segmentation network of path `net` after round `round_`, reported under its tag ("F_T_r1").
 
@@ -69,7 +79,9 @@ def segmenter_stage(
     with self_train.init "restart", from the initial weights). Every evaluation scores the
     network with `evaluator` (default: `stage_evaluator` of the path, no partner): val mIoU and every
     validator. With select.keep_checkpoints the loop keeps each evaluated network and the artifact
-    delivers the one select.by picks (`select_checkpoint`, `network_file`).
+    delivers the one select.by picks (`select_checkpoint`, `network_file`). With self_train.labels
+    online the round learns the labels of a mean teacher instead (`online_labels_term`), compared with
+    `partner` (the other path's network at the round's start) where the run has one.
     """
     if (pseudo is None) != (round_ == 0) or (init is None) != (round_ == 0):
         raise ValueError(
@@ -81,12 +93,22 @@ def segmenter_stage(
     evaluator = evaluator or stage_evaluator(cfg, net)
 
     def loop(work: Path, runtime: Runtime, report_: Report) -> None:
-        terms = stage_terms(cfg, round_)
+        online = (
+            online_labels_term(cfg, net, pseudo, partner)
+            if round_ and cfg.self_train.labels == "online"
+            else None
+        )
+        terms = stage_terms(cfg, round_, online)
         read = data_streams(terms)
         run_cfg = with_roots(cfg, net.source_root, net.target_root)
         data = {"source": build_dataset(run_cfg.data, cfg.synth, "source")}
         if "target" in read:
             data["target"] = build_dataset(run_cfg.data, cfg.synth, "target")
+            if online is not None and online.partner is not None:  # the same crops in the partner's style
+                partner_cfg = with_roots(cfg, target_root=partner.path.target_root)
+                data["target"] = PairedDataset(
+                    data["target"], build_dataset(partner_cfg.data, cfg.synth, "target")
+                )
         if "pseudo" in read:
             data["pseudo"] = build_dataset(with_roots(cfg, target_root=pseudo.path / net.pseudo_folder).data,
                                            cfg.synth, "target_labelled")  # fmt: skip
@@ -112,11 +134,39 @@ def segmenter_stage(
         if cfg.select.keep_checkpoints:
             select_checkpoint(work, cfg.select.by)
 
-    stage, _, config, inputs = segmenter_identity(cfg, net, round_, pseudo, init)
+    stage, _, config, inputs = segmenter_identity(cfg, net, round_, pseudo, init, partner)
     artifact = store.get_or_build(stage, config, inputs, build)
     if artifact.reused:
         replay_evaluations(artifact.path, stage_report)
     return artifact
+
+
+@dataclasses.dataclass(frozen=True)
+class Partner:
+    """The other path of a self-training round and its network at the round's start."""
+
+    path: NetworkPath
+    network: Artifact
+
+
+def online_labels_term(cfg: ExperimentConfig, net: NetworkPath, pseudo: Artifact,
+                       partner: Partner | None) -> OnlinePseudoLabels:  # fmt: skip
+    """The OnlinePseudoLabels term of a round of path `net`: the pseudo.* policy with the thresholds
+    the round's offline labels used (their pseudo_stats.json), beside `partner`'s network."""
+    from symda.data.labels import CLASS_NAMES
+    from symda.io import read_json
+    from symda.pseudo.generate import STATS_FILE
+
+    stats_file = pseudo.path / PSEUDO_FOLDERS["T"] / STATS_FILE
+    thresholds = read_json(stats_file).get("thresholds", {})
+    if set(thresholds) != set(CLASS_NAMES):
+        raise ValueError(f"{stats_file}: no per-class thresholds for the online labels (an older artifact?)")
+    spec = None
+    if partner is not None:
+        spec = PartnerNetwork(cfg.model, network_file(partner.network.path), teacher_is_t=net.name == "T")
+    st = cfg.self_train
+    return OnlinePseudoLabels(st.pseudo_weight, st.teacher_ema, st.mix, cfg.pseudo,
+                              [thresholds[c] for c in CLASS_NAMES], spec)  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)

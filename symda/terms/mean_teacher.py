@@ -66,6 +66,8 @@ class MeanTeacher(AdaptationTerm):
     FIELDS = {"lambda_main": KEY, "alpha": KEY, "threshold": KEY, "mix": KEY}
     switch = "lambda_main"
     method = "DACS"
+    loss_metric = "loss_mt"  # the unweighted loss's name in the step's metrics
+    mix_key = "adapt.mean_teacher.mix"  # the config key that chose the mixing (error messages)
 
     def __init__(self, config: MeanTeacherConfig) -> None:
         super().__init__(config)
@@ -112,6 +114,23 @@ class MeanTeacher(AdaptationTerm):
                 t.mul_(alpha).add_(s.detach(), alpha=1.0 - alpha)
         self.updates += 1
 
+    def teacher_labels(self, step: Step) -> tuple[torch.Tensor, torch.Tensor, Losses]:
+        """The teacher's labels of the target batch, (N, H, W) int64 on the device (IGNORE_INDEX where
+        it gives none), the (N, H, W) weight of each target pixel's loss, and the metrics: DACS's rule
+        (every pixel labelled by the teacher's argmax, weighted by the batch's share of confident
+        pixels). OnlinePseudoLabels (symda.terms.online_labels) labels by the pseudo-label policy."""
+        import torch
+
+        from symda.models.losses import upsampled
+
+        target = step.batches["target"]["image"]
+        with torch.no_grad(), self.runtime.autocast():
+            teacher_logits = self.teacher(self.runtime.images(target))["main"]
+        probabilities = torch.softmax(upsampled(teacher_logits, tuple(target.shape[-2:])), dim=1)
+        confidence, labels = probabilities.max(dim=1)  # (N, H, W)
+        quality = (confidence >= self.config.threshold).float().mean()
+        return labels, quality.expand_as(confidence), {"mt_weight": quality}
+
     def loss(self, step: Step) -> tuple[torch.Tensor, Losses]:
         import torch
         import torch.nn.functional as F
@@ -121,31 +140,27 @@ class MeanTeacher(AdaptationTerm):
         self._update_teacher()  # from the segmenter's weights after the last step (DAFormer's order)
         target = step.batches["target"]["image"]
         size = tuple(target.shape[-2:])
-        with torch.no_grad(), self.runtime.autocast():
-            teacher_logits = self.teacher(self.runtime.images(target))["main"]
-        confidence, labels = torch.softmax(upsampled(teacher_logits, size), dim=1).max(dim=1)  # (N, H, W)
-        quality = (confidence >= self.config.threshold).float().mean()
+        labels, weights, metrics = self.teacher_labels(step)
         if self.config.mix == "classmix":
             source = step.batches["source"]
             if tuple(source["image"].shape[-2:]) != size:
-                raise ValueError(f"adapt.mean_teacher.mix classmix pastes source crops onto target crops: the "
+                raise ValueError(f"{self.mix_key} classmix pastes source crops onto target crops: the "
                                  f"source batch is {tuple(source['image'].shape[-2:])}, the target {size} "
                                  f"(set data.crop_size, or mix none)")  # fmt: skip
             mask = classmix_masks(source["label"], self.generator, IGNORE_INDEX)
             mixed = torch.where(mask[:, None], source["image"], target)
             mask = self.runtime.to(mask)
             labels = torch.where(mask, step.labels("source"), labels)
-            weights = torch.where(mask, torch.ones_like(confidence), quality.expand_as(confidence))
+            weights = torch.where(mask, torch.ones_like(weights), weights)
             with self.runtime.autocast():
                 logits = self.student(self.runtime.images(mixed))["main"]
         else:
             logits = step.outputs("target")["main"]
-            weights = quality.expand_as(confidence)
         pixel_loss = F.cross_entropy(
             upsampled(logits, size), labels, ignore_index=IGNORE_INDEX, reduction="none"
         )
         loss = (pixel_loss * weights).mean()  # over every pixel, ignored ones (0) too: DACS's reduction
-        return self.config.lambda_main * loss, {"loss_mt": loss.detach(), "mt_weight": quality}
+        return self.config.lambda_main * loss, {self.loss_metric: loss.detach(), **metrics}
 
     def state_dict(self) -> dict[str, Any]:
         return {"teacher": self.teacher.state_dict(), "updates": self.updates,
