@@ -85,7 +85,8 @@ def test_every_cell_of_the_self_training_study_is_a_valid_config_and_a_bad_file_
             by_name["headroom_kept-s1"].pseudo.true_target_labels == "kept"
             and by_name["bdl_like-s1"].synth.seed == 1
         )
-        assert not by_name["cycada_like-s0"].self_train.enabled and not by_name["bdl_like-s0"].adapt.symmetric
+        assert not by_name["cycada_like-s0"].self_train.enabled
+        assert by_name["bdl_like-s0"].adapt.symmetric == (preset == "screen_pair")  # the pair's upstream
     bad = tmp_path / "bad.yaml"
     bad.write_text("presets: {screen: {config: configs/synthcity/quick.yaml, synth_root: 'd-{seed}', set: {}}}\n"
                    "rows: {r: {self_train.intit: restart}}\n")  # fmt: skip
