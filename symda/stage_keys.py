@@ -25,22 +25,23 @@ store's artifacts under today's keys.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from pathlib import Path
 from typing import Any
 
-from symda.config import ExperimentConfig, SelfTrainConfig, SynthGapConfig, flatten, stage_train_config
+from symda.config import ExperimentConfig, SynthGapConfig, flatten, stage_train_config
 from symda.terms import TERMS
 
 SCHEMA = 2  # of the key configs; bump when the layout of key_config changes
 
-# KEY fields added after schema 2 was written: each enters a key only away from its default, so that
-# adding a switch leaves every artifact already in a store under the key it had.
-ADDED_SINCE_SCHEMA_2 = (
-    "self_train.init", "self_train.lr", "self_train.adaptation_terms",
-    "pseudo.round_quantiles", "pseudo.true_target_labels",
-    "self_train.labels", "self_train.teacher_ema", "self_train.mix",
-)  # fmt: skip
+# KEY fields added after schema 2 was written, each with the value that means what every run did
+# before the field existed: a field enters a key only away from that value, so that adding a switch
+# leaves every artifact already in a store under the key it had, and a later change of the field's
+# default gives the runs of the new default keys of their own.
+ADDED_SINCE_SCHEMA_2: dict[str, Any] = {
+    "self_train.init": "continue", "self_train.lr": 0.0, "self_train.adaptation_terms": True,
+    "pseudo.round_quantiles": [], "pseudo.true_target_labels": "none",
+    "self_train.labels": "offline", "self_train.teacher_ema": 0.99, "self_train.mix": "classmix",
+}  # fmt: skip
 
 KEY = "key"
 
@@ -246,8 +247,8 @@ def key_values(cfg: ExperimentConfig) -> dict[str, Any]:
     if not cfg.select.keep_checkpoints:
         values["select.by"] = None
     if cfg.self_train.labels != "online":  # no teacher: its settings are not what the round trained with
-        default = SelfTrainConfig()
-        values["self_train.teacher_ema"], values["self_train.mix"] = default.teacher_ema, default.mix
+        values["self_train.teacher_ema"] = ADDED_SINCE_SCHEMA_2["self_train.teacher_ema"]
+        values["self_train.mix"] = ADDED_SINCE_SCHEMA_2["self_train.mix"]
     return values
 
 
@@ -257,20 +258,14 @@ def key_config_of_fields(table: str, values: dict[str, Any], context: dict[str, 
         f"adapt.{name}." for name, term in TERMS.items() if not values[f"adapt.{name}.{term.switch}"] > 0
     )
     fields = {k: values[k] for k in key_fields(table) if not k.startswith(off)}
-    for k in ADDED_SINCE_SCHEMA_2:
-        if k in fields and _as_json(fields[k]) == _added_defaults()[k]:
+    for k, before in ADDED_SINCE_SCHEMA_2.items():
+        if k in fields and _as_json(fields[k]) == before:
             del fields[k]
     return {"schema": SCHEMA, "stage": table, **context, "fields": fields}
 
 
 def _as_json(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
-
-
-@functools.cache
-def _added_defaults() -> dict[str, Any]:
-    defaults = key_values(ExperimentConfig())
-    return {k: defaults[k] for k in ADDED_SINCE_SCHEMA_2}
 
 
 def key_config(cfg: ExperimentConfig, table: str, **context: Any) -> dict[str, Any]:

@@ -275,3 +275,18 @@ def test_migration_links_files_without_copying_them(tmp_path):
         json.loads((store.path("translator", old["translator"]) / "artifact.json").read_text())["key"]
         == old["translator"]
     )
+
+
+def test_a_field_added_after_schema_2_enters_a_key_only_away_from_what_runs_did_before_it():
+    """Measured against the value that means the old behaviour, not against today's default: so a
+    change of a default (offline -> online labels) cannot give new runs the keys of stored ones."""
+    from symda.stage_keys import ADDED_SINCE_SCHEMA_2
+
+    offline = segmenter_key(load_config(overrides={"self_train.labels": "offline"}), "T", 1)["fields"]
+    online = segmenter_key(load_config(overrides={"self_train.labels": "online"}), "T", 1)["fields"]
+    assert not set(ADDED_SINCE_SCHEMA_2) & set(offline)
+    assert online["self_train.labels"] == "online" and "self_train.mix" not in online  # DACS's classmix
+    mixed = load_config(overrides={"self_train.labels": "online", "self_train.mix": "none"})
+    assert segmenter_key(mixed, "T", 1)["fields"]["self_train.mix"] == "none"
+    # The teacher's settings do not exist for offline labels: no key moves with them.
+    assert segmenter_key(load_config(overrides={"self_train.mix": "none"}), "T", 1)["fields"] == offline

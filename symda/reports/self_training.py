@@ -6,8 +6,8 @@ Recipe table: per row and seed the target val mIoU and its gain over the same se
 (cycada_like: the adapted network every row self-trains from), with the evaluation noise of the
 difference (sqrt(se_row^2 + se_start^2), each a bootstrap std over val images), the mean gain over
 seeds, and round 1's pseudo-label coverage and precision (precision reads the target labels:
-diagnostics only). Headroom table: per class the IoU gain over the start of the rows that read
-target labels (headroom_*) beside the pseudo-label row. A bar chart of the mean gains goes next to
+diagnostics only); with two paths also the fused score. Per-class table: the IoU gain over the start
+of the rows that read target labels (headroom_*) beside the label recipes (PER_CLASS_ROWS). A bar chart of the mean gains goes next to
 the table (its stem + .png).
 """
 
@@ -24,7 +24,8 @@ from symda.reports.ablation_table import markdown
 from symda.results import CLASS_NAMES, load_results
 
 START = "cycada_like"  # the row every other row is compared with, seed by seed
-HEADROOM_ROWS = ("bdl_like", "headroom_correct", "headroom_kept", "headroom_all")
+# The rows whose per-class gains the second table shows: the label recipes beside the headroom rows.
+PER_CLASS_ROWS = ("bdl_like", "mean_teacher", "online", "headroom_correct", "headroom_kept", "headroom_all")
 
 
 def study_runs(folder: Path) -> pd.DataFrame:
@@ -58,15 +59,19 @@ def gains(runs: pd.DataFrame) -> pd.DataFrame:
         base = start.loc[r["seed"]] if r["seed"] in start.index else None
         gain = r["miou"] - base["miou"] if base is not None else math.nan
         noise = math.hypot(r["miou_se"], base["miou_se"]) if base is not None else math.nan
+        fused_gain = r["miou_fused"] - base["miou_fused"] if base is not None else math.nan
         out.append({"row": r["row"], "seed": r["seed"], "miou": r["miou"], "gain": gain, "noise": noise,
+                    "miou_fused": r["miou_fused"], "fused_gain": fused_gain,
                     "coverage": r.get("pseudo_r1.coverage", math.nan),
                     "precision": r.get("pseudo_r1.diag_pseudo_accuracy", math.nan)})  # fmt: skip
     return pd.DataFrame(out)
 
 
 def recipe_table(table: pd.DataFrame, order: list[str]) -> pd.DataFrame:
-    """Rows in study order: per seed 'miou (gain ± noise)', the mean gain, coverage and precision."""
+    """Rows in study order: per seed 'miou (gain ± noise)', the mean gain, coverage and precision;
+    with two paths (a fused score that differs from F_T's) also the fused mIoU's mean and mean gain."""
     seeds = sorted(table["seed"].unique())
+    pair = bool((table["miou_fused"] - table["miou"]).abs().max() > 1e-9)
     lines = {}
     for row in order:
         part = table[table["row"] == row].set_index("seed")
@@ -81,6 +86,9 @@ def recipe_table(table: pd.DataFrame, order: list[str]) -> pd.DataFrame:
             line[f"seed {s}"] = f"{p['miou']:.2f}" + ("" if row == START or math.isnan(p["gain"])
                                                        else f" ({p['gain']:+.2f} ± {p['noise']:.2f})")  # fmt: skip
         line["mean gain"] = "" if row == START else f"{part['gain'].mean():+.2f}"
+        if pair:
+            line["fused"] = f"{part['miou_fused'].mean():.2f}"
+            line["fused gain"] = "" if row == START else f"{part['fused_gain'].mean():+.2f}"
         line["coverage"] = _pct(part["coverage"].mean())
         line["precision"] = _pct(part["precision"].mean())
         lines[row] = line
@@ -91,7 +99,7 @@ def headroom_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Per class (and mIoU) the mean IoU gain over the start of the pseudo-label and headroom rows."""
     start = runs[runs["row"] == START].set_index("seed")
     cols = {}
-    for row in HEADROOM_ROWS:
+    for row in PER_CLASS_ROWS:
         part = runs[runs["row"] == row].set_index("seed")
         seeds = [s for s in part.index if s in start.index]
         if not seeds:

@@ -75,7 +75,9 @@ def test_the_labels_are_the_offline_rule_on_the_teacher_and_the_partner(paired):
     expected = select(pred, m_conf, torch.tensor(thresholds)).long()
     assert torch.equal(labels, expected) and torch.equal(weights, torch.ones_like(weights))
     assert metrics["pseudo_kept"] == pytest.approx((expected != IGNORE_INDEX).float().mean().item())
-    assert term.partner_net.training is False and not any(p.requires_grad for p in term.partner_net.parameters())
+    assert term.partner_net.training is False and not any(
+        p.requires_grad for p in term.partner_net.parameters()
+    )
 
 
 @pytest.mark.parametrize("threshold, kept", [(0.0, 1.0), (1.01, 0.0)])
