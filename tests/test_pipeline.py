@@ -356,7 +356,9 @@ def test_memos_keep_one_memo_per_networks_and_dataset(tiny_data):
 def test_online_labels_train_each_path_beside_the_other_on_the_offline_upstream(cfg_for, tmp_path):
     """self_train.labels online: the same upstream and offline labels (their thresholds), new round
     networks; each path's round learns its teacher's labels (pseudo_kept logged) beside the other path."""
-    offline = run_experiment(cfg_for(), tmp_path / "offline", lambda *a, **k: None)
+    offline = run_experiment(
+        cfg_for(**{"self_train.labels": "offline"}), tmp_path / "offline", lambda *a, **k: None
+    )
     records = []
     online = run_experiment(cfg_for(**{"self_train.labels": "online"}), tmp_path / "online",
                             lambda m, checkpoint=None: records.append(m))  # fmt: skip
