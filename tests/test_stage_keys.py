@@ -289,4 +289,5 @@ def test_a_field_added_after_schema_2_enters_a_key_only_away_from_what_runs_did_
     mixed = load_config(overrides={"self_train.labels": "online", "self_train.mix": "none"})
     assert segmenter_key(mixed, "T", 1)["fields"]["self_train.mix"] == "none"
     # The teacher's settings do not exist for offline labels: no key moves with them.
-    assert segmenter_key(load_config(overrides={"self_train.mix": "none"}), "T", 1)["fields"] == offline
+    teacherless = load_config(overrides={"self_train.labels": "offline", "self_train.mix": "none"})
+    assert segmenter_key(teacherless, "T", 1)["fields"] == offline

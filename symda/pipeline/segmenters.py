@@ -24,7 +24,7 @@ from symda.io import write_json
 from symda.terms import adaptation_terms
 from symda.terms.base import Term, data_streams
 from symda.terms.cross_entropy import PseudoLabelCrossEntropy, SourceCrossEntropy
-from symda.terms.online_labels import OnlinePseudoLabels, PartnerNetwork
+from symda.terms.online_labels import OnlinePseudoLabels
 
 from .memo import Memos
 from .roots import PSEUDO_FOLDERS, DomainRoots, NetworkPath, network_paths, with_roots
@@ -151,22 +151,23 @@ class Partner:
 
 def online_labels_term(cfg: ExperimentConfig, net: NetworkPath, pseudo: Artifact,
                        partner: Partner | None) -> OnlinePseudoLabels:  # fmt: skip
-    """The OnlinePseudoLabels term of a round of path `net`: the pseudo.* policy with the thresholds
-    the round's offline labels used (their pseudo_stats.json), beside `partner`'s network."""
+    """The OnlinePseudoLabels term of a round of path `net`: the pseudo.* policy's rule with the
+    thresholds the round's offline labels used (their pseudo_stats.json), beside `partner`'s network."""
+    from symda.adapt.networks import load_segmenter
     from symda.data.labels import CLASS_NAMES
     from symda.io import read_json
     from symda.pseudo.generate import STATS_FILE
+    from symda.pseudo.thresholds import policy_labels
 
     stats_file = pseudo.path / PSEUDO_FOLDERS["T"] / STATS_FILE
     thresholds = read_json(stats_file).get("thresholds", {})
     if set(thresholds) != set(CLASS_NAMES):
         raise ValueError(f"{stats_file}: no per-class thresholds for the online labels (an older artifact?)")
-    spec = None
-    if partner is not None:
-        spec = PartnerNetwork(cfg.model, network_file(partner.network.path), teacher_is_t=net.name == "T")
+    rule = functools.partial(policy_labels, policy=cfg.pseudo,
+                             thresholds=torch.tensor([thresholds[c] for c in CLASS_NAMES]))  # fmt: skip
+    partner_net = load_segmenter(cfg.model, network_file(partner.network.path)) if partner else None
     st = cfg.self_train
-    return OnlinePseudoLabels(st.pseudo_weight, st.teacher_ema, st.mix, cfg.pseudo,
-                              [thresholds[c] for c in CLASS_NAMES], spec)  # fmt: skip
+    return OnlinePseudoLabels(st.pseudo_weight, st.teacher_ema, st.mix, rule, partner_net, net.name == "T")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,9 +7,14 @@ Cityscapes train at 512x1024), which is why pseudo-label generation runs out of 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from symda.data.labels import IGNORE_INDEX, NUM_CLASSES
+
+if TYPE_CHECKING:
+    from symda.config import PseudoConfig
 
 
 class StreamingClassHistogram:
@@ -110,3 +115,17 @@ def select(pred: torch.Tensor, m_conf: torch.Tensor, thresholds: torch.Tensor) -
     th = thresholds.to(device=m_conf.device, dtype=m_conf.dtype)[pred]
     keep = m_conf >= th
     return torch.where(keep, pred, torch.full_like(pred, IGNORE_INDEX)).to(torch.uint8)
+
+
+def policy_labels(p_t: torch.Tensor, p_s: torch.Tensor | None, policy: PseudoConfig,
+                  thresholds: torch.Tensor) -> torch.Tensor:  # fmt: skip
+    """The pseudo labels a policy gives pixels whose two paths' probabilities are p_t, p_s ((N, C, H, W);
+    p_s None with one path): the fused prediction where M_conf passes its class's threshold, else
+    IGNORE_INDEX; (N, H, W) int64. The offline generator's rule (`confidence_map`, `select`), for the
+    online labels of a round (symda.terms.online_labels)."""
+    from symda.pseudo.confidence import confidence_map
+
+    pred, m_conf, _, _ = confidence_map(
+        p_t, p_s, policy.fusion_weight, policy.consistency, policy.conf_weight
+    )
+    return select(pred, m_conf, thresholds).long()

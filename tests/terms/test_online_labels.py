@@ -3,28 +3,32 @@ policy's rule, beside a partner network on the same crops in its own style."""
 
 from __future__ import annotations
 
+import functools
 import shutil
 
 import pytest
 import torch
 
 from symda.adapt.loop import SegmenterJob, train_segmenter
-from symda.adapt.networks import build_segmenter
+from symda.adapt.networks import build_segmenter, load_segmenter
 from symda.adapt.step import Step, TermContext
 from symda.config import PseudoConfig
 from symda.data.dataset import DatasetError, PairedDataset
 from symda.distributed import Runtime
 from symda.models.losses import IGNORE_INDEX, upsampled
 from symda.pseudo.confidence import confidence_map
-from symda.pseudo.thresholds import select
+from symda.pseudo.thresholds import policy_labels, select
 from symda.terms.cross_entropy import SourceCrossEntropy
-from symda.terms.online_labels import OnlinePseudoLabels, PartnerNetwork
+from symda.terms.online_labels import OnlinePseudoLabels
 from tests.adapt.test_loop import setup
 
 
 def _term(model_cfg, partner_file, thresholds, **policy):
-    partner = PartnerNetwork(model_cfg, partner_file) if partner_file else None
-    return OnlinePseudoLabels(1.0, 0.99, "classmix", PseudoConfig(**policy), thresholds, partner)
+    partner = load_segmenter(model_cfg, partner_file) if partner_file else None
+    rule = functools.partial(
+        policy_labels, policy=PseudoConfig(**policy), thresholds=torch.tensor(thresholds)
+    )
+    return OnlinePseudoLabels(1.0, 0.99, "classmix", rule, partner)
 
 
 @pytest.fixture
@@ -70,14 +74,12 @@ def test_the_labels_are_the_offline_rule_on_the_teacher_and_the_partner(paired):
     labels, weights, metrics = term.teacher_labels(step)
     with torch.no_grad():  # the teacher in train mode (DACS), the partner in eval mode
         p_t = torch.softmax(upsampled(term.teacher(batch["image"])["main"], (32, 64)), 1)
-        p_s = torch.softmax(upsampled(term.partner_net(batch["partner_image"])["main"], (32, 64)), 1)
+        p_s = torch.softmax(upsampled(term.partner(batch["partner_image"])["main"], (32, 64)), 1)
     pred, m_conf, _, _ = confidence_map(p_t, p_s, 0.5, "soft", 0.5)
     expected = select(pred, m_conf, torch.tensor(thresholds)).long()
     assert torch.equal(labels, expected) and torch.equal(weights, torch.ones_like(weights))
     assert metrics["pseudo_kept"] == pytest.approx((expected != IGNORE_INDEX).float().mean().item())
-    assert term.partner_net.training is False and not any(
-        p.requires_grad for p in term.partner_net.parameters()
-    )
+    assert term.partner.training is False and not any(p.requires_grad for p in term.partner.parameters())
 
 
 @pytest.mark.parametrize("threshold, kept", [(0.0, 1.0), (1.01, 0.0)])
