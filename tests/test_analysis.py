@@ -245,3 +245,29 @@ def test_self_training_tables_give_each_rows_gain_over_the_same_seeds_start(tmp_
     assert self_training.main([str(tmp_path / "study"), "--out", str(out)]) == 0
     text = out.read_text()
     assert "31.00 (+1.00" in text and "+10.00" in text and out.with_suffix(".png").is_file()
+
+
+def test_robustness_pairs_grid_cells_by_their_config_and_gives_each_models_spread(tmp_path):
+    from symda.reports import robustness
+    from tests.result_fixtures import write_run_record
+
+    # A 2-cell grid on one seed: the single path swings by 4 points, the pair's F_T by 1, its fusion by 0.
+    cells = {"online": (1e-3, 0.5, 30.0, 31.0, 32.0), "robust_lam3e-3_q0.7": (3e-3, 0.7, 26.0, 30.0, 32.0)}
+    for row, (lam, q, single, pair_t, fused) in cells.items():
+        grid = {"adapt.adversarial.lambda_main": lam, "pseudo.quantile": q}
+        write_run_record(tmp_path / "one" / f"{row}-s0", {**grid, "adapt.symmetric": False}, single, None, 0)
+        write_run_record(tmp_path / "two" / f"{row}-s0", {**grid, "adapt.symmetric": True}, pair_t, fused, 0)
+    # Not grid cells: the start row, and a cell only the single preset finished.
+    write_run_record(tmp_path / "one" / "cycada_like-s0", {"self_train.enabled": False}, 20.0, None, 0)
+    write_run_record(tmp_path / "one" / "online-s1", {"adapt.symmetric": False}, 10.0, None, 1)
+    table = robustness.paired_grid(
+        robustness.grid_runs(tmp_path / "one"), robustness.grid_runs(tmp_path / "two")
+    )
+    assert list(table.index) == [(1e-3, 0.5, 0), (3e-3, 0.7, 0)]
+    spread = robustness.spread(table)
+    assert spread.loc["single F_T", "range"] == 4.0 and spread.loc["symmetric F_T", "range"] == 1.0
+    assert spread.loc["symmetric fused", "std"] == 0.0 and spread.loc["single F_T", "worst"] == 26.0
+    out = tmp_path / "robustness.md"
+    assert robustness.main([str(tmp_path / "one"), str(tmp_path / "two"), "--out", str(out)]) == 0
+    assert "| single F_T | 2 |" in out.read_text() and out.with_suffix(".png").is_file()
+    assert robustness.main([str(tmp_path / "one"), str(tmp_path / "empty")]) == 2
