@@ -86,6 +86,9 @@ def test_every_cell_of_the_self_training_study_is_a_valid_config_and_a_bad_file_
             and by_name["bdl_like-s1"].synth.seed == 1
         )
         assert not by_name["cycada_like-s0"].self_train.enabled
+        # row-major: cells run at once (--max-concurrent) are of different seeds, not waiting on one upstream
+        first = next(iter(rows))
+        assert [c.name for c in cells[:2]] == [f"{first}-s0", f"{first}-s1"]
         assert by_name["bdl_like-s0"].adapt.symmetric == (preset == "screen_pair")  # the pair's upstream
     bad = tmp_path / "bad.yaml"
     bad.write_text("presets: {screen: {config: configs/synthcity/quick.yaml, synth_root: 'd-{seed}', set: {}}}\n"

@@ -73,8 +73,8 @@ def make_cells(study: Path, preset_name: str, rows: list[str] | None, seeds: lis
         raise ConfigError(f"--rows {' '.join(unknown)}: not a row of {study} ({', '.join(all_rows)})")
     preset = presets[preset_name]
     cells = []
-    for seed in seeds:
-        for row in rows:
+    for row in rows:  # row-major: cells run at once (--max-concurrent) are of different seeds when
+        for seed in seeds:  # there are several, so they do not wait on one seed's upstream build
             cfg = cell_config(preset, all_rows[row], seed, overrides)
             cfg = cell_config(preset, all_rows[row], seed, {**overrides, **absolute_paths(cfg)})
             cells.append(Cell(f"{row}-s{seed}", seed, cfg, (out / preset_name / f"{row}-s{seed}").resolve()))
@@ -102,13 +102,18 @@ def main(argv: list[str] | None = None) -> int:
                    help="override of every cell's config (repeatable)")  # fmt: skip
     p.add_argument("--table", type=Path, help="tables to write (default <out>/<preset>/self_training.md)")
     p.add_argument("--address", help="join this running Ray cluster (default: start a local one)")
+    p.add_argument("--max-concurrent", type=int, default=1,
+                   help="cells at once, each on the cluster's CPUs / this many threads (default 1); rows "
+                        "of one seed share its upstream, so a cell whose upstream another is building waits")  # fmt: skip
     args = p.parse_args(argv)
     from symda.data.dataset import DatasetError
 
     try:
         overrides = dict(parse_override(o) for o in args.overrides)
         cells = make_cells(args.study, args.preset, args.rows, args.seeds, args.out, overrides)
-        errors = run_grid(cells, "self_training", args.out / args.preset, 1, None, args.address)
+        errors = run_grid(
+            cells, "self_training", args.out / args.preset, args.max_concurrent, None, args.address
+        )
     except (ConfigError, SweepError, DatasetError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
