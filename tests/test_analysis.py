@@ -245,6 +245,9 @@ def test_self_training_tables_give_each_rows_gain_over_the_same_seeds_start(tmp_
     assert self_training.main([str(tmp_path / "study"), "--out", str(out)]) == 0
     text = out.read_text()
     assert "31.00 (+1.00" in text and "+10.00" in text and out.with_suffix(".png").is_file()
+    assert self_training.main([str(tmp_path / "study"), "--rows", "bdl_like", "--out", str(out)]) == 0
+    text = out.read_text()  # the start row kept, headroom_all left out
+    assert "| cycada_like |" in text and "31.00 (+1.00" in text and "+10.00" not in text
 
 
 def test_robustness_pairs_grid_cells_by_their_config_and_gives_each_models_spread(tmp_path):
