@@ -85,11 +85,13 @@ factors: $(STAMP)
 	$(BIN)/python analysis/factor_table.py runs/v2/factors runs/v2/baselines --out docs/results/v2/factors.md
 
 # The method's ablation ladder with `symda run` (one config per row; rows share upstream artifacts).
+# SET passes overrides to every row, e.g. SET="--set scale.use_gpu=true" on a GPU machine.
 ROWS ?= adversarial_only minent_like advent_like translation_adversarial bdl_like symmetric_prob_pseudo full
+SET ?=
 ladder: $(STAMP)
 	for s in $(SEEDS); do for e in $(ROWS); do \
 	  test -f runs/$(PRESET)/ladder/$$e-s$$s/result.json || \
-	  $(BIN)/symda run --config configs/synthcity/$$e.yaml --set seed=$$s $(SYNTH) \
+	  $(BIN)/symda run --config configs/synthcity/$$e.yaml --set seed=$$s $(SYNTH) $(SET) \
 	    --out runs/$(PRESET)/ladder/$$e-s$$s || exit 1; done; done
 	$(BIN)/python analysis/ablation_table.py runs/$(PRESET)/baselines runs/$(PRESET)/ladder \
 	  --out docs/results/$(PRESET)/ablation.md
