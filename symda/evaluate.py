@@ -34,7 +34,13 @@ from symda.data.labels import (
     train_ids_to_label_ids,
 )
 from symda.io import atomic_write_bytes, png_bytes
-from symda.select.validators import TargetPredictions, augmented_views, validator_scores
+from symda.select.validators import (
+    TargetPredictions,
+    augmented_views,
+    mixed_images,
+    mixval_partner,
+    validator_scores,
+)
 
 PROTOCOL_CLASSES: dict[int, tuple[int, ...]] = {
     19: tuple(range(NUM_CLASSES)),
@@ -185,13 +191,38 @@ def _add_target_batch(
     p_t: torch.Tensor,
     p_s: torch.Tensor | None,
     augment: ProbabilityFn | None,
+    dataset: SegmentationDataset,
 ) -> None:
     """Add one batch's predictions to the validators' summary: P_T (N, C, h, w), the partner's P_S,
-    and F_T on the augmented copies of the (N, 3, H, W) images when `augment` (F_T's ProbabilityFn)."""
-    augmented = None
+    and, when `augment` (F_T's ProbabilityFn), F_T on the augmented copies of the (N, 3, H, W) images
+    and on MixVal's mixes with each image's partner (from the batch, or read from `dataset`)."""
+    augmented = mixed = None
     if augment is not None:
         augmented = [back(augment(view, indices)) for view, back in augmented_views(images)]
-    pred.add(p_t, indices, p_s, augmented)
+        mixed = _mixval_predictions(images, indices, p_t, augment, dataset)
+    pred.add(p_t, indices, p_s, augmented, mixed)
+
+
+def _mixval_predictions(
+    images: torch.Tensor,
+    indices: list[int],
+    p_t: torch.Tensor,
+    augment: ProbabilityFn,
+    dataset: SegmentationDataset,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(F_T on each image mixed with its MixVal partner, F_T on the partner), each (N, C, h, w): a
+    partner in the batch reuses its images and P_T; one outside it is read and run once."""
+    at = {index: k for k, index in enumerate(indices)}
+    partners = [mixval_partner(i, len(dataset)) for i in indices]
+    outside = sorted({j for j in partners if j not in at})
+    if outside:
+        extra_images = torch.stack([dataset[j]["image"] for j in outside])
+        extra_probs = augment(extra_images, outside)
+    pick = {j: (images[at[j]], p_t[at[j]]) for j in partners if j in at}
+    pick.update({j: (extra_images[k], extra_probs[k]) for k, j in enumerate(outside)})
+    partner_images = torch.stack([pick[j][0] for j in partners])
+    partner_probs = torch.stack([pick[j][1].to(p_t.device) for j in partners])
+    return augment(mixed_images(images, partner_images), indices), partner_probs
 
 
 @torch.no_grad()
@@ -201,21 +232,22 @@ def unsupervised_scores(
     batch_size: int = 8,
     augment: ProbabilityFn | None = None,
     source_miou: float = math.nan,
+    dev: float = math.nan,
 ) -> dict[str, float]:
     """Every validator's score (symda.select.VALIDATORS, higher = better) from the target images of
     `dataset` alone: its labels are never read, so a dataset without labels works as well.
 
     pair gives P_T and the partner's P_S (the agreement validators; NaN without one); augment is F_T's
-    ProbabilityFn for aug_agreement (NaN without it); source_miou, the held-out source score, is the
-    caller's (it reads source labels). Validators see the networks' output resolution.
+    ProbabilityFn for aug_agreement and mixval (NaN without it); source_miou and dev, the held-out
+    source scores, are the caller's (they read source labels). Validators see the networks' output resolution.
     """
     pred = TargetPredictions(NUM_CLASSES)
     for start in range(0, len(dataset), batch_size):
         indices = list(range(start, min(start + batch_size, len(dataset))))
         images = torch.stack([dataset[i]["image"] for i in indices])
         p_t, p_s = pair(images, indices)
-        _add_target_batch(pred, images, indices, p_t, p_s, augment)
-    return validator_scores(pred, source_miou)
+        _add_target_batch(pred, images, indices, p_t, p_s, augment, dataset)
+    return validator_scores(pred, source_miou, dev)
 
 
 @dataclass
@@ -239,6 +271,7 @@ def evaluate_pair(
     progress: bool = False,
     augment: ProbabilityFn | None = None,
     source_miou: float = math.nan,
+    dev: float = math.nan,
 ) -> PairScores:
     """Score F_T, the fusion w * P_T + (1 - w) * P_S and the validators in one pass over a labelled dataset.
 
@@ -260,7 +293,7 @@ def evaluate_pair(
         items = [dataset[i] for i in indices]
         images = torch.stack([it["image"] for it in items])
         p_t, p_s = pair(images, indices)  # (N, C, h, w) each
-        _add_target_batch(pred_summary, images, indices, p_t, p_s, augment)
+        _add_target_batch(pred_summary, images, indices, p_t, p_s, augment, dataset)
         fused = None if p_s is None else fusion_weight * p_t + (1 - fusion_weight) * p_s
         for k, item in enumerate(items):
             label = item.get("full_label")
@@ -276,7 +309,7 @@ def evaluate_pair(
     return PairScores(
         single=_scores_with_se(per_image, protocol),
         fused=_scores_with_se(per_image_fused, protocol) if p_s is not None else None,
-        validators=validator_scores(pred_summary, source_miou),
+        validators=validator_scores(pred_summary, source_miou, dev),
     )
 
 

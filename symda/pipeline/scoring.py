@@ -88,17 +88,21 @@ def score_network(cfg: ExperimentConfig, f_t: torch.nn.Module, val: Segmentation
                   holdout: SegmentationDataset | None = None, memo: dict | None = None,
                   save_predictions: Path | None = None, save_color: bool = False, progress: bool = False):  # fmt: skip
     """symda.evaluate.PairScores of F_T on `val` (with F_S on `val_t` = V': the fusion and the
-    agreement validators), every validator included: F_T on flipped and rescaled val images, and its
-    mIoU on the held-out source images `holdout` (source_miou)."""
+    agreement validators), every validator included: F_T on flipped and rescaled val images and on
+    MixVal's mixes, and on the held-out source images `holdout` its mIoU (source_miou) and DEV's
+    importance-weighted risk (dev, from F_T's embeddings of those and of the val images)."""
     from symda.evaluate import evaluate, evaluate_pair, segmenter_probabilities
+    from symda.select.dev import dev_score
 
     probabilities = segmenter_probabilities(f_t)
-    source_miou = math.nan
+    source_miou = dev = math.nan
     if holdout is not None:
         source_miou = evaluate(probabilities, holdout, cfg.eval.protocol, cfg.eval.batch_size).miou
+        dev = dev_score(f_t, holdout, val, cfg.eval.batch_size)
     pair = pair_probabilities(f_t, f_s, val_t, memo, fixed=("S",))
     return evaluate_pair(pair, val, cfg.eval.fusion_weight, cfg.eval.protocol, cfg.eval.batch_size,
-                         save_predictions, save_color, progress, augment=probabilities, source_miou=source_miou)  # fmt: skip
+                         save_predictions, save_color, progress, augment=probabilities, source_miou=source_miou,
+                         dev=dev)  # fmt: skip
 
 
 def stage_evaluator(

@@ -18,10 +18,17 @@ VALIDATORS: dict[str, str] = {
     "info_max": "entropy of F_T's mean prediction minus its mean per-pixel entropy (normalised by ln C)",
     "snd": "soft neighbourhood density of 100 sampled pixels' softmax vectors per image (Saito et al. 2021)",
     "aug_agreement": "pixels where F_T(v) agrees with F_T on v flipped and on v at 3/4 size (mean of both)",
+    "mixval": "MixVal: F_T on 0.55 v + 0.45 v_b agrees with F_T(v), mean of same-class and other-class pixels",
     "source_miou": "mIoU of the network on held-out source images (S' for F_T; needs data.source_holdout)",
+    "dev": "minus DEV's importance-weighted source risk (You et al. 2019; needs data.source_holdout)",
 }
 # What a validator needs beyond the network's own target predictions (absent: the score is NaN).
-NEEDS: dict[str, str] = {"agreement": "partner", "agreement_miou": "partner", "source_miou": "source_holdout"}
+NEEDS: dict[str, str] = {
+    "agreement": "partner",
+    "agreement_miou": "partner",
+    "source_miou": "source_holdout",
+    "dev": "source_holdout",
+}
 # The true score a study compares them with, and what `--select-by` also accepts.
 TRUE_METRIC = "miou"
 # The validator sweeps and checkpoint selection use by default: the winner of the validator study

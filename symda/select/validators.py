@@ -16,8 +16,14 @@ The validators (symda.select.VALIDATORS has their one-line descriptions):
   segmentation: 100 random pixels per image of the softmax output, L2-normalised, similarities
   scaled by 1 / 0.05 = 20, the mean entropy of each sample's softmax over the others;
 - aug_agreement: stability of the prediction under a horizontal flip and a 3/4 rescale;
-- source_miou: mIoU on held-out labelled source images, computed by the caller (it needs labels, of
-  the source only) and passed to `validator_scores`.
+- mixval: MixVal (Hu et al., NeurIPS 2023) made dense: each image a is mixed with a fixed partner b
+  (`mixval_partner`) as 0.55 a + 0.45 b, the mix's prediction is scored against a's own prediction
+  (MixVal's pseudo label), pixel by pixel, separately where a's and b's predictions name the same
+  class (intra) and another (inter); the score is the mean of the two accuracies (skada's "both").
+  A network that labels its own pseudo labels cannot raise it by agreeing with a partner;
+- source_miou, dev: computed by the caller from held-out labelled source images (labels of the source
+  only) and passed to `validator_scores`: the mIoU there, and DEV's importance-weighted source risk
+  (symda.select.dev).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from symda.select import VALIDATORS
 SND_PIXELS_PER_IMAGE = 100
 SND_TEMPERATURE = 0.05  # similarities scaled by 20, as SND's authors did for segmentation
 AUG_SCALE = 0.75
+MIXVAL_LAMBDA = 0.55  # MixVal's default: the mix stays a's image, with b's strong enough to probe it
 
 
 @dataclass
@@ -45,7 +52,9 @@ class TargetPredictions:
     normalised by ln C; class_mass: (C,) summed probabilities; snd_samples: (k, C) softmax vectors of
     k sampled pixels per image; pair_confusion: (C, C) counts of (argmax P_T, argmax P_partner), or None
     without a partner; aug_agree / aug_pixels: pixels where the augmented predictions agree with the
-    plain one, and pixels compared (0 without augmented predictions).
+    plain one, and pixels compared (0 without augmented predictions); mix_hits / mix_pixels: for
+    MixVal, pixels where the mix's prediction equals the dominant image's, and pixels compared,
+    each as [intra, inter] (the two images' predictions name the same class / another).
     """
 
     num_classes: int
@@ -56,6 +65,8 @@ class TargetPredictions:
     pair_confusion: np.ndarray | None = None
     aug_agree: float = 0.0
     aug_pixels: int = 0
+    mix_hits: list[int] = field(default_factory=lambda: [0, 0])
+    mix_pixels: list[int] = field(default_factory=lambda: [0, 0])
 
     def __post_init__(self) -> None:
         self.class_mass = np.zeros(self.num_classes)
@@ -66,11 +77,14 @@ class TargetPredictions:
         indices: list[int],
         partner: torch.Tensor | None = None,
         augmented: list[torch.Tensor] | None = None,
+        mixed: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> None:
         """Add one batch: probs (N, C, h, w) softmax of the network on images `indices` of the set;
         partner (N, C, h', w') the partner's on the same images (resized to (h, w) when it differs);
         augmented: the network's probabilities on augmented copies, mapped back to the image's frame
-        (each (N, C, h'', w''), resized to (h, w))."""
+        (each (N, C, h'', w''), resized to (h, w)); mixed: MixVal's (probabilities on the mixes
+        `mixed_images` makes, the network's probabilities on each image's mixing partner), each
+        (N, C, h'', w''), resized to (h, w)."""
         probs = probs.float()
         n, c, h, w = probs.shape
         if c != self.num_classes:
@@ -95,6 +109,12 @@ class TargetPredictions:
         for aug in augmented or ():
             self.aug_agree += float((_resized(aug.float(), (h, w)).argmax(dim=1) == pred).sum())
             self.aug_pixels += pred.numel()
+        if mixed is not None:
+            on_mix, of_partner = (_resized(x.float(), (h, w)).argmax(dim=1) for x in mixed)
+            hit = on_mix == pred
+            for kind, where in enumerate((of_partner == pred, of_partner != pred)):  # intra, inter
+                self.mix_hits[kind] += int((hit & where).sum())
+                self.mix_pixels[kind] += int(where.sum())
 
 
 def _resized(probs: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -115,6 +135,19 @@ def augmented_views(
         (torch.flip(images, dims=[3]), lambda p: torch.flip(p, dims=[3])),
         (F.interpolate(images, size=small, mode="bilinear", align_corners=False), lambda p: p),
     ]
+
+
+def mixval_partner(index: int, n: int) -> int:
+    """The image mixed into image `index` of an n-image set: its neighbour index ^ 1 (0<->1, 2<->3, ...;
+    the last of an odd set takes the one before it). Fixed by the index, so scores do not depend on
+    the batching, and with an even batch size the partner is in the same batch."""
+    partner = index ^ 1
+    return partner if partner < n else max(index - 1, 0)
+
+
+def mixed_images(images: torch.Tensor, partners: torch.Tensor) -> torch.Tensor:
+    """MixVal's probes: (N, 3, H, W) images mixed with their partners' (N, 3, H, W), image-dominant."""
+    return MIXVAL_LAMBDA * images + (1.0 - MIXVAL_LAMBDA) * partners
 
 
 # ------------------------------------------------------------------------------------ the validators
@@ -185,6 +218,14 @@ def aug_agreement(pred: TargetPredictions) -> float:
     return pred.aug_agree / pred.aug_pixels if pred.aug_pixels else math.nan
 
 
+def mixval(pred: TargetPredictions) -> float:
+    """MixVal: the mean of the mix's pixel accuracy against the dominant image's prediction where the
+    two images' predictions name the same class (intra) and where they differ (inter); one alone
+    when the other has no pixels."""
+    accs = [hits / px for hits, px in zip(pred.mix_hits, pred.mix_pixels, strict=True) if px]
+    return float(np.mean(accs)) if accs else math.nan
+
+
 TARGET_VALIDATORS = {
     "agreement": agreement,
     "agreement_miou": agreement_miou,
@@ -192,12 +233,16 @@ TARGET_VALIDATORS = {
     "info_max": info_max,
     "snd": snd,
     "aug_agreement": aug_agreement,
+    "mixval": mixval,
 }
 
 
-def validator_scores(pred: TargetPredictions, source_miou: float = math.nan) -> dict[str, float]:
+def validator_scores(
+    pred: TargetPredictions, source_miou: float = math.nan, dev: float = math.nan
+) -> dict[str, float]:
     """{validator: score} for every validator in symda.select.VALIDATORS (NaN where its input is
-    missing: agreement without a partner, source_miou without held-out source images)."""
+    missing: agreement without a partner, source_miou and dev without held-out source images)."""
     scores = {name: fn(pred) for name, fn in TARGET_VALIDATORS.items()}
     scores["source_miou"] = float(source_miou)
+    scores["dev"] = float(dev)
     return {name: scores[name] for name in VALIDATORS}

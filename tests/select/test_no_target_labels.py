@@ -12,6 +12,7 @@ from symda.data import build_dataset
 from symda.evaluate import unsupervised_scores
 from symda.pipeline import pair_probabilities, score_network, source_holdout
 from symda.select import VALIDATORS
+from symda.select.dev import dev_score
 
 
 def setup(tiny_data, tmp_path):
@@ -65,6 +66,7 @@ def test_scrambled_or_missing_target_labels_change_no_validator(tiny_data, tmp_p
 
     with torch.no_grad():
         source_miou = evaluate(segmenter_probabilities(f_t), holdout, cfg.eval.protocol, 3).miou
+        dev = dev_score(f_t, holdout, images, 3)
         alone = unsupervised_scores(pair_probabilities(f_t, f_s, images), images, 3,
-                                    segmenter_probabilities(f_t), source_miou)  # fmt: skip
+                                    segmenter_probabilities(f_t), source_miou, dev)  # fmt: skip
     assert alone == before.validators

@@ -20,9 +20,9 @@ def one_hot(classes: list[list[int]], sharp: float = 1.0) -> torch.Tensor:
     return p[None]
 
 
-def summary(p, partner=None, augmented=None, indices=(0,)) -> V.TargetPredictions:
+def summary(p, partner=None, augmented=None, indices=(0,), mixed=None) -> V.TargetPredictions:
     pred = V.TargetPredictions(C)
-    pred.add(p, list(indices), partner, augmented)
+    pred.add(p, list(indices), partner, augmented, mixed)
     return pred
 
 
@@ -108,11 +108,17 @@ def test_scores_do_not_depend_on_batching():
     p = torch.softmax(torch.randn(6, C, 8, 8) * 3, dim=1)
     q = torch.softmax(torch.randn(6, C, 8, 8) * 3, dim=1)
     flip = [torch.softmax(torch.randn(6, C, 8, 8), dim=1)]
-    whole = summary(p, q, flip, indices=range(6))
+    mix = (
+        torch.softmax(torch.randn(6, C, 8, 8) * 3, dim=1),
+        torch.softmax(torch.randn(6, C, 8, 8) * 3, dim=1),
+    )
+    whole = summary(p, q, flip, indices=range(6), mixed=mix)
     parts = V.TargetPredictions(C)
     for lo, hi in ((0, 1), (1, 4), (4, 6)):
-        parts.add(p[lo:hi], list(range(lo, hi)), q[lo:hi], [f[lo:hi] for f in flip])
-    a, b = V.validator_scores(whole, 12.5), V.validator_scores(parts, 12.5)
+        parts.add(
+            p[lo:hi], list(range(lo, hi)), q[lo:hi], [f[lo:hi] for f in flip], (mix[0][lo:hi], mix[1][lo:hi])
+        )
+    a, b = V.validator_scores(whole, 12.5, -0.7), V.validator_scores(parts, 12.5, -0.7)
     assert list(a) == list(VALIDATORS)
     for name in VALIDATORS:
         assert a[name] == pytest.approx(b[name], rel=1e-6), name
@@ -121,7 +127,7 @@ def test_scores_do_not_depend_on_batching():
 def test_validator_scores_name_every_validator_and_nan_without_inputs():
     scores = V.validator_scores(summary(one_hot([[0, 1]])))
     assert list(scores) == list(VALIDATORS)
-    for name in ("agreement", "agreement_miou", "aug_agreement", "source_miou"):
+    for name in ("agreement", "agreement_miou", "aug_agreement", "mixval", "source_miou", "dev"):
         assert math.isnan(scores[name]), name
     for name in ("entropy", "info_max", "snd"):
         assert np.isfinite(scores[name]), name
@@ -130,3 +136,23 @@ def test_validator_scores_name_every_validator_and_nan_without_inputs():
 def test_wrong_class_count_is_an_error():
     with pytest.raises(ValueError, match="5 classes, expected 4"):
         V.TargetPredictions(C).add(torch.full((1, 5, 2, 2), 0.2), [0])
+
+
+def test_mixval_scores_the_mix_against_the_dominant_image_split_by_the_partners_class():
+    own = one_hot([[0, 0, 1, 2]])
+    partner = one_hot([[0, 0, 3, 3]])  # pixels 0-1 intra (same class), 2-3 inter
+    on_mix = one_hot([[0, 3, 1, 3]])  # intra: 1 of 2 right; inter: 1 of 2 right (the partner's 3 wins one)
+    assert V.mixval(summary(own, mixed=(on_mix, partner))) == pytest.approx(0.5)
+    on_mix = one_hot([[0, 0, 3, 3]])  # intra 2/2, inter 0/2: the partner took over
+    assert V.mixval(summary(own, mixed=(on_mix, partner))) == pytest.approx(0.5)
+    assert V.mixval(summary(own, mixed=(own, partner))) == pytest.approx(1.0)
+    only_intra = summary(own, mixed=(own, own))  # no inter pixels: the intra accuracy alone
+    assert only_intra.mix_pixels == [4, 0] and V.mixval(only_intra) == pytest.approx(1.0)
+
+
+def test_mixval_partners_pair_neighbours_and_never_leave_the_set():
+    assert [V.mixval_partner(i, 6) for i in range(6)] == [1, 0, 3, 2, 5, 4]
+    assert [V.mixval_partner(i, 5) for i in range(5)] == [1, 0, 3, 2, 3]
+    assert V.mixval_partner(0, 1) == 0
+    x, y = torch.zeros(1, 3, 2, 2), torch.ones(1, 3, 2, 2)
+    assert torch.allclose(V.mixed_images(x, y), torch.full((1, 3, 2, 2), 1 - V.MIXVAL_LAMBDA))
