@@ -243,7 +243,7 @@ def parse_args(argv: list[str] | None, default_space: str) -> SweepOptions:
     p.add_argument("--resume", action="store_true", help="finish an interrupted sweep with its own settings")
     p.add_argument("--select-by", choices=SELECT_BY, metavar="{miou,<validator>}",
                    help="what TPE and ASHA optimise: miou (reads target labels) or a validator, one of "
-                   f"{', '.join(VALIDATORS)} (default: the base config's select.by)")  # fmt: skip
+                   f"{', '.join(VALIDATORS)} (default: the space file's select_by, else the base config's select.by)")  # fmt: skip
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="fixed override of the base config, e.g. --set train.steps=200 (repeatable)")  # fmt: skip
     p.add_argument("--seed", type=int, help="seed of the TPE sampler (default 0)")
@@ -293,7 +293,7 @@ def _resolve(opts: SweepOptions) -> tuple[Path, SweepSettings]:
         overrides=fixed,
         paths=absolute_paths(cfg),
         num_samples=space.num_samples if opts.num_samples is None else opts.num_samples,
-        select_by=opts.select_by or cfg.select.by,
+        select_by=opts.select_by or space.select_by or cfg.select.by,
         seed=0 if opts.seed is None else opts.seed,
         max_concurrent=opts.max_concurrent or 0,
         max_failures=0 if opts.max_failures is None else opts.max_failures,
@@ -411,9 +411,8 @@ def run_sweep(opts: SweepOptions) -> SweepSummary:
               "its order, each ending where it ended there, from the store; --fresh searches anew", flush=True)  # fmt: skip
     tuner = _tuner(space, settings, cfg, exp_dir, request, max_concurrent, replay, opts.tracker)
     tuner.fit()
-    return summarize(
-        exp_dir, space.keys, settings.select_by, settings.base_config, settings.overrides, dashboard
-    )
+    return summarize(exp_dir, space.keys, settings.select_by, settings.base_config, settings.overrides,
+                     dashboard, kind=Path(settings.space).stem)  # fmt: skip
 
 
 def _tuner(space: SweepSpace, settings: SweepSettings, cfg: ExperimentConfig, exp_dir: Path,

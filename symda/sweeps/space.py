@@ -46,6 +46,7 @@ _TOP_KEYS = {
     "n_startup_trials": "random trials before TPE (default num_samples // 2)",
     "set": "fixed overrides of the base config {dotted.key: value}",
     "space": "the parameters",
+    "select_by": "what the sweep selects by unless --select-by says (default: the base config's select.by)",
 }
 
 
@@ -77,6 +78,7 @@ class SweepSpace:
     n_startup_trials: int
     params: tuple[Param, ...]
     overrides: dict[str, Any]  # `set:` fixed overrides of the base config (before --set)
+    select_by: str | None = None  # this sweep's own default (the selection study's pick for it)
 
     @property
     def keys(self) -> list[str]:
@@ -198,6 +200,14 @@ def load_space(path: str | Path) -> SweepSpace:
     params: dict[str, Param] = {}
     for key, entry in space.items():
         params[key] = _parse_param(str(key), entry, params, where, known)
+    select_by = data.get("select_by")
+    if select_by is not None:
+        from symda.select import check_name
+
+        try:
+            check_name(str(select_by), "select_by")
+        except ValueError as err:
+            raise ConfigError(f"{where}: {err}") from None
     return SweepSpace(
         path,
         config,
@@ -209,6 +219,7 @@ def load_space(path: str | Path) -> SweepSpace:
         startup,
         tuple(params.values()),
         overrides,
+        select_by,
     )
 
 

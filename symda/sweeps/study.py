@@ -48,9 +48,11 @@ def load_study(path: Path) -> StudySpec:
     if not path.is_file():
         raise ConfigError(f"{path}: study file not found")
     data = yaml.safe_load(path.read_text()) or {}
-    allowed = {"config", "overrides", "seeds", "variants"}
+    allowed = {"config", "overrides", "seeds", "variants", "sample"}
     if unknown := set(data) - allowed:
         raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)} (valid: {sorted(allowed)})")
+    if "sample" in data:
+        data["variants"] = {**(data.get("variants") or {}), **sampled_variants(path, data["sample"])}
     for key in ("config", "variants"):
         if key not in data:
             raise ConfigError(f"{path}: {key}: missing")
@@ -70,6 +72,37 @@ def load_study(path: Path) -> StudySpec:
         except ConfigError as err:
             raise ConfigError(f"{path}: variants.{name}: {err}") from None
     return spec
+
+
+def sampled_variants(path: Path, sample: Any) -> dict[str, dict[str, Any]]:
+    """`sample: {space: <sweep space file>, n: N, seed: S}` as variants cfg00 ... : N configurations
+    drawn at random from the sweep's space (its conditional parameters as the sweep draws them; its
+    `set:` overrides in each), so a study judges validators on the configurations that sweep compares.
+    Optuna's RandomSampler with seed S: the same file gives the same variants."""
+    import optuna
+
+    from symda.sweeps.space import load_space
+    from symda.sweeps.space import sample as sample_params
+
+    if not isinstance(sample, dict) or set(sample) - {"space", "n", "seed"} or "space" not in sample:
+        raise ConfigError(
+            f"{path}: sample: expected {{space: <sweep space file>, n: N, seed: S}}, got {sample!r}"
+        )
+    n, seed = sample.get("n", 24), sample.get("seed", 0)
+    if not isinstance(n, int) or n < 1 or not isinstance(seed, int):
+        raise ConfigError(
+            f"{path}: sample: n must be a positive integer and seed an integer, got {n!r}, {seed!r}"
+        )
+    try:
+        space = load_space(sample["space"])
+    except ConfigError as err:
+        raise ConfigError(f"{path}: sample.space: {err}") from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    draw = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    width = len(str(n - 1))
+    return {
+        f"cfg{i:0{width}d}": {**space.overrides, **sample_params(draw.ask(), space.params)} for i in range(n)
+    }
 
 
 def cell_dir(out: Path, variant: str, seed: int) -> Path:

@@ -20,6 +20,11 @@ RESULT_KEYS = ("miou", "miou_se", "miou_fused", *VALIDATORS)
 # What the validator study measured (pooled over its seeds), shipped with the package: the summary
 # prints it next to a sweep's own figures, so a user knows how far to trust a label-free pick.
 STUDY_FILE = Path(__file__).resolve().parents[1] / "select" / "study.json"
+# What the selection study measured per sweep kind (configurations at equal progress, pooled over its
+# seeds): {kind: {"winner", "goal_reached", "pooled": {validator: {rho, regret1, ...}}}}. A sweep's kind
+# is its space file's name (threshold, adversarial, stargan).
+SELECTION_FILE = Path(__file__).resolve().parents[1] / "select" / "selection.json"
+TRUSTED_RHO = 0.5  # below it (or unmeasured) the summary warns that the selecting validator may mislead
 
 
 @dataclass
@@ -39,6 +44,7 @@ class SweepSummary:
     optuna_db: Path
     dashboard: str
     rung: int = 0  # 0: no trial reported
+    kind: str = ""  # the sweep's space file name: which row of the selection study applies
 
 
 def trials_table(exp_dir: Path, keys: list[str], select_by: str) -> tuple[Any, dict[str, Any]]:
@@ -114,6 +120,7 @@ def summarize(
     base_config: str,
     overrides: dict[str, Any],
     dashboard: str = "",
+    kind: str = "",
 ) -> SweepSummary:
     """Table of every trial of exp_dir (also written as trials.csv), how well each validator ranks the
     trials (finished ones, and all at the deepest common rung), and the best finished trial's config
@@ -137,7 +144,7 @@ def summarize(
                                         name=f"{exp_dir.name}-best-{best['trial_id']}")  # fmt: skip
     table.to_csv(exp_dir / "trials.csv", index=False)
     return SweepSummary(exp_dir, table, select_by, correlations, validators, spread, trial_spread(at_rung),
-                        len(done), best_config, exp_dir / "optuna.db", dashboard, rung)  # fmt: skip
+                        len(done), best_config, exp_dir / "optuna.db", dashboard, rung, kind)  # fmt: skip
 
 
 def study_expectations(path: Path | None = None) -> dict[str, dict[str, float]]:
@@ -148,6 +155,38 @@ def study_expectations(path: Path | None = None) -> dict[str, dict[str, float]]:
     if not path.is_file():
         return {}
     return json.loads(path.read_text()).get("pooled", {})
+
+
+def selection_expectations(kind: str, path: Path | None = None) -> dict[str, Any]:
+    """The selection study's figures for sweeps of `kind` ({} when it has none): {"winner",
+    "goal_reached", "pooled": {validator: {"rho", "regret1", ...}}, "points", "seeds"}."""
+    import json
+
+    path = path or SELECTION_FILE
+    if not kind or not path.is_file():
+        return {}
+    return json.loads(path.read_text()).get(kind, {})
+
+
+def trust_line(select_by: str, kind: str, path: Path | None = None) -> str:
+    """How far the selection study trusts `select_by` on sweeps of `kind`, and a warning when its rho
+    among configurations there is below TRUSTED_RHO, or was never measured."""
+    if select_by == "miou":
+        return "selected by miou: the target labels, not a validator"
+    found = selection_expectations(kind, path)
+    figures = found.get("pooled", {}).get(select_by)
+    if not figures or figures.get("rho") is None:
+        return (f"WARNING: the selection study has no figure for {select_by} on {kind or 'this'} sweeps: "
+                "its pick among these trials is unmeasured (docs/results/selection/)")  # fmt: skip
+    rho, regret1 = figures["rho"], figures.get("regret1")
+    line = (f"{select_by} on {kind} sweeps (selection study, configurations at equal progress, pooled over "
+            f"{len(found.get('seeds', []))} seeds): rho {rho:+.2f}, top-1 regret "
+            f"{'n/a' if regret1 is None else format(regret1, '.2f')} mIoU")  # fmt: skip
+    if rho < TRUSTED_RHO:
+        best = found.get("winner")
+        line += (f"\nWARNING: {select_by} ranks {kind} configurations poorly (rho {rho:+.2f} < {TRUSTED_RHO}): "
+                 f"do not trust its pick" + (f"; the study's best here is {best}" if best and best != select_by else ""))  # fmt: skip
+    return line
 
 
 def trial_spread(done: Any) -> dict[str, float]:
@@ -202,6 +241,7 @@ def validator_lines(s: SweepSummary) -> str:
     if study.get(s.select_by, {}).get("regret1") is not None:
         lines.append(f"expected regret of picking by {s.select_by} (validator study, top-1, mean over its seeds): "
                      f"{study[s.select_by]['regret1']:.2f} mIoU")  # fmt: skip
+    lines.append(trust_line(s.select_by, s.kind))
     return "\n".join(lines)
 
 

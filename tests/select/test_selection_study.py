@@ -1,0 +1,109 @@
+"""The selection study: variants drawn from a sweep's space, the per-kind report over final networks
+only, and the sweep summary's trust line and warning."""
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from symda.config import ConfigError
+from symda.select import VALIDATORS
+from symda.sweeps.study import load_study, sampled_variants
+
+
+def test_sampled_variants_follow_the_sweeps_space_and_repeat(tmp_path):
+    threshold = sampled_variants(
+        tmp_path / "s.yaml", {"space": "configs/sweeps/threshold.yaml", "n": 12, "seed": 3}
+    )
+    assert list(threshold) == [f"cfg{i:02d}" for i in range(12)]
+    assert threshold == sampled_variants(
+        tmp_path / "s.yaml", {"space": "configs/sweeps/threshold.yaml", "n": 12, "seed": 3}
+    )
+    for v in threshold.values():  # conditional parameters only where the sweep samples them
+        assert ("pseudo.tau" in v) == (v["pseudo.threshold"] == "global")
+        assert ("pseudo.quantile" in v) == (v["pseudo.threshold"] == "class_quantile")
+        assert 0.0 <= v["pseudo.conf_weight"] <= 1.0 and v["pseudo.consistency"] in ("soft", "hard")
+    adversarial = sampled_variants(tmp_path / "s.yaml", {"space": "configs/sweeps/adversarial.yaml", "n": 3})
+    assert all(v["model.aux_head"] is True for v in adversarial.values())  # the space's `set:` comes along
+    with pytest.raises(ConfigError, match="sample"):
+        sampled_variants(tmp_path / "s.yaml", {"space": "configs/sweeps/threshold.yaml", "n": 0})
+
+
+def test_the_shipped_selection_studies_hold_at_least_40_configurations_per_seed():
+    specs = [
+        load_study(f"configs/study/selection_{kind}.yaml") for kind in ("threshold", "adversarial", "stargan")
+    ]
+    assert sum(len(s.variants) for s in specs) >= 40
+    assert all(s.seeds == (0, 1, 2) for s in specs)
+
+
+def write_points(folder, kind_scores):
+    """Two seeds x 8 configurations; each configuration's round evaluated at steps 75 and 150."""
+    rows = []
+    for seed in (0, 1):
+        for i in range(8):
+            for step in (75, 150):
+                miou = 20.0 + i + seed + (0 if step == 150 else -5 + (i % 2) * 8)
+                row = {"seed": seed, "variant": f"cfg{i}", "stage": "F_T_r1", "step": step, "key": f"k{seed}{i}",
+                       "miou": miou, "miou_se": 0.4, **{v: math.nan for v in VALIDATORS}}  # fmt: skip
+                row.update(kind_scores(i, step, miou))
+                rows.append(row)
+    folder.mkdir(parents=True)
+    pd.DataFrame(rows).to_csv(folder / "points.csv", index=False)
+
+
+def test_report_ranks_final_networks_per_kind_and_writes_what_sweeps_read(tmp_path):
+    from symda.reports import selection_study
+
+    # threshold kind: entropy ranks the configurations exactly, agreement backwards; the checkpoints
+    # at step 75 are not configurations (their true mIoU would spoil entropy's ranking if pooled).
+    write_points(
+        tmp_path / "selection_threshold",
+        lambda i, step, miou: {"entropy": -i if step == 75 else i, "agreement": -miou},
+    )
+    write_points(tmp_path / "selection_adversarial", lambda i, step, miou: {"mixval": miou % 3})
+    package = tmp_path / "selection.json"
+    studies = [str(tmp_path / "selection_threshold"), str(tmp_path / "selection_adversarial")]
+    assert (
+        selection_study.main([*studies, "--out", str(tmp_path / "out"), "--package-file", str(package)]) == 0
+    )
+    numbers = json.loads(package.read_text())
+    assert set(numbers) == {"threshold", "adversarial"}
+    t = numbers["threshold"]
+    assert t["points"] == 16 and t["seeds"] == [0, 1]  # final networks only: 8 configurations x 2 seeds
+    assert t["winner"] == "entropy" and t["goal_reached"]
+    assert t["pooled"]["entropy"]["rho"] == pytest.approx(1.0) and t["pooled"]["entropy"]["regret1"] == 0
+    assert t["pooled"]["agreement"]["rho"] == pytest.approx(-1.0) and t["pooled"]["agreement"]["regret1"] == 7
+    assert numbers["adversarial"]["winner"] == "mixval" and not numbers["adversarial"]["goal_reached"]
+    text = (tmp_path / "out" / "selection.md").read_text()
+    assert "## threshold sweep" in text and "## adversarial sweep" in text and "**not reached**" in text
+    for png in ("threshold.png", "adversarial.png", "selection.png"):
+        assert (tmp_path / "out" / png).stat().st_size > 1000
+
+
+def test_summary_warns_when_the_selecting_validator_ranks_this_kind_poorly(tmp_path):
+    from symda.sweeps.summary import trust_line
+
+    path = tmp_path / "selection.json"
+    path.write_text(json.dumps({"threshold": {"winner": "info_max", "seeds": [0, 1, 2], "pooled": {
+        "agreement": {"rho": -0.4, "regret1": 2.1}, "info_max": {"rho": 0.8, "regret1": 0.3}}}}))  # fmt: skip
+    line = trust_line("agreement", "threshold", path)
+    assert "rho -0.40" in line and "WARNING" in line and "best here is info_max" in line
+    assert "WARNING" not in trust_line("info_max", "threshold", path)
+    assert "WARNING" in trust_line("info_max", "stargan", path)  # never measured there
+    assert "WARNING" not in trust_line("miou", "threshold", path)
+
+
+def test_a_space_file_may_name_the_sweeps_own_default_validator(tmp_path):
+    from symda.sweeps.space import load_space
+
+    text = Path("configs/sweeps/threshold.yaml").read_text()
+    good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
+    good.write_text(text + "select_by: mixval\n")
+    bad.write_text(text + "select_by: vibes\n")
+    assert load_space(good).select_by == "mixval"
+    assert load_space("configs/sweeps/threshold.yaml").select_by is None
+    with pytest.raises(ConfigError, match="vibes"):
+        load_space(bad)
