@@ -287,6 +287,10 @@ class SelectConfig:
     # delivers the one `by` scores highest, instead of its last. Off by default: disk (a ResNet-101 is
     # 170 MB a checkpoint); `symda run` records which evaluation every validator would pick either way.
     keep_checkpoints: bool = False
+    # A network that did not make the pseudo labels, to agree with (agreement_ref, agreement_ref_miou):
+    # a finished `symda run` folder (its last round's F_T) or a segmenter checkpoint.pt; "" = none.
+    # F_S made the labels with F_T, so agreeing with it is a score self-training raises by itself.
+    reference: str = ""
 
 
 @dataclass

@@ -192,15 +192,18 @@ def _add_target_batch(
     p_s: torch.Tensor | None,
     augment: ProbabilityFn | None,
     dataset: SegmentationDataset,
+    reference: ProbabilityFn | None = None,
 ) -> None:
     """Add one batch's predictions to the validators' summary: P_T (N, C, h, w), the partner's P_S,
     and, when `augment` (F_T's ProbabilityFn), F_T on the augmented copies of the (N, 3, H, W) images
-    and on MixVal's mixes with each image's partner (from the batch, or read from `dataset`)."""
+    and on MixVal's mixes with each image's partner (from the batch, or read from `dataset`); the
+    reference network's probabilities on the images when `reference`."""
     augmented = mixed = None
     if augment is not None:
         augmented = [back(augment(view, indices)) for view, back in augmented_views(images)]
         mixed = _mixval_predictions(images, indices, p_t, augment, dataset)
-    pred.add(p_t, indices, p_s, augmented, mixed)
+    p_ref = reference(images, indices) if reference is not None else None
+    pred.add(p_t, indices, p_s, augmented, mixed, p_ref)
 
 
 def _mixval_predictions(
@@ -233,20 +236,22 @@ def unsupervised_scores(
     augment: ProbabilityFn | None = None,
     source_miou: float = math.nan,
     dev: float = math.nan,
+    reference: ProbabilityFn | None = None,
 ) -> dict[str, float]:
     """Every validator's score (symda.select.VALIDATORS, higher = better) from the target images of
     `dataset` alone: its labels are never read, so a dataset without labels works as well.
 
     pair gives P_T and the partner's P_S (the agreement validators; NaN without one); augment is F_T's
     ProbabilityFn for aug_agreement and mixval (NaN without it); source_miou and dev, the held-out
-    source scores, are the caller's (they read source labels). Validators see the networks' output resolution.
+    source scores, are the caller's (they read source labels); reference gives the reference network's
+    probabilities (agreement_ref; NaN without it). Validators see the networks' output resolution.
     """
     pred = TargetPredictions(NUM_CLASSES)
     for start in range(0, len(dataset), batch_size):
         indices = list(range(start, min(start + batch_size, len(dataset))))
         images = torch.stack([dataset[i]["image"] for i in indices])
         p_t, p_s = pair(images, indices)
-        _add_target_batch(pred, images, indices, p_t, p_s, augment, dataset)
+        _add_target_batch(pred, images, indices, p_t, p_s, augment, dataset, reference)
     return validator_scores(pred, source_miou, dev)
 
 
@@ -272,6 +277,7 @@ def evaluate_pair(
     augment: ProbabilityFn | None = None,
     source_miou: float = math.nan,
     dev: float = math.nan,
+    reference: ProbabilityFn | None = None,
 ) -> PairScores:
     """Score F_T, the fusion w * P_T + (1 - w) * P_S and the validators in one pass over a labelled dataset.
 
@@ -293,7 +299,7 @@ def evaluate_pair(
         items = [dataset[i] for i in indices]
         images = torch.stack([it["image"] for it in items])
         p_t, p_s = pair(images, indices)  # (N, C, h, w) each
-        _add_target_batch(pred_summary, images, indices, p_t, p_s, augment, dataset)
+        _add_target_batch(pred_summary, images, indices, p_t, p_s, augment, dataset, reference)
         fused = None if p_s is None else fusion_weight * p_t + (1 - fusion_weight) * p_s
         for k, item in enumerate(items):
             label = item.get("full_label")

@@ -41,6 +41,7 @@ ADDED_SINCE_SCHEMA_2: dict[str, Any] = {
     "self_train.init": "continue", "self_train.lr": 0.0, "self_train.adaptation_terms": True,
     "pseudo.round_quantiles": [], "pseudo.true_target_labels": "none",
     "self_train.labels": "offline", "self_train.teacher_ema": 0.99, "self_train.mix": "classmix",
+    "select.reference": "",
 }  # fmt: skip
 
 KEY = "key"
@@ -112,6 +113,8 @@ _SEGMENTER = {
         "scale.precision": KEY,
         # Which weights the stage delivers: the last, or (keep_checkpoints) the one select.by picks.
         "select.keep_checkpoints": KEY, "select.by": KEY,  # select.by: None without keep_checkpoints
+        # The reference network decides the weights only when its agreement picks the checkpoint.
+        "select.reference": KEY,
     }  # fmt: skip
 
 
@@ -246,6 +249,10 @@ def key_values(cfg: ExperimentConfig) -> dict[str, Any]:
         values.update({k: None for k in values if k.startswith("synth.")})
     if not cfg.select.keep_checkpoints:
         values["select.by"] = None
+    if values["select.by"] not in ("agreement_ref", "agreement_ref_miou"):
+        values["select.reference"] = ""
+    elif cfg.select.reference:  # the network it names, wherever the run or file sits
+        values["select.reference"] = str(Path(cfg.select.reference).resolve())
     if cfg.self_train.labels != "online":  # no teacher: its settings are not what the round trained with
         values["self_train.teacher_ema"] = ADDED_SINCE_SCHEMA_2["self_train.teacher_ema"]
         values["self_train.mix"] = ADDED_SINCE_SCHEMA_2["self_train.mix"]

@@ -111,6 +111,7 @@ BASES = {
     "explicit roots, self-training steps": {"data.source_root": "/d/gta5", "data.target_root": "/d/cs",
                                             "self_train.steps": 7},
     "keeping checkpoints": {"select.keep_checkpoints": True},
+    "checkpoints kept by the reference": {"select.keep_checkpoints": True, "select.by": "agreement_ref"},
     "every term on": {f"adapt.{name}.{term.switch}": 0.5 for name, term in TERMS.items()},
     "online labels": {"self_train.labels": "online"},  # the teacher's settings count only then
 }  # fmt: skip

@@ -83,14 +83,67 @@ def source_holdout(cfg: ExperimentConfig, source_root: Path) -> SegmentationData
     return build_dataset(with_roots(cfg, source_root=source_root).data, cfg.synth, "source_holdout")
 
 
+def reference_network(cfg: ExperimentConfig) -> tuple[Path, Any] | None:
+    """(checkpoint file, its ModelConfig) of select.reference, or None when it is empty: a segmenter
+    checkpoint (cfg.model's architecture), or a finished `symda run` folder (its last round's F_T,
+    found in the run's own store through its result.json, and the run's own model config)."""
+    import json
+
+    from symda.artifacts import ArtifactStore
+    from symda.config import ConfigError, load_config
+    from symda.records import NetworkId
+
+    from .selection import network_file
+
+    if not cfg.select.reference:
+        return None
+    path = Path(cfg.select.reference)
+    if path.is_file():
+        return path, cfg.model
+    if not (path / "result.json").is_file():
+        raise ConfigError(f"select.reference: {path}: neither a segmenter checkpoint nor a finished `symda run` "
+                          "folder (no result.json there)")  # fmt: skip
+    record = json.loads((path / "result.json").read_text())
+    tags = [k.removeprefix("artifacts.") for k in record if k.startswith("artifacts.")]
+    networks = [n for n in map(NetworkId.parse, tags) if n is not None and n.path == "T"]
+    if not networks:
+        raise ConfigError(f"select.reference: {path}/result.json names no F_T network")
+    last = max(networks, key=lambda n: n.round)
+    store = ArtifactStore(record["artifacts_dir"])
+    model = load_config(path / "config.yaml", legacy=True).model
+    return network_file(store.network_path(last, record[f"artifacts.{last.tag}"])), model
+
+
+def reference_probabilities(cfg: ExperimentConfig, device: torch.device) -> Callable | None:
+    """The reference network's ProbabilityFn (select.reference), its probabilities of each batch kept
+    (it never changes), or None without a reference."""
+    from symda.adapt.networks import load_segmenter
+
+    found = reference_network(cfg)
+    if found is None:
+        return None
+    net = load_segmenter(found[1], found[0]).to(device)
+    kept: dict[tuple[int, ...], torch.Tensor] = {}
+
+    def fn(images: torch.Tensor, indices: list[int]) -> torch.Tensor:
+        key = tuple(indices)
+        if key not in kept:
+            kept[key] = torch.softmax(net(images.to(device))["main"].float(), dim=1)
+        return kept[key]
+
+    return fn
+
+
 def score_network(cfg: ExperimentConfig, f_t: torch.nn.Module, val: SegmentationDataset,
                   f_s: torch.nn.Module | None = None, val_t: SegmentationDataset | None = None,
                   holdout: SegmentationDataset | None = None, memo: dict | None = None,
-                  save_predictions: Path | None = None, save_color: bool = False, progress: bool = False):  # fmt: skip
+                  save_predictions: Path | None = None, save_color: bool = False, progress: bool = False,
+                  reference: Callable | None = None):  # fmt: skip
     """symda.evaluate.PairScores of F_T on `val` (with F_S on `val_t` = V': the fusion and the
     agreement validators), every validator included: F_T on flipped and rescaled val images and on
     MixVal's mixes, and on the held-out source images `holdout` its mIoU (source_miou) and DEV's
-    importance-weighted risk (dev, from F_T's embeddings of those and of the val images)."""
+    importance-weighted risk (dev, from F_T's embeddings of those and of the val images); with
+    `reference` (reference_probabilities) F_T's agreement with it (agreement_ref)."""
     from symda.evaluate import evaluate, evaluate_pair, segmenter_probabilities
     from symda.select.dev import dev_score
 
@@ -102,7 +155,7 @@ def score_network(cfg: ExperimentConfig, f_t: torch.nn.Module, val: Segmentation
     pair = pair_probabilities(f_t, f_s, val_t, memo, fixed=("S",))
     return evaluate_pair(pair, val, cfg.eval.fusion_weight, cfg.eval.protocol, cfg.eval.batch_size,
                          save_predictions, save_color, progress, augment=probabilities, source_miou=source_miou,
-                         dev=dev)  # fmt: skip
+                         dev=dev, reference=reference)  # fmt: skip
 
 
 def stage_evaluator(
@@ -135,6 +188,7 @@ def stage_evaluator(
             loaded["key"] = evaluation_key(cfg, net, fixed, partner_val)
             loaded["val"] = build_dataset(with_roots(cfg, target_root=net.val_root).data, cfg.synth, "val")
             loaded["holdout"] = source_holdout(cfg, net.source_root)
+            loaded["reference"] = reference_probabilities(cfg, next(model.parameters()).device)
             loaded["f_s"] = loaded["val_t"] = loaded["memo"] = None
             if fixed is not None:
                 loaded["val_t"] = build_dataset(with_roots(cfg, target_root=partner_val).data, cfg.synth,
@@ -144,7 +198,7 @@ def stage_evaluator(
                     loaded["val"], cfg, 1, memos, ("partner", fixed.key, str(partner_val))
                 )
         scores = score_network(cfg, model, loaded["val"], loaded["f_s"], loaded["val_t"], loaded["holdout"],
-                               loaded["memo"])  # fmt: skip
+                               loaded["memo"], reference=loaded["reference"])  # fmt: skip
         fused = None
         if scores.fused is not None:
             fused = (scores.fused.miou, scores.fused.miou_se, scores.fused.per_class)
@@ -170,6 +224,7 @@ def evaluation_key(
         "val_split": cfg.data.val_split, "val_root": where(net.val_root), "partner": partner.key if partner else None,
         "partner_val": where(partner_val) if partner else None, "source_holdout": cfg.data.source_holdout,
         "holdout_root": where(net.source_root) if cfg.data.source_holdout else None, "validators": list(VALIDATORS),
+        **({"reference": where(reference_network(cfg)[0])} if cfg.select.reference else {}),
     })  # fmt: skip
 
 
@@ -223,7 +278,8 @@ def evaluate_method(
             )
     holdout = source_holdout(cfg, source_root) if source_root is not None else None
     scores = score_network(cfg, model_t, val, model_s, val_t, holdout, save_predictions=save_predictions,
-                           save_color=save_color, progress=progress)  # fmt: skip
+                           save_color=save_color, progress=progress,
+                           reference=reference_probabilities(cfg, next(model_t.parameters()).device))  # fmt: skip
     fused = scores.fused or scores.single
     return {"miou": scores.single.miou, "miou_se": scores.single.miou_se, "iou": scores.single.per_class,
             "miou_fused": fused.miou, "miou_fused_se": fused.miou_se, "iou_fused": fused.per_class,

@@ -14,6 +14,8 @@ from __future__ import annotations
 VALIDATORS: dict[str, str] = {
     "agreement": "pixels where F_T(v) and F_S(v') predict the same class (the two paths' agreement)",
     "agreement_miou": "mIoU of F_T(v)'s prediction against F_S(v')'s: agreement weighted like the metric",
+    "agreement_ref": "pixels where F_T(v) and a reference network that made no pseudo labels agree (select.reference)",
+    "agreement_ref_miou": "mIoU of F_T(v)'s prediction against the reference network's (select.reference)",
     "entropy": "minus F_T's mean per-pixel prediction entropy (normalised by ln C)",
     "info_max": "entropy of F_T's mean prediction minus its mean per-pixel entropy (normalised by ln C)",
     "snd": "soft neighbourhood density of 100 sampled pixels' softmax vectors per image (Saito et al. 2021)",

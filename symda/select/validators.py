@@ -10,6 +10,10 @@ The validators (symda.select.VALIDATORS has their one-line descriptions):
 - agreement, agreement_miou: F_T(v) against its partner F_S(v') (the image's translation): two views
   with independent errors bound each other's error (co-training); agreement_miou weights the
   classes as mIoU does, where pixel agreement is dominated by road and building;
+- agreement_ref, agreement_ref_miou: the same against a reference network that made no pseudo labels
+  (select.reference: an earlier run's F_T, say). F_S made the labels F_T self-trains on, so F_T's
+  agreement with F_S rises with self-training whether or not F_T improves; a reference cannot be
+  pulled along that way;
 - entropy, info_max: confidence on the target; info_max also rewards a diverse class marginal, so a
   network that predicts one class everywhere with confidence scores low;
 - snd: soft neighbourhood density (Saito et al., ICCV 2021), computed as its authors did for
@@ -54,7 +58,8 @@ class TargetPredictions:
     without a partner; aug_agree / aug_pixels: pixels where the augmented predictions agree with the
     plain one, and pixels compared (0 without augmented predictions); mix_hits / mix_pixels: for
     MixVal, pixels where the mix's prediction equals the dominant image's, and pixels compared,
-    each as [intra, inter] (the two images' predictions name the same class / another).
+    each as [intra, inter] (the two images' predictions name the same class / another);
+    ref_confusion: like pair_confusion, against the reference network (None without one).
     """
 
     num_classes: int
@@ -65,6 +70,7 @@ class TargetPredictions:
     pair_confusion: np.ndarray | None = None
     aug_agree: float = 0.0
     aug_pixels: int = 0
+    ref_confusion: np.ndarray | None = None
     mix_hits: list[int] = field(default_factory=lambda: [0, 0])
     mix_pixels: list[int] = field(default_factory=lambda: [0, 0])
 
@@ -78,13 +84,15 @@ class TargetPredictions:
         partner: torch.Tensor | None = None,
         augmented: list[torch.Tensor] | None = None,
         mixed: tuple[torch.Tensor, torch.Tensor] | None = None,
+        reference: torch.Tensor | None = None,
     ) -> None:
         """Add one batch: probs (N, C, h, w) softmax of the network on images `indices` of the set;
         partner (N, C, h', w') the partner's on the same images (resized to (h, w) when it differs);
         augmented: the network's probabilities on augmented copies, mapped back to the image's frame
         (each (N, C, h'', w''), resized to (h, w)); mixed: MixVal's (probabilities on the mixes
         `mixed_images` makes, the network's probabilities on each image's mixing partner), each
-        (N, C, h'', w''), resized to (h, w)."""
+        (N, C, h'', w''), resized to (h, w); reference: the reference network's (N, C, h', w') on
+        the same images."""
         probs = probs.float()
         n, c, h, w = probs.shape
         if c != self.num_classes:
@@ -102,10 +110,11 @@ class TargetPredictions:
             self.snd_samples.append(flat[k, pick].cpu())
         pred = probs.argmax(dim=1)  # (N, h, w)
         if partner is not None:
-            other = _resized(partner.float(), (h, w)).argmax(dim=1)
-            pairs = (pred * c + other).flatten().cpu()
-            conf = torch.bincount(pairs, minlength=c * c).reshape(c, c).numpy()
+            conf = _confusion(pred, partner, c)
             self.pair_confusion = conf if self.pair_confusion is None else self.pair_confusion + conf
+        if reference is not None:
+            conf = _confusion(pred, reference, c)
+            self.ref_confusion = conf if self.ref_confusion is None else self.ref_confusion + conf
         for aug in augmented or ():
             self.aug_agree += float((_resized(aug.float(), (h, w)).argmax(dim=1) == pred).sum())
             self.aug_pixels += pred.numel()
@@ -115,6 +124,14 @@ class TargetPredictions:
             for kind, where in enumerate((of_partner == pred, of_partner != pred)):  # intra, inter
                 self.mix_hits[kind] += int((hit & where).sum())
                 self.mix_pixels[kind] += int(where.sum())
+
+
+def _confusion(pred: torch.Tensor, other: torch.Tensor, c: int) -> np.ndarray:
+    """(C, C) counts of (pred, argmax other) over the pixels of pred (N, h, w); other (N, C, h', w')
+    is resized to (h, w)."""
+    other_pred = _resized(other.float(), tuple(pred.shape[-2:])).argmax(dim=1)
+    pairs = (pred * c + other_pred).flatten().cpu()
+    return torch.bincount(pairs, minlength=c * c).reshape(c, c).numpy()
 
 
 def _resized(probs: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -195,22 +212,38 @@ def snd(pred: TargetPredictions, temperature: float = SND_TEMPERATURE, chunk: in
     return total / m
 
 
-def agreement(pred: TargetPredictions) -> float:
-    """Fraction of pixels where the network and its partner predict the same class."""
-    conf = pred.pair_confusion
+def _agreement(conf: np.ndarray | None) -> float:
     return float(np.trace(conf) / conf.sum()) if conf is not None and conf.sum() else math.nan
 
 
-def agreement_miou(pred: TargetPredictions) -> float:
-    """mIoU (in [0, 1]) of the network's prediction scored against its partner's as if it were the
-    label: mean over the classes either predicts of |both| / |either|."""
-    conf = pred.pair_confusion
+def _agreement_miou(conf: np.ndarray | None) -> float:
     if conf is None or not conf.sum():
         return math.nan
     conf = conf.astype(np.float64)
     union = conf.sum(axis=0) + conf.sum(axis=1) - np.diag(conf)
     present = union > 0
     return float((np.diag(conf)[present] / union[present]).mean())
+
+
+def agreement(pred: TargetPredictions) -> float:
+    """Fraction of pixels where the network and its partner predict the same class."""
+    return _agreement(pred.pair_confusion)
+
+
+def agreement_miou(pred: TargetPredictions) -> float:
+    """mIoU (in [0, 1]) of the network's prediction scored against its partner's as if it were the
+    label: mean over the classes either predicts of |both| / |either|."""
+    return _agreement_miou(pred.pair_confusion)
+
+
+def agreement_ref(pred: TargetPredictions) -> float:
+    """Fraction of pixels where the network and the reference network predict the same class."""
+    return _agreement(pred.ref_confusion)
+
+
+def agreement_ref_miou(pred: TargetPredictions) -> float:
+    """agreement_miou against the reference network."""
+    return _agreement_miou(pred.ref_confusion)
 
 
 def aug_agreement(pred: TargetPredictions) -> float:
@@ -229,6 +262,8 @@ def mixval(pred: TargetPredictions) -> float:
 TARGET_VALIDATORS = {
     "agreement": agreement,
     "agreement_miou": agreement_miou,
+    "agreement_ref": agreement_ref,
+    "agreement_ref_miou": agreement_ref_miou,
     "entropy": entropy,
     "info_max": info_max,
     "snd": snd,
@@ -241,7 +276,8 @@ def validator_scores(
     pred: TargetPredictions, source_miou: float = math.nan, dev: float = math.nan
 ) -> dict[str, float]:
     """{validator: score} for every validator in symda.select.VALIDATORS (NaN where its input is
-    missing: agreement without a partner, source_miou and dev without held-out source images)."""
+    missing: agreement without a partner, agreement_ref without a reference, source_miou and dev
+    without held-out source images)."""
     scores = {name: fn(pred) for name, fn in TARGET_VALIDATORS.items()}
     scores["source_miou"] = float(source_miou)
     scores["dev"] = float(dev)

@@ -11,6 +11,7 @@ from symda.config import load_config
 from symda.data import build_dataset
 from symda.evaluate import unsupervised_scores
 from symda.pipeline import pair_probabilities, score_network, source_holdout
+from symda.pipeline.scoring import reference_probabilities
 from symda.select import VALIDATORS
 from symda.select.dev import dev_score
 
@@ -29,6 +30,9 @@ def setup(tiny_data, tmp_path):
     )
     torch.manual_seed(0)
     f_t, f_s = build_segmenter(cfg.model).eval(), build_segmenter(cfg.model).eval()
+    reference = tmp_path / "reference.pt"  # a third network, for agreement_ref
+    torch.save({"model": build_segmenter(cfg.model).state_dict()}, reference)
+    cfg.select.reference = str(reference)
     return cfg, f_t, f_s
 
 
@@ -37,7 +41,9 @@ def scores(cfg, f_t, f_s, target_root):
     val_t = build_dataset(cfg.data, cfg.synth, "val", with_labels=False)  # V' stands in: the same images
     holdout = source_holdout(cfg, cfg.data.source_root)
     with torch.no_grad():
-        return score_network(cfg, f_t, val, f_s, val_t, holdout)
+        return score_network(
+            cfg, f_t, val, f_s, val_t, holdout, reference=reference_probabilities(cfg, torch.device("cpu"))
+        )
 
 
 def test_scrambled_or_missing_target_labels_change_no_validator(tiny_data, tmp_path):
@@ -67,6 +73,6 @@ def test_scrambled_or_missing_target_labels_change_no_validator(tiny_data, tmp_p
     with torch.no_grad():
         source_miou = evaluate(segmenter_probabilities(f_t), holdout, cfg.eval.protocol, 3).miou
         dev = dev_score(f_t, holdout, images, 3)
-        alone = unsupervised_scores(pair_probabilities(f_t, f_s, images), images, 3,
-                                    segmenter_probabilities(f_t), source_miou, dev)  # fmt: skip
+        alone = unsupervised_scores(pair_probabilities(f_t, f_s, images), images, 3, segmenter_probabilities(f_t),
+                                    source_miou, dev, reference_probabilities(cfg, torch.device("cpu")))  # fmt: skip
     assert alone == before.validators

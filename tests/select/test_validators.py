@@ -107,27 +107,46 @@ def test_scores_do_not_depend_on_batching():
     torch.manual_seed(1)
     p = torch.softmax(torch.randn(6, C, 8, 8) * 3, dim=1)
     q = torch.softmax(torch.randn(6, C, 8, 8) * 3, dim=1)
+    ref = torch.softmax(torch.randn(6, C, 4, 4) * 3, dim=1)
     flip = [torch.softmax(torch.randn(6, C, 8, 8), dim=1)]
     mix = (
         torch.softmax(torch.randn(6, C, 8, 8) * 3, dim=1),
         torch.softmax(torch.randn(6, C, 8, 8) * 3, dim=1),
     )
-    whole = summary(p, q, flip, indices=range(6), mixed=mix)
+    whole = V.TargetPredictions(C)
+    whole.add(p, list(range(6)), q, flip, mix, ref)
     parts = V.TargetPredictions(C)
     for lo, hi in ((0, 1), (1, 4), (4, 6)):
-        parts.add(
-            p[lo:hi], list(range(lo, hi)), q[lo:hi], [f[lo:hi] for f in flip], (mix[0][lo:hi], mix[1][lo:hi])
-        )
+        parts.add(p[lo:hi], list(range(lo, hi)), q[lo:hi], [f[lo:hi] for f in flip],
+                  (mix[0][lo:hi], mix[1][lo:hi]), ref[lo:hi])  # fmt: skip
     a, b = V.validator_scores(whole, 12.5, -0.7), V.validator_scores(parts, 12.5, -0.7)
     assert list(a) == list(VALIDATORS)
     for name in VALIDATORS:
+        assert math.isfinite(a[name]), name
         assert a[name] == pytest.approx(b[name], rel=1e-6), name
+
+
+def test_reference_agreement_is_agreement_against_the_reference_not_the_partner():
+    own, partner, reference = one_hot([[0, 1, 2, 3]]), one_hot([[0, 1, 2, 3]]), one_hot([[0, 1, 0, 0]])
+    pred = V.TargetPredictions(C)
+    pred.add(own, [0], partner, reference=reference)
+    assert V.agreement(pred) == 1.0 and V.agreement_ref(pred) == 0.5
+    assert V.agreement_ref_miou(pred) == pytest.approx((1 / 3 + 1 + 0 + 0) / 4)
 
 
 def test_validator_scores_name_every_validator_and_nan_without_inputs():
     scores = V.validator_scores(summary(one_hot([[0, 1]])))
     assert list(scores) == list(VALIDATORS)
-    for name in ("agreement", "agreement_miou", "aug_agreement", "mixval", "source_miou", "dev"):
+    for name in (
+        "agreement",
+        "agreement_miou",
+        "agreement_ref",
+        "agreement_ref_miou",
+        "aug_agreement",
+        "mixval",
+        "source_miou",
+        "dev",
+    ):
         assert math.isnan(scores[name]), name
     for name in ("entropy", "info_max", "snd"):
         assert np.isfinite(scores[name]), name
