@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo sweep test lint format bench bench-main-job baselines factors ladder ablation study clean
+.PHONY: setup demo sweep test lint format bench bench-main-job baselines factors ladder ablation study selection-study clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -110,6 +110,23 @@ study: $(STAMP)
 	$(BIN)/python tune/validator_study.py $(ARGS)
 	$(BIN)/python analysis/validator_study.py runs/study/validators --out docs/results/validators \
 	  --package-file symda/select/study.json
+
+# The selection study (configs/study/selection_<kind>.yaml, docs/results/selection/): which validator
+# picks among the configurations each sweep compares. First a reference network per seed for
+# agreement_ref (adapted without translation, torch seed + 100: it labels nothing), then each kind's
+# cells as one Ray Tune grid into runs/study/selection_<kind>/ (finished cells are kept: it resumes),
+# then the report and the figures the sweep summary quotes (symda/select/selection.json).
+SELECTION_KINDS ?= threshold adversarial stargan
+selection-study: $(STAMP)
+	for s in $(SEEDS); do test -f runs/study/reference/untranslated-s$$s/result.json || \
+	  $(BIN)/symda run --config configs/synthcity/quick.yaml --set seed=$$((s + 100)) --set synth.seed=$$s \
+	    --set synth.root=data/synthcity-v2-study-s$$s --set synth.n_val=300 --set data.source_holdout=100 \
+	    --set translate.enabled=false --set adapt.symmetric=false --set self_train.enabled=false \
+	    --out runs/study/reference/untranslated-s$$s || exit 1; done
+	for k in $(SELECTION_KINDS); do $(BIN)/python tune/validator_study.py --study configs/study/selection_$$k.yaml \
+	  --out runs/study/selection_$$k $(ARGS) || exit 1; done
+	$(BIN)/python analysis/selection_study.py $(foreach k,$(SELECTION_KINDS),runs/study/selection_$(k)) \
+	  --out docs/results/selection --package-file symda/select/selection.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

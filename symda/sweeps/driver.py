@@ -63,6 +63,7 @@ def absolute_paths(cfg: ExperimentConfig) -> dict[str, str]:
         "data.target_root": cfg.data.target_root,
         "data.source_list": cfg.data.source_list,
         "data.target_list": cfg.data.target_list,
+        "select.reference": cfg.select.reference,
     }
     if cfg.model.weights not in ("none", "torch_cache"):
         keys["model.weights"] = cfg.model.weights

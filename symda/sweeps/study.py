@@ -116,13 +116,16 @@ def run_study(spec: StudySpec, out: Path, max_concurrent: int = 2, address: str 
 
     out = Path(out).resolve()
     probe = spec.cell_config(next(iter(spec.variants)), spec.seeds[0])
-    paths = {k: v for k, v in absolute_paths(probe).items() if k != "synth.root"}  # synth.root has {seed}
-    # Tune runs trials in their own folders: every relative path absolute ("{seed}" kept in synth.root).
-    if "synth.root" in spec.overrides:
-        root = str(Path(spec.overrides["synth.root"]).resolve())
-        spec = dataclasses.replace(spec, overrides={**spec.overrides, "synth.root": root})
+    per_seed = [k for k, v in spec.overrides.items() if isinstance(v, str) and "{seed}" in v]
+    paths = {k: v for k, v in absolute_paths(probe).items() if k not in per_seed}
+    # Tune runs trials in their own folders: every relative path absolute ("{seed}" kept where it is).
+    for key in set(per_seed) & {"synth.root", "select.reference"}:
+        spec = dataclasses.replace(
+            spec, overrides={**spec.overrides, key: str(Path(spec.overrides[key]).resolve())}
+        )
+    # Variant-major: cells that run at once are other seeds, not ones waiting on the same upstream.
     cells = [Cell(f"{v}-s{s}", s, spec.cell_config(v, s, paths), cell_dir(out, v, s))
-             for s in spec.seeds for v in spec.variants]  # fmt: skip
+             for v in spec.variants for s in spec.seeds]  # fmt: skip
     print(
         f"validator study {spec.path.name}: {len(spec.variants)} variants x {len(spec.seeds)} seeds",
         flush=True,
