@@ -97,3 +97,22 @@ def test_every_cell_of_the_self_training_study_is_a_valid_config_and_a_bad_file_
         make_cells(bad, "screen", None, [0], tmp_path, {})
     with pytest.raises(ConfigError, match=r"--rows nope: not a row"):
         make_cells(STUDY_FILE, "screen", ["nope"], [0], tmp_path, {})
+
+
+def test_cells_run_without_ray_keep_finished_ones_and_report_failures(tmp_path):
+    """run_cells_here (the study's --no-ray): a finished cell is left alone, a failing one is named with
+    its error, and the grid goes on."""
+    from symda.config import load_config
+    from symda.sweeps.grid import Cell, run_cells_here
+
+    done = tmp_path / "done-s0"
+    done.mkdir()
+    (done / "result.json").write_text(json.dumps({"miou": 1.0}))
+    for empty in ("no_gta5", "no_cityscapes"):  # roots that exist and hold no dataset
+        (tmp_path / empty).mkdir()
+    broken = load_config(overrides={"data.source_root": str(tmp_path / "no_gta5"),
+                                    "data.target_root": str(tmp_path / "no_cityscapes")})  # fmt: skip
+    cells = [Cell("done-s0", 0, broken, done), Cell("broken-s0", 0, broken, tmp_path / "broken-s0")]
+    errors = run_cells_here(cells, max_concurrent=2)
+    assert len(errors) == 1 and errors[0].startswith("broken-s0: ") and "no_gta5" in errors[0]
+    assert (done / "result.json").read_text() == json.dumps({"miou": 1.0})

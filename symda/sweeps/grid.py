@@ -76,17 +76,58 @@ def grid_trial(config: dict[str, Any], setup: GridSetup) -> None:
     cell = setup.cells[config["cell"]]
     skipped = cell.finished()
     if not skipped:
-        import torch
-
-        from symda.pipeline import run_experiment, run_supervised
-
-        torch.set_num_threads(setup.threads)  # the CPUs this trial holds (Ray sets OMP_NUM_THREADS alike)
-        report = log_report(cell.out / "log.jsonl")
-        if cell.supervised:
-            run_supervised(cell.config, cell.out, report, resume=True)  # an interrupted run continues
-        else:
-            run_experiment(cell.config, cell.out, report)
+        run_cell(cell, setup.threads)
     tune.report({**cell.stored_metrics(), "skipped": skipped})
+
+
+def run_cell(cell: Cell, threads: int) -> None:
+    """Run one cell in this process with `threads` torch threads (the CPUs it holds)."""
+    import torch
+
+    from symda.pipeline import run_experiment, run_supervised
+
+    torch.set_num_threads(threads)  # Ray sets OMP_NUM_THREADS alike for a trial
+    report = log_report(cell.out / "log.jsonl")
+    if cell.supervised:
+        run_supervised(cell.config, cell.out, report, resume=True)  # an interrupted run continues
+    else:
+        run_experiment(cell.config, cell.out, report)
+
+
+def _prepare_data(todo: list[Cell]) -> None:
+    """Generate each seed's SynthCity before concurrent cells of one seed race to generate it."""
+    from symda.data import ensure_synthcity
+
+    for seed in sorted({c.seed for c in todo}):
+        cfg = next(c.config for c in todo if c.seed == seed)
+        ensure_synthcity(cfg.data, dataclasses.replace(cfg.synth, root=str(Path(cfg.synth.root).resolve())))
+
+
+def run_cells_here(cells: list[Cell], max_concurrent: int = 1, threads: int = 1) -> list[str]:
+    """The grid without Ray, for a machine that lacks it (a lent GPU box, say): every unfinished cell
+    in a process of its own, `max_concurrent` at a time, `threads` torch threads each; the same
+    folders, store and resumption as `run_grid`, without Tune's scheduling and dashboard. Returns the
+    errors of failed cells as "<cell>: <exception line>"."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    todo = [c for c in cells if not c.finished()]
+    print(f"{len(cells)} cells, {len(todo)} to run here without Ray, {max_concurrent} at a time", flush=True)
+    _prepare_data(todo)
+    errors = []
+    context = multiprocessing.get_context("spawn")  # no forked torch state in the children
+    with ProcessPoolExecutor(max(1, max_concurrent), mp_context=context) as pool:
+        running = {pool.submit(run_cell, c, threads): c for c in todo}
+        for done in as_completed(running):
+            cell = running[done]
+            try:
+                done.result()
+                print(f"{cell.name}: done ({time.strftime('%H:%M:%S')})", flush=True)
+            except Exception as err:  # the grid goes on, as Tune's does
+                errors.append(
+                    f"{cell.name}: {str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__}"
+                )
+    return errors
 
 
 def run_grid(
@@ -100,16 +141,13 @@ def run_grid(
     """Run every cell not finished yet, `max_concurrent` at a time, each on `cpus_per_cell` CPUs
     (default: the cluster's CPUs / max_concurrent); return the errors of failed cells as
     "<cell>: <exception line>". `kind` names the grid ("ablation", "study") in Tune's folders."""
-    from symda.data import ensure_synthcity
     from symda.sweeps.driver import check_cluster, connect, trial_resources
     from symda.sweeps.summary import http
 
     todo = [c for c in cells if not c.finished()]
     print(f"{kind} grid: {len(cells)} cells into {out}; {len(todo)} to run, {len(cells) - len(todo)} "
           "finished before", flush=True)  # fmt: skip
-    for seed in sorted({c.seed for c in todo}):  # before concurrent cells of one seed race to generate it
-        cfg = next(c.config for c in todo if c.seed == seed)
-        ensure_synthcity(cfg.data, dataclasses.replace(cfg.synth, root=str(Path(cfg.synth.root).resolve())))
+    _prepare_data(todo)
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the CLIReporter table below
     dashboard = connect(address)
     import ray

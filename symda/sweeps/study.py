@@ -109,9 +109,11 @@ def cell_dir(out: Path, variant: str, seed: int) -> Path:
     return Path(out) / f"{variant}-s{seed}"
 
 
-def run_study(spec: StudySpec, out: Path, max_concurrent: int = 2, address: str | None = None) -> list[str]:
-    """Run every cell not finished yet (one CPU thread each, `max_concurrent` at a time); return the
-    errors of failed cells as "<variant>-s<seed>: <exception line>"."""
+def run_study(spec: StudySpec, out: Path, max_concurrent: int = 2, address: str | None = None,
+              use_ray: bool = True, threads: int = 1) -> list[str]:  # fmt: skip
+    """Run every cell not finished yet (`threads` CPU threads each, `max_concurrent` at a time) as a
+    Ray Tune grid, or without Ray (`use_ray` False: processes of this machine); return the errors of
+    failed cells as "<variant>-s<seed>: <exception line>"."""
     from symda.sweeps.driver import absolute_paths
 
     out = Path(out).resolve()
@@ -130,8 +132,12 @@ def run_study(spec: StudySpec, out: Path, max_concurrent: int = 2, address: str 
         f"validator study {spec.path.name}: {len(spec.variants)} variants x {len(spec.seeds)} seeds",
         flush=True,
     )
+    if not use_ray:
+        from symda.sweeps.grid import run_cells_here
+
+        return run_cells_here(cells, max_concurrent, threads)
     # One thread per cell: two 1-thread runs beat one 2-thread run on these small networks.
-    return run_grid(cells, "study", out, max_concurrent, cpus_per_cell=1, address=address)
+    return run_grid(cells, "study", out, max_concurrent, cpus_per_cell=threads, address=address)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,9 +158,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-concurrent", type=int, default=2, help="cells at once, one thread each (default 2)")
     p.add_argument("--address", help="join this running Ray cluster (default: start a local one)")
     p.add_argument("--report", type=Path, help="where the study's table and plots go (default <out>/report)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override every cell's config, e.g. --set scale.use_gpu=true (repeatable)")  # fmt: skip
+    p.add_argument("--threads", type=int, default=1, help="torch threads per cell (default 1)")
+    p.add_argument("--no-ray", action="store_true",
+                   help="run the cells in processes of this machine, without Ray (where it is not installed)")  # fmt: skip
     args = p.parse_args(argv)
     try:
         spec = load_study(args.study)
+        if args.overrides:
+            from symda.config import parse_override
+
+            spec = dataclasses.replace(
+                spec, overrides={**spec.overrides, **dict(map(parse_override, args.overrides))}
+            )
         if args.seeds:
             spec = dataclasses.replace(spec, seeds=tuple(args.seeds))
         if args.variants:
@@ -164,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             spec = dataclasses.replace(spec, variants={v: spec.variants[v] for v in args.variants})
         t0 = time.perf_counter()
-        errors = run_study(spec, args.out, args.max_concurrent, args.address)
+        errors = run_study(spec, args.out, args.max_concurrent, args.address, not args.no_ray, args.threads)
     except (ConfigError, SweepError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
