@@ -34,6 +34,7 @@ from symda.data.labels import (
     train_ids_to_label_ids,
 )
 from symda.io import atomic_write_bytes, png_bytes
+from symda.select.dev import DEV_PIXELS_PER_IMAGE, density_ratios, dev_risk
 from symda.select.validators import (
     TargetPredictions,
     augmented_views,
@@ -363,3 +364,69 @@ def _scores_with_se(per_image: list[np.ndarray], protocol: int) -> Scores:
     scores = scores_from_confusion(stack.sum(axis=0), protocol)
     scores.miou_se = bootstrap_miou_se(stack, protocol)
     return scores
+
+
+# ------------------------------------------------------------------------- DEV (symda.select.dev)
+
+
+@torch.no_grad()
+def embedded_pixels(
+    model: torch.nn.Module,
+    dataset: SegmentationDataset,
+    indices: list[int],
+    labelled: bool,
+    batch_size: int = 8,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(embeddings (M, D), per-pixel cross-entropy (M,) or None) of DEV_PIXELS_PER_IMAGE pixels of each
+    image `indices` of `dataset`, at the resolution of the network's classifier input. `labelled`
+    (held-out source images): only labelled pixels are drawn and their loss is returned; otherwise
+    (target images) no label is read, whether the dataset has them or not."""
+    captured: list[torch.Tensor] = []
+    hook = model.classifier.register_forward_hook(lambda _m, inputs, _out: captured.append(inputs[0]))
+    feats: list[torch.Tensor] = []
+    losses: list[torch.Tensor] = []
+    try:
+        for start in range(0, len(indices), batch_size):
+            chunk = indices[start : start + batch_size]
+            items = [dataset[i] for i in chunk]
+            captured.clear()
+            logits = model(torch.stack([it["image"] for it in items]).to(model_device(model)))["main"]
+            emb = captured[-1].float()  # (N, D, h, w)
+            n, d, h, w = emb.shape
+            logits = F.interpolate(logits.float(), size=(h, w), mode="bilinear", align_corners=False)
+            for k, (item, index) in enumerate(zip(items, chunk, strict=True)):
+                gen = torch.Generator().manual_seed(int(index))
+                order = torch.randperm(h * w, generator=gen)
+                if labelled:
+                    lab = F.interpolate(item["label"][None, None].float(), size=(h, w), mode="nearest")
+                    lab = lab.flatten().long()
+                    order = order[lab[order] != IGNORE_INDEX]
+                pick = order[:DEV_PIXELS_PER_IMAGE].to(emb.device)
+                feats.append(emb[k].reshape(d, h * w)[:, pick].T.cpu())
+                if labelled:
+                    target = lab.to(emb.device)[pick]
+                    pixel_logits = logits[k].reshape(-1, h * w)[:, pick].T
+                    losses.append(F.cross_entropy(pixel_logits, target, reduction="none").cpu())
+    finally:
+        hook.remove()
+    if not feats:
+        return torch.zeros(0, 0), None
+    return torch.cat(feats), (torch.cat(losses) if labelled else None)
+
+
+def dev_score(
+    model: torch.nn.Module, holdout: SegmentationDataset, target: SegmentationDataset, batch_size: int = 8
+) -> float:
+    """-DEV of `model`: held-out labelled source images, unlabelled target images (their labels are
+    never read). NaN with fewer than 2 held-out images (one trains the domain classifier, one
+    validates)."""
+    if len(holdout) < 2 or len(target) == 0:
+        return math.nan
+    src_fit, src_val = list(range(0, len(holdout), 2)), list(range(1, len(holdout), 2))
+    source, _ = embedded_pixels(model, holdout, src_fit, True, batch_size)
+    validation, losses = embedded_pixels(model, holdout, src_val, True, batch_size)
+    tgt, _ = embedded_pixels(model, target, list(range(len(target))), False, batch_size)
+    if len(source) == 0 or len(validation) < 2 or losses is None:
+        return math.nan
+    weights = density_ratios(source, tgt, validation)
+    return -dev_risk(weights, losses.double().numpy())

@@ -144,8 +144,7 @@ def score_network(cfg: ExperimentConfig, f_t: torch.nn.Module, val: Segmentation
     MixVal's mixes, and on the held-out source images `holdout` its mIoU (source_miou) and DEV's
     importance-weighted risk (dev, from F_T's embeddings of those and of the val images); with
     `reference` (reference_probabilities) F_T's agreement with it (agreement_ref)."""
-    from symda.evaluate import evaluate, evaluate_pair, segmenter_probabilities
-    from symda.select.dev import dev_score
+    from symda.evaluate import dev_score, evaluate, evaluate_pair, segmenter_probabilities
 
     probabilities = segmenter_probabilities(f_t)
     source_miou = dev = math.nan

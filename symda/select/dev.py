@@ -1,4 +1,5 @@
-"""DEV, deep embedded validation (You et al., ICML 2019), for a segmentation network.
+"""DEV, deep embedded validation (You et al., ICML 2019), for a segmentation network: its arithmetic.
+The network's side (drawing embedded pixels, the score of a network) is symda.evaluate.dev_score.
 
 The risk of a network on the target equals its risk on the source weighted by the density ratio
 w(x) = p_t(x) / p_s(x) of its embedding x. DEV estimates w with a domain classifier on embeddings,
@@ -27,58 +28,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from symda.data.dataset import SegmentationDataset
-from symda.data.labels import IGNORE_INDEX
-
-DEV_PIXELS_PER_IMAGE = 64
+DEV_PIXELS_PER_IMAGE = 64  # pixels drawn per image (symda.evaluate.embedded_pixels)
 DEV_L2 = (1e-3, 1e-2, 1e-1, 1.0, 10.0)  # the domain classifier's L2 weights tried
-
-
-@torch.no_grad()
-def embedded_pixels(
-    model: torch.nn.Module,
-    dataset: SegmentationDataset,
-    indices: list[int],
-    labelled: bool,
-    batch_size: int = 8,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(embeddings (M, D), per-pixel cross-entropy (M,) or None) of DEV_PIXELS_PER_IMAGE pixels of each
-    image `indices` of `dataset`, at the resolution of the network's classifier input. `labelled`
-    (held-out source images): only labelled pixels are drawn and their loss is returned; otherwise
-    (target images) no label is read, whether the dataset has them or not."""
-    from symda.evaluate import model_device
-
-    captured: list[torch.Tensor] = []
-    hook = model.classifier.register_forward_hook(lambda _m, inputs, _out: captured.append(inputs[0]))
-    feats: list[torch.Tensor] = []
-    losses: list[torch.Tensor] = []
-    try:
-        for start in range(0, len(indices), batch_size):
-            chunk = indices[start : start + batch_size]
-            items = [dataset[i] for i in chunk]
-            captured.clear()
-            logits = model(torch.stack([it["image"] for it in items]).to(model_device(model)))["main"]
-            emb = captured[-1].float()  # (N, D, h, w)
-            n, d, h, w = emb.shape
-            logits = F.interpolate(logits.float(), size=(h, w), mode="bilinear", align_corners=False)
-            for k, (item, index) in enumerate(zip(items, chunk, strict=True)):
-                gen = torch.Generator().manual_seed(int(index))
-                order = torch.randperm(h * w, generator=gen)
-                if labelled:
-                    lab = F.interpolate(item["label"][None, None].float(), size=(h, w), mode="nearest")
-                    lab = lab.flatten().long()
-                    order = order[lab[order] != IGNORE_INDEX]
-                pick = order[:DEV_PIXELS_PER_IMAGE].to(emb.device)
-                feats.append(emb[k].reshape(d, h * w)[:, pick].T.cpu())
-                if labelled:
-                    target = lab.to(emb.device)[pick]
-                    pixel_logits = logits[k].reshape(-1, h * w)[:, pick].T
-                    losses.append(F.cross_entropy(pixel_logits, target, reduction="none").cpu())
-    finally:
-        hook.remove()
-    if not feats:
-        return torch.zeros(0, 0), None
-    return torch.cat(feats), (torch.cat(losses) if labelled else None)
 
 
 def _fit_logistic(x: torch.Tensor, y: torch.Tensor, l2: float, steps: int = 100) -> torch.Tensor:
@@ -125,21 +76,3 @@ def dev_risk(weights: np.ndarray, losses: np.ndarray) -> float:
     var_w = float(np.var(weights, ddof=1))
     eta = -float(np.cov(weighted, weights)[0, 1]) / var_w if var_w > 0 else 0.0
     return float(weighted.mean() + eta * weights.mean() - eta)
-
-
-def dev_score(
-    model: torch.nn.Module, holdout: SegmentationDataset, target: SegmentationDataset, batch_size: int = 8
-) -> float:
-    """-DEV of `model`: held-out labelled source images, unlabelled target images (their labels are
-    never read). NaN with fewer than 2 held-out images (one trains the domain classifier, one
-    validates)."""
-    if len(holdout) < 2 or len(target) == 0:
-        return math.nan
-    src_fit, src_val = list(range(0, len(holdout), 2)), list(range(1, len(holdout), 2))
-    source, _ = embedded_pixels(model, holdout, src_fit, True, batch_size)
-    validation, losses = embedded_pixels(model, holdout, src_val, True, batch_size)
-    tgt, _ = embedded_pixels(model, target, list(range(len(target))), False, batch_size)
-    if len(source) == 0 or len(validation) < 2 or losses is None:
-        return math.nan
-    weights = density_ratios(source, tgt, validation)
-    return -dev_risk(weights, losses.double().numpy())

@@ -227,15 +227,16 @@ def validator_lines(s: SweepSummary) -> str:
 
     study = study_expectations()
     n_rung = s.rung_spread["n"]
+    w = max([len("validator"), *map(len, s.validators)])  # the names' column
     lines = ["\nchoosing without target labels (rho: Spearman with miou; regret: best miou minus its pick's; "
              "n/a: needs 3 trials with distinct scores):",
-             f"  {'validator':15s} {f'{s.n_finished} finished':>18s} {f'{n_rung} at progress {s.rung}':>22s} "
+             f"  {'validator':{w}s} {f'{s.n_finished} finished':>18s} {f'{n_rung} at progress {s.rung}':>22s} "
              f"{'study (pooled)':>22s}",
-             f"  {'':15s} {'rho':>8s} {'regret':>9s} {'rho':>11s} {'regret':>10s} {'rho':>11s} {'regret':>10s}"]  # fmt: skip
+             f"  {'':{w}s} {'rho':>8s} {'regret':>9s} {'rho':>11s} {'regret':>10s} {'rho':>11s} {'regret':>10s}"]  # fmt: skip
     for name, v in s.validators.items():
         mark = " <- selected by" if name == s.select_by else ""
         st = study.get(name, {})
-        lines.append(f"  {name:15s} {num(v['rho'], '+.3f'):>8s} {num(v['regret'], '.2f'):>9s} "
+        lines.append(f"  {name:{w}s} {num(v['rho'], '+.3f'):>8s} {num(v['regret'], '.2f'):>9s} "
                      f"{num(v['rho_rung'], '+.3f'):>11s} {num(v['regret_rung'], '.2f'):>10s} "
                      f"{num(st.get('rho', math.nan), '+.3f'):>11s} {num(st.get('regret1', math.nan), '.2f'):>10s}{mark}")  # fmt: skip
     if study.get(s.select_by, {}).get("regret1") is not None:

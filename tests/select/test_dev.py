@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from symda.evaluate import dev_score
 from symda.select import dev as D
 
 
@@ -49,11 +50,11 @@ def test_dev_score_of_a_network_is_finite_and_needs_two_held_out_images(tiny_dat
     net = build_segmenter(cfg.model).eval()
     holdout = source_holdout(cfg, cfg.data.source_root)
     val = build_dataset(cfg.data, cfg.synth, "val", with_labels=False)
-    score = D.dev_score(net, holdout, val, batch_size=2)
+    score = dev_score(net, holdout, val, batch_size=2)
     assert math.isfinite(score) and score < 0  # minus a risk (cross-entropies are positive)
-    assert D.dev_score(net, holdout, val, batch_size=3) == pytest.approx(
+    assert dev_score(net, holdout, val, batch_size=3) == pytest.approx(
         score, rel=1e-4
     )  # batching (float order only)
     one = torch.utils.data.Subset(holdout, [0])
     one.with_labels = True
-    assert math.isnan(D.dev_score(net, one, val))
+    assert math.isnan(dev_score(net, one, val))

@@ -9,11 +9,10 @@ from PIL import Image
 from symda.adapt.networks import build_segmenter
 from symda.config import load_config
 from symda.data import build_dataset
-from symda.evaluate import unsupervised_scores
+from symda.evaluate import dev_score, unsupervised_scores
 from symda.pipeline import pair_probabilities, score_network, source_holdout
 from symda.pipeline.scoring import reference_probabilities
 from symda.select import VALIDATORS
-from symda.select.dev import dev_score
 
 
 def setup(tiny_data, tmp_path):
