@@ -109,9 +109,21 @@ def reference_network(cfg: ExperimentConfig) -> tuple[Path, Any] | None:
     if not networks:
         raise ConfigError(f"select.reference: {path}/result.json names no F_T network")
     last = max(networks, key=lambda n: n.round)
-    store = ArtifactStore(record["artifacts_dir"])
-    model = load_config(path / "config.yaml", legacy=True).model
-    return network_file(store.network_path(last, record[f"artifacts.{last.tag}"])), model
+    key = record[f"artifacts.{last.tag}"]
+    # A relative store was relative to where that run ran: here, or a folder above the run folder
+    # (runs/<name> sits in the project folder that holds artifacts/), not a Tune trial's own folder.
+    stored = Path(record["artifacts_dir"])
+    places = (
+        [stored]
+        if stored.is_absolute()
+        else [Path.cwd() / stored, *(d / stored for d in path.resolve().parents)]
+    )
+    files = [network_file(ArtifactStore(str(place)).network_path(last, key)) for place in places]
+    found = next((f for f in files if f.is_file()), None)
+    if found is None:
+        raise ConfigError(f"select.reference: {path}: its {last.tag} ({key}) is in none of {[str(p) for p in places[:3]]}"
+                          f"{' ...' if len(places) > 3 else ''} (a store removed or moved?)")  # fmt: skip
+    return found, load_config(path / "config.yaml", legacy=True).model
 
 
 def reference_probabilities(cfg: ExperimentConfig, device: torch.device) -> Callable | None:

@@ -13,7 +13,7 @@ from symda.pipeline.selection import network_file
 from symda.records import NetworkId
 
 
-def test_reference_is_a_checkpoint_or_a_run_folders_last_f_t(tmp_path):
+def test_reference_is_a_checkpoint_or_a_run_folders_last_f_t(tmp_path, monkeypatch):
     cfg = load_config()
     assert reference_network(cfg) is None and reference_probabilities(cfg, torch.device("cpu")) is None
     net = build_segmenter(cfg.model)
@@ -36,6 +36,15 @@ def test_reference_is_a_checkpoint_or_a_run_folders_last_f_t(tmp_path):
     probs = fn(torch.zeros(1, 3, 32, 64), [0])
     assert probs.shape[1] == 19 and torch.allclose(probs.sum(dim=1), torch.ones(1))
     assert fn(torch.ones(1, 3, 32, 64), [0]) is probs  # kept per batch: the reference never changes
+
+    # A relative store is found from a trial's own working folder too: above the run folder.
+    (run / "result.json").write_text(
+        json.dumps({"artifacts_dir": "artifacts", **{f"artifacts.{t}": k for t, k in keys.items()}})
+    )
+    elsewhere = tmp_path / "trial_dir"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert reference_network(cfg)[0].resolve() == found.resolve()
 
     cfg.select.reference = str(found)
     assert reference_network(cfg)[0] == found
