@@ -19,7 +19,6 @@ it). Files only: no Ray, no torch.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
@@ -33,11 +32,14 @@ import pandas as pd  # noqa: E402
 from symda.reports.validator_study import (  # noqa: E402
     _num,
     checkpoint_regrets,
+    clean,
     final_networks,
     load_points,
     pick_winner,
+    pooled_figures,
     scatter_plot,
     table_lines,
+    write_numbers,
 )
 from symda.select import VALIDATORS  # noqa: E402
 from symda.select.stats import validator_study  # noqa: E402
@@ -131,23 +133,16 @@ def report(studies: list[Path], out: Path, package_file: Path | None = None) -> 
     lines += ["![pooled rho and regret per kind](selection.png)", ""]
     (out / "selection.md").write_text("\n".join(lines) + "\n")
 
-    def clean(v: float) -> float | None:
-        return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
-
     summary = {
         kind: {
             "winner": r["winner"], "goal_reached": r["reached"], "points": int(len(r["finals"])),
             "seeds": sorted(int(s) for s in r["finals"]["seed"].unique()),
-            "pooled": {x["validator"]: {k: clean(x[k]) for k in ("rho", "rho_lo", "rho_hi", "regret1", "regret3")}
-                       for _, x in r["pooled"].iterrows()},
+            "pooled": pooled_figures(r["pooled"]),
             "checkpoint_regret": {x.validator: clean(x.mean) for x in r["checkpoints"].itertuples()},
         }
         for kind, r in reports.items()
     }  # fmt: skip
-    text = json.dumps(summary, indent=2) + "\n"
-    (out / "selection.json").write_text(text)
-    if package_file is not None:
-        Path(package_file).write_text(text)
+    write_numbers(summary, out / "selection.json", package_file)
     return out / "selection.md"
 
 

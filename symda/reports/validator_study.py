@@ -81,6 +81,27 @@ def pick_winner(pooled: pd.DataFrame) -> str:
     return str(close.sort_values("rho", ascending=False).iloc[0]["validator"])
 
 
+FIGURES = ("rho", "rho_lo", "rho_hi", "regret1", "regret3")  # a validator's figures in the JSON files
+
+
+def clean(v: float | None) -> float | None:
+    """A number for JSON: NaN (never scored) as null."""
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+
+
+def pooled_figures(pooled: pd.DataFrame) -> dict[str, dict[str, float | None]]:
+    """{validator: {rho, rho_lo, rho_hi, regret1, regret3}} of a study table's pooled rows."""
+    return {r["validator"]: {k: clean(r[k]) for k in FIGURES} for _, r in pooled.iterrows()}
+
+
+def write_numbers(numbers: dict, path: Path, package_file: Path | None = None) -> None:
+    """A study's numbers as JSON at `path`, and a copy at `package_file` (where the sweep summary reads it)."""
+    text = json.dumps(numbers, indent=2) + "\n"
+    path.write_text(text)
+    if package_file is not None:
+        Path(package_file).write_text(text)
+
+
 def _num(x: float, fmt: str) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, fmt)
 
@@ -235,23 +256,15 @@ def report(study: Path, out: Path, package_file: Path | None = None) -> Path:
     checkpoint_plot(points, out / "checkpoints.png", best_three)
     (out / "validators.md").write_text("\n".join(lines) + "\n")
 
-    def clean(v: float) -> float | None:
-        return None if isinstance(v, float) and math.isnan(v) else float(v)
-
     summary = {
         "winner": winner, "goal_reached": bool(reached), "points": int(len(points)), "seeds": [int(s) for s in seeds],
-        "pooled": {r["validator"]: {k: clean(r[k]) for k in ("rho", "rho_lo", "rho_hi", "regret1", "regret3")}
-                   for _, r in pooled.iterrows()},
-        "finals_pooled": {r["validator"]: {k: clean(r[k]) for k in ("rho", "rho_lo", "rho_hi", "regret1", "regret3")}
-                          for _, r in finals_table[finals_table["group"] == "pooled"].iterrows()},
+        "pooled": pooled_figures(pooled),
+        "finals_pooled": pooled_figures(finals_table[finals_table["group"] == "pooled"]),
         "checkpoint_regret": {r.validator: clean(r.mean) for r in checkpoints.itertuples()},
         "per_seed": {str(s): {r["validator"]: {k: clean(r[k]) for k in ("n", "rho", "regret1", "regret3")}
                               for _, r in table[table["group"] == s].iterrows()} for s in seeds},
     }  # fmt: skip
-    text = json.dumps(summary, indent=2) + "\n"
-    (out / "study.json").write_text(text)
-    if package_file is not None:
-        Path(package_file).write_text(text)
+    write_numbers(summary, out / "study.json", package_file)
     return out / "validators.md"
 
 
