@@ -17,10 +17,12 @@ class CheckpointError(ValueError):
     """A checkpoint file that cannot be used; the message names the file and what is wrong."""
 
 
-def read_checkpoint(path: Path, what: str, required: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The dict saved in `path` (on the CPU), or CheckpointError naming the file.
+def load_tensors(path: Path | str, what: str) -> Any:
+    """torch.load(path) on the CPU with weights_only=True: tensors, numbers, strings and containers of
+    them, never code. CheckpointError naming the file for a missing, empty, unreadable or foreign one,
+    and for one whose pickle names any other Python object (the object is named, never built).
 
-    what: the kind of file, for the message ("translator checkpoint"); required: keys it must hold.
+    what: the kind of file, for the message ("translator checkpoint", "model.weights file").
     """
     path = Path(path)
     if not path.is_file():
@@ -28,18 +30,39 @@ def read_checkpoint(path: Path, what: str, required: tuple[str, ...] = ()) -> di
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: {what} is empty (0 bytes): an interrupted copy or save?")
     try:
-        # weights_only: tensors, containers and plain values only; a handed file is data, never code.
-        blob = torch.load(path, map_location="cpu", weights_only=True)
+        # weights_only: a file a user hands us is data, never code (a crafted pickle runs whatever it
+        # names the moment it is unpickled; torch's unpickler refuses every global not on its list).
+        return torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as err:
-        if isinstance(err, pickle.UnpicklingError) and "Unsupported global" in str(err):
+        if isinstance(err, pickle.UnpicklingError) and (name := refused_global(str(err))):
             raise CheckpointError(
-                f"{path}: {what} holds Python objects beyond tensors and plain values; symda does not "
-                "unpickle them (a checkpoint is data, never code): save state dicts only"
+                f"{path}: {what} refused: its pickle calls for the Python object {name}, and symda "
+                "unpickles only tensors and plain values (a checkpoint is data, never code; nothing in "
+                "it was run). Save state dicts only; for a file from a source you trust, "
+                "`symda checkpoint upgrade` rewrites it as data"
             ) from None
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(
             f"{path}: not a readable {what} ({type(err).__name__}: {first}); truncated, or not a torch checkpoint"
         ) from None
+
+
+def refused_global(message: str) -> str | None:
+    """The Python object a weights_only load refused to build ("posix.system"), from torch's message
+    (its wording differs between torch releases), or None when the message names none."""
+    import re
+
+    found = re.search(r"(?:unsupported GLOBAL|Unsupported global: GLOBAL)\s+([\w.]+)", message, re.IGNORECASE)
+    return found.group(1) if found else None
+
+
+def read_checkpoint(path: Path, what: str, required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The dict saved in `path` (on the CPU, weights_only: see load_tensors), or CheckpointError naming
+    the file.
+
+    what: the kind of file, for the message ("translator checkpoint"); required: keys it must hold.
+    """
+    blob = load_tensors(path, what)
     if not isinstance(blob, dict):
         raise CheckpointError(
             f"{path}: not a {what}: it holds a {type(blob).__name__}, not a dict of tensors"
@@ -131,3 +154,61 @@ def load_model_state(
     raise CheckpointError(
         f"{path}: a network of another architecture than {settings}: {', '.join(parts)}; {hint}"
     )
+
+
+def as_data(obj: Any, where: str, dropped: list[str]) -> Any:
+    """`obj` with only what a weights_only load reads back: tensors, numbers, strings, bytes, None and
+    dicts / lists / tuples of them; numpy arrays become tensors and numpy scalars numbers; anything
+    else is left out and named ("<where>: <type>") in `dropped`. Returns None for a left-out object."""
+    import numpy as np
+
+    if obj is None or isinstance(
+        obj, (bool, int, float, str, bytes, torch.Tensor, torch.dtype, torch.device)
+    ):
+        return obj
+    if isinstance(obj, np.ndarray) and obj.dtype != object:
+        return torch.from_numpy(obj.copy())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, dict):
+        out = {}
+        for key, value in obj.items():
+            if not isinstance(key, (str, int, float, bool)):
+                dropped.append(f"{where}[{key!r}]: a key of type {type(key).__name__}")
+                continue
+            kept = as_data(value, f"{where}[{key!r}]", dropped)
+            if kept is not None or value is None:
+                out[key] = kept
+        return out
+    if isinstance(obj, (list, tuple)):
+        kept = [as_data(v, f"{where}[{i}]", dropped) for i, v in enumerate(obj)]
+        return kept if isinstance(obj, list) else tuple(kept)
+    dropped.append(f"{where}: {type(obj).__module__}.{type(obj).__qualname__}")
+    return None
+
+
+def upgrade_checkpoint(path: Path, out: Path) -> list[str]:
+    """Rewrite a checkpoint the user trusts as data: `path` is unpickled with weights_only=False (this
+    RUNS whatever code its pickle names: only for files from a source you trust), its tensors and plain
+    values are kept (as_data), and the result goes to `out` (never over an existing file), read back
+    with weights_only=True before this returns. Returns what was left out ("<where>: <type>")."""
+    from symda.io import atomic_torch_save
+
+    path, out = Path(path), Path(out)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    if out.exists():
+        raise FileExistsError(f"{out}: already exists; symda never writes over a file (pick another --out)")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=False)  # the user vouched for the file
+    except Exception as err:  # noqa: BLE001 - any failure of a foreign pickle is the file's, named
+        raise CheckpointError(
+            f"{path}: cannot be read even as a trusted pickle ({type(err).__name__}: {err})"
+        ) from None
+    dropped: list[str] = []
+    data = as_data(blob, "checkpoint", dropped)
+    if data is None:
+        raise CheckpointError(f"{path}: holds a {type(blob).__name__}, nothing that is data to keep")
+    atomic_torch_save(data, out)
+    load_tensors(out, "upgraded checkpoint")  # the promise: a weights_only load reads it
+    return dropped

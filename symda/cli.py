@@ -18,7 +18,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from symda.checkpoints import CheckpointError
+from symda.checkpoints import CheckpointError, read_checkpoint
 from symda.config import ConfigError, ExperimentConfig, load_config
 from symda.data.dataset import DatasetError
 from symda.records import NetworkId, Record
@@ -264,8 +264,7 @@ def cmd_translate_apply(args: argparse.Namespace) -> int:
     from symda.translate import translate_root
 
     cfg = load_config(args.config, args.overrides)
-    if not args.checkpoint.is_file():
-        raise DatasetError(f"{args.checkpoint}: translator checkpoint not found")
+    read_checkpoint(args.checkpoint, "translator checkpoint")  # before any work: missing, unreadable, refused
     split = args.split if args.kind == "cityscapes" else None
     out = translate_root(args.checkpoint, args.kind, args.data, split, {"source": 0, "target": 1}[args.to], args.out,
                          list_file=args.list, batch_size=cfg.translate.apply_batch_size, progress=_progress())  # fmt: skip
@@ -324,9 +323,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise DatasetError(
             "symda evaluate: give --checkpoint F_T.pt (and --partner, --partner-data) or --run DIR"
         )
-    for path, what in ((checkpoint, "checkpoint"), (partner, "partner checkpoint")):
-        if path is not None and not path.is_file():
-            raise DatasetError(f"{path}: {what} not found")
+    for path, what in ((checkpoint, "segmenter checkpoint"), (partner, "partner checkpoint")):
+        if path is not None:  # before any data is made: a missing, unreadable or refused file
+            read_checkpoint(path, what)
     if partner is not None:
         if partner_data is None:
             raise DatasetError("--partner needs --partner-data: V' = G(V, source) of the split, Cityscapes "
@@ -407,6 +406,20 @@ def cmd_store_migrate(args: argparse.Namespace) -> int:
     return 1 if done.skipped else 0
 
 
+def cmd_checkpoint_upgrade(args: argparse.Namespace) -> int:
+    from symda.checkpoints import upgrade_checkpoint
+
+    out = args.out or args.file.with_name(f"{args.file.stem}.data{args.file.suffix or '.pt'}")
+    print(f"{args.file}: unpickled with weights_only=False: this runs any code its pickle names; "
+          "upgrade only files from a source you trust", file=sys.stderr)  # fmt: skip
+    dropped = upgrade_checkpoint(args.file, out)
+    for what in dropped:
+        print(f"left out {what} (not tensors or plain values)", file=sys.stderr)
+    print(f"{out}: the same checkpoint as data ({len(dropped)} objects left out); symda reads it, the "
+          f"original {args.file} is untouched")  # fmt: skip
+    return 0
+
+
 def cmd_diagnose(args: argparse.Namespace) -> int:
     from symda.pipeline.diagnose import diagnose_run
 
@@ -440,6 +453,7 @@ EXAMPLES = {
     "store gc": "symda store gc --set artifacts_dir=artifacts --remove",
     "store migrate": "symda store migrate --set artifacts_dir=artifacts --dry-run",
     "diagnose": "symda diagnose --run runs/v2/ladder/full-s0",
+    "checkpoint upgrade": "symda checkpoint upgrade released/model.pth --out released/model.data.pt",
     "evaluate": "symda evaluate --run runs/quick --save-predictions runs/quick/pred --color",
     "config show": "symda config show --config configs/synthcity/quick.yaml --set train.lr=3e-4",
     "config keys": "symda config keys translate",
@@ -566,6 +580,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(m)
     m.add_argument("--dry-run", action="store_true", help="list what would be linked, link nothing")
     m.set_defaults(func=cmd_store_migrate)
+
+    p = sub.add_parser("checkpoint", help="checkpoints from elsewhere: rewrite a trusted one as data")
+    csub = p.add_subparsers(dest="checkpoint_command", required=True)
+    u = _command(csub, "checkpoint upgrade", "rewrite a checkpoint whose pickle holds Python objects (which "
+                 "symda refuses to unpickle) as tensors and plain values; RUNS its code: trusted files only")  # fmt: skip
+    u.add_argument("file", type=Path, help="the checkpoint, from a source you trust")
+    u.add_argument("--out", type=Path, help="the new file (default FILE's name + .data; never over a file)")
+    u.set_defaults(func=cmd_checkpoint_upgrade)
 
     p = _command(sub, "diagnose", "pseudo-label diagnostics of a finished run's round-0 networks against the "
                  "target train split's true labels (SynthCity has them)")  # fmt: skip

@@ -31,7 +31,8 @@ def check_writable(path: Path, what: str) -> None:
 
 
 def check_model_weights(cfg: ExperimentConfig) -> None:
-    """ConfigError when model.weights names a local file that does not exist (a typo)."""
+    """ConfigError when model.weights names a local file that does not exist (a typo); CheckpointError
+    when the file is unreadable or its pickle names Python objects (refused before any work, unrun)."""
     weights = cfg.model.weights
     if weights is None or weights.strip().lower() in ("none", "torch_cache"):
         return
@@ -39,6 +40,11 @@ def check_model_weights(cfg: ExperimentConfig) -> None:
         from symda.models.deeplabv2 import missing_weights_message  # torch: only on this path
 
         raise ConfigError(missing_weights_message(weights))
+    from symda.checkpoints import load_tensors
+    from symda.models.deeplabv2 import _unwrap_state_dict
+
+    path = Path(weights).expanduser()
+    _unwrap_state_dict(load_tensors(path, "model.weights file"), str(path))  # tensors in it, or the error
 
 
 def preflight(cfg: ExperimentConfig, out_dir: Path | None = None, store: bool = True) -> None:

@@ -4,6 +4,7 @@ traceback, nothing half-written (issue 13's list; the README's table points at t
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -45,33 +46,82 @@ def error_of(capsys) -> str:
 # ------------------------------------------------------------------------------------- checkpoints
 
 
-@pytest.mark.parametrize("kind", ["empty", "truncated", "text", "list"])
+class RunsCode:
+    """An object whose unpickling creates `marker`: a crafted checkpoint runs it the moment a
+    weights_only=False load (what torch did by default before 2.6) opens the file."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return open, (str(self.marker), "w")
+
+
+@pytest.mark.parametrize("kind", ["empty", "truncated", "text", "list", "code"])
 def test_unusable_checkpoints_are_named(kind, trained, tiny_data, tmp_path, capsys):
+    """Every entry point that reads a checkpoint a user names (evaluate --checkpoint, translate apply,
+    --resume, model.weights): exit 2, the file and the fault named, no traceback; a crafted pickle
+    is refused unrun (its marker file is never created)."""
     bad = tmp_path / "bad" / "checkpoint.pt"
     bad.parent.mkdir()
     (bad.parent / "config.yaml").write_bytes((trained / "config.yaml").read_bytes())
     good = (trained / "checkpoint.pt").read_bytes()
+    marker = tmp_path / "PWNED"
     if kind == "empty":
         bad.write_bytes(b"")
     elif kind == "truncated":
         bad.write_bytes(good[: len(good) // 2])
     elif kind == "text":
         bad.write_text("not a checkpoint\n")
-    else:
+    elif kind == "list":
         torch.save([1, 2, 3], bad)
+    else:
+        torch.save({"model": RunsCode(marker), "step": 1}, bad)
+        torch.load(bad, weights_only=False)  # the control: the file is live, it does run code
+        assert marker.is_file()
+        marker.unlink()
     expected = {"empty": "is empty (0 bytes)", "truncated": "truncated, or not a torch checkpoint",
-                "text": "truncated, or not a torch checkpoint", "list": "holds a list"}[kind]  # fmt: skip
+                "text": "truncated, or not a torch checkpoint", "list": "holds a list",
+                "code": "refused: its pickle calls for the Python object"}[kind]  # fmt: skip
     assert main(["evaluate", *data_args(tiny_data), *TINY, "--checkpoint", str(bad)]) == 2
     err = error_of(capsys)
     assert str(bad) in err and expected in err
-    # The same file as a translator for `translate apply`, and as the checkpoint of a run to resume.
+    # The same file as a translator for `translate apply`, as the network's initial weights
+    # (model.weights), and as the checkpoint of a run to resume.
     assert main(["translate", "apply", "--checkpoint", str(bad), "--data", str(tiny_data["source"]),
                  "--kind", "gta5", "--to", "target", "--out", str(tmp_path / "t")]) == 2  # fmt: skip
     assert str(bad) in error_of(capsys) and not (tmp_path / "t").exists()
+    assert main(["train", *data_args(tiny_data), *TINY, "--set", f"model.weights={bad}",
+                 "--out", str(tmp_path / "w")]) == 2  # fmt: skip
+    assert str(bad) in error_of(capsys)
     (trained / "metrics.json").unlink()  # unfinished, so --resume reads its checkpoint
     (trained / "checkpoint.pt").write_bytes(bad.read_bytes())
     assert main(["train", *data_args(tiny_data), *TINY, "--resume", "--out", str(trained)]) == 2
     assert str(trained / "checkpoint.pt") in error_of(capsys)
+    assert not marker.exists()
+
+
+def test_a_trusted_checkpoint_with_python_objects_is_upgraded_to_data(tmp_path, capsys):
+    """`symda checkpoint upgrade`: the user vouches for the file; tensors and plain values are kept
+    (numpy ones converted), other objects named and left out; the new file reads with weights_only;
+    the original is untouched and nothing is written over."""
+    import argparse
+
+    import numpy as np
+
+    src = tmp_path / "released.pth"
+    torch.save({"model": {"w": torch.ones(2)}, "args": argparse.Namespace(lr=1.0), "best": np.float32(41.5),
+                "hist": np.arange(3)}, src)  # fmt: skip
+    before = src.read_bytes()
+    assert main(["checkpoint", "upgrade", str(src)]) == 0
+    out = tmp_path / "released.data.pth"
+    err = capsys.readouterr().err
+    assert "left out checkpoint['args']: argparse.Namespace" in err and "trust" in err
+    blob = torch.load(out, weights_only=True)
+    assert torch.equal(blob["model"]["w"], torch.ones(2)) and blob["best"] == 41.5 and "args" not in blob
+    assert torch.equal(blob["hist"], torch.arange(3)) and src.read_bytes() == before
+    assert main(["checkpoint", "upgrade", str(src)]) == 2  # never over an existing file
+    assert "already exists" in error_of(capsys)
 
 
 def test_a_checkpoint_of_another_architecture_says_what_would_match(trained, tiny_data, capsys):
@@ -233,5 +283,5 @@ def test_a_checkpoint_that_holds_python_objects_is_refused_not_unpickled(tmp_pat
 
     path = tmp_path / "foreign.pt"
     torch.save({"model": {}, "args": argparse.Namespace(lr=1.0)}, path)
-    with pytest.raises(CheckpointError, match="does not unpickle"):
+    with pytest.raises(CheckpointError, match="symda unpickles only tensors and plain values"):
         read_checkpoint(path, "segmenter checkpoint")

@@ -110,7 +110,9 @@ def test_evaluate_names_what_fused_inference_lacks(tmp_path, capsys):
 
     ckpt = tmp_path / "run" / "f_t.pt"
     save_config(load_config(), tmp_path / "run" / "config.yaml")  # evaluate reads the config beside it
-    ckpt.write_bytes(b"")  # the inputs are checked before anything loads
+    import torch
+
+    torch.save({"model": {"w": torch.zeros(1)}}, ckpt)  # readable: the other inputs are checked next
     assert main(["evaluate", "--checkpoint", str(ckpt), "--partner", str(tmp_path / "f_s.pt")]) == 2
     assert f"{tmp_path / 'f_s.pt'}: partner checkpoint not found" in capsys.readouterr().err
     assert main(["evaluate", "--checkpoint", str(ckpt), "--partner", str(ckpt)]) == 2

@@ -105,7 +105,7 @@ def test_paper_gpu_config_trains_on_two_gloo_workers_and_rank0_checkpoint_loads(
     assert {"loss_adv", "loss_adv_aux", "loss_d"} <= set(steps[0])  # both discriminator levels trained
     assert all(m["stage"] == "F_T_r0" for m, _ in reports)
     assert any(ckpt is not None for _, ckpt in reports)  # rank 0 wrote and reported checkpoints
-    state = torch.load(art.path / "checkpoint.pt", map_location="cpu", weights_only=False)
+    state = torch.load(art.path / "checkpoint.pt", map_location="cpu", weights_only=True)
     assert state["step"] == 2 and set(state["terms"]["OutputAdversarial"]["discriminators"]) == {
         "main",
         "aux",

@@ -156,7 +156,7 @@ def test_f_s_adapting_in_its_own_process_gives_the_same_networks(cfg_for, tmp_pa
         par["artifacts.F_T_r0"],
     )
     for name, stage in (("F_S_r0", "segmenter_S"), ("F_T_r0", "segmenter_T")):
-        a, b = (torch.load(tmp_path / st / stage / r[f"artifacts.{name}"] / "checkpoint.pt", weights_only=False)
+        a, b = (torch.load(tmp_path / st / stage / r[f"artifacts.{name}"] / "checkpoint.pt", weights_only=True)
                 for st, r in (("seq", seq), ("par", par)))  # fmt: skip
         assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"]), name
     for key in ("miou", "miou_fused", *VALIDATORS):

@@ -63,8 +63,8 @@ def test_training_is_repeatable_and_resume_matches(tiny_data, tmp_path):
     cfg = tiny_cfg(tiny_data, tmp_path)
     run_supervised(cfg, tmp_path / "a", lambda *a, **k: None)
     run_supervised(cfg, tmp_path / "b", lambda *a, **k: None)
-    a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)["model"]
-    b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["model"]
+    a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
 
     # Interrupt a run after its step-3 checkpoint, then resume it: it ends with the straight run's weights.
@@ -77,9 +77,9 @@ def test_training_is_repeatable_and_resume_matches(tiny_data, tmp_path):
 
     with pytest.raises(Stop):
         run_supervised(cfg, tmp_path / "c", stop_at_step_4)
-    assert torch.load(tmp_path / "c" / "checkpoint.pt", weights_only=False)["step"] == 3
+    assert torch.load(tmp_path / "c" / "checkpoint.pt", weights_only=True)["step"] == 3
     run_supervised(cfg, tmp_path / "c", lambda *a, **k: None, resume=True)
-    resumed = torch.load(tmp_path / "c" / "checkpoint.pt", weights_only=False)
+    resumed = torch.load(tmp_path / "c" / "checkpoint.pt", weights_only=True)
     assert resumed["step"] == 6
     for k in a:
         assert torch.allclose(a[k].float(), resumed["model"][k].float(), atol=1e-5), k

@@ -64,7 +64,7 @@ def test_two_step_run_reports_every_metric_and_writes_outputs(tiny_data, tmp_pat
         assert 0 <= m["d_cls_acc_real"] <= 1 and 0 <= m["d_cls_acc_fake"] <= 1
         assert m["d_loss_gp"] >= 0 and m["g_loss_rec"] > 0
     assert [m["lr"] for m, _ in reports] == [1e-4, 1e-4]  # the decay starts after decay_start * steps = 1
-    state = torch.load(ckpt, weights_only=False)
+    state = torch.load(ckpt, weights_only=True)
     assert state["step"] == 2 and {"G", "D", "g_opt", "d_opt"} <= set(state)
     grid = Image.open(tmp_path / "tr" / "samples" / "step_000002.png")
     # 4 source + 4 target rows, columns input | translated | reconstructed, 2 px gaps between tiles.
@@ -86,12 +86,12 @@ def test_resume_continues_from_the_checkpoint_and_matches_a_straight_run(tiny_da
 
     with pytest.raises(Stop):
         train_translator(cfg, source, target, tmp_path / "resumed", stop_after_checkpoint)
-    assert torch.load(tmp_path / "resumed" / "translator.pt", weights_only=False)["step"] == 2
+    assert torch.load(tmp_path / "resumed" / "translator.pt", weights_only=True)["step"] == 2
     reports, report = collect()
     train_translator(cfg, source, target, tmp_path / "resumed", report, resume=True)
     assert [m["step"] for m, _ in reports] == [3, 4]
-    a = torch.load(tmp_path / "straight" / "translator.pt", weights_only=False)
-    b = torch.load(tmp_path / "resumed" / "translator.pt", weights_only=False)
+    a = torch.load(tmp_path / "straight" / "translator.pt", weights_only=True)
+    b = torch.load(tmp_path / "resumed" / "translator.pt", weights_only=True)
     for net in ("G", "D"):
         for k in a[net]:
             torch.testing.assert_close(a[net][k], b[net][k], rtol=0, atol=0, msg=f"{net}.{k}")
