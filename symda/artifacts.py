@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from symda.io import write_json
+from symda.io import remove_stale_temporaries, write_json
 
 log = logging.getLogger(__name__)
 MARKER = "artifact.json"
@@ -122,6 +122,9 @@ class ArtifactStore:
             # finished images). The lock guarantees one builder at a time.
             work = final.with_name(f".{key}.building")
             work.mkdir(parents=True, exist_ok=True)
+            # A builder killed in the middle of an atomic write left its temporary file: never part of
+            # the artifact (the lock says no live process writes here).
+            remove_stale_temporaries(work)
             log.info("building %s artifact %s", stage, key)
             t0 = time.perf_counter()
             build(work)

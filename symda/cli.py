@@ -120,7 +120,10 @@ def _run_folder(out_dir: Path, cfg: ExperimentConfig, command: str, resume: bool
     preflight(cfg, out_dir)
     was_empty = not out_dir.exists() or not any(out_dir.iterdir())
     existed = out_dir.exists()
-    check_run_folder(out_dir, cfg, command, resume)
+    if check_run_folder(out_dir, cfg, command, resume):
+        from symda.io import remove_stale_temporaries
+
+        remove_stale_temporaries(out_dir)  # continuing a killed run: its half-written files go
     try:
         yield
     except (ConfigError, DatasetError, FileNotFoundError):

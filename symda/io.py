@@ -13,6 +13,18 @@ from pathlib import Path
 from typing import Any
 
 
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporary files of atomic writes (".<name>.<random>.tmp") under `folder`: what a
+    process killed in the middle of a write leaves behind. Only for a folder no live process writes
+    into (a store build under its lock, a run folder being continued). Returns what was removed."""
+    removed = []
+    for tmp in Path(folder).rglob(".*.tmp"):
+        if tmp.is_file() or tmp.is_symlink():
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
     """Write `data` to `path` through a temporary file in the same folder, then rename."""
     path = Path(path)

@@ -107,3 +107,19 @@ def test_a_full_disk_during_training_ends_with_a_clear_error(tiny_data, tmp_path
     assert "Traceback" not in proc.stderr
     assert not (out / "checkpoint.pt").exists() and not (out / "metrics.json").exists()
     assert not list(out.glob(".checkpoint.pt.*"))  # no temporary file left either
+
+
+def test_symda_run_killed_at_random_moments_continues_to_the_bit_identical_result(tmp_path):
+    """The kill-anywhere harness (bench/bench_kill_anywhere.py, K >= 20 there) with K = 3 seeded moments
+    on its tiniest config: SIGKILL of the whole process tree, the same command again after each kill;
+    result.json and every artifact equal the uninterrupted run's, nothing left half-written."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "bench_kill_anywhere.py"
+    spec = importlib.util.spec_from_file_location("bench_kill_anywhere", path)
+    harness = sys.modules[spec.name] = importlib.util.module_from_spec(spec)  # dataclasses look it up
+    spec.loader.exec_module(harness)
+    verdict = harness.kill_anywhere(tmp_path, kills=3, seed=1, per_chain=3, show=lambda line: None)
+    assert verdict.ok, verdict.differences
+    assert sum(not k.finished_first for k in verdict.kills) == 3
