@@ -23,7 +23,7 @@ demo: $(STAMP)
 	  --out $$d/source_only && \
 	$(BIN)/symda run --config configs/synthcity/demo.yaml --out $$d/method && \
 	$(BIN)/python analysis/ablation_table.py $$d --out $$d/table.md && \
-	echo "demo: $$d (table.md, table.png; pictures: $$d/method/pictures.md; curves: tensorboard --logdir $$d)"
+	echo "demo: $$d (table.md, table.png; pictures: $$d/method/pictures.md; curves: tensorboard --host 127.0.0.1 --logdir $$d)"
 
 # The main job: the pseudo-label threshold sweep on SynthCity (generated on first use), Ray Tune +
 # Optuna on a local cluster whose dashboard is http://127.0.0.1:8265. ARGS passes flags, e.g.

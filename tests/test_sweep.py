@@ -429,7 +429,7 @@ def test_the_summary_judges_the_spread_only_with_two_finished_trials(tmp_path, c
     out = capsys.readouterr().out
     assert "the sweep can tell them apart" in out
     # Where the study is, once; no dashboard address after the sweep (a local dashboard has gone).
-    assert out.count("optuna-dashboard sqlite:///") == 1 and "Ray dashboard" not in out
+    assert out.count("optuna-dashboard --host 127.0.0.1 sqlite:///") == 1 and "Ray dashboard" not in out
 
 
 def test_the_summary_says_how_each_validator_would_have_chosen(tmp_path, monkeypatch):

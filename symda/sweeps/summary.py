@@ -308,5 +308,5 @@ def print_summary(s: SweepSummary) -> None:
         print("\nno trial finished: no best config")
     print(f"\nwritten to {s.exp_dir}/: trials.csv, best_config.yaml, sweep.json, runs/<trial id>/ (config.yaml,"
           f" result.json, pictures.md, tensorboard/), Tune's trial folders"
-          f"\nevery trial's curves: tensorboard --logdir {s.exp_dir / 'runs'}"
-          f"\nthe Optuna study: optuna-dashboard sqlite:///{s.optuna_db}")  # fmt: skip
+          f"\nevery trial's curves: tensorboard --host 127.0.0.1 --logdir {s.exp_dir / 'runs'}"
+          f"\nthe Optuna study: optuna-dashboard --host 127.0.0.1 sqlite:///{s.optuna_db}")  # fmt: skip
