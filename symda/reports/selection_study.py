@@ -42,7 +42,7 @@ from symda.reports.validator_study import (  # noqa: E402
     write_numbers,
 )
 from symda.select import VALIDATORS  # noqa: E402
-from symda.select.stats import validator_study  # noqa: E402
+from symda.select.stats import spearman, validator_study  # noqa: E402
 
 GOAL_RHO, GOAL_REGRET = 0.7, 0.5  # the issue's goal, per sweep kind, pooled over seeds
 KIND_PREFIX = "selection_"
@@ -68,7 +68,21 @@ def kind_report(points: pd.DataFrame) -> dict:
         "winner": winner,
         "reached": bool(w["rho"] >= GOAL_RHO and w["regret1"] <= GOAL_REGRET),
         "checkpoints": checkpoint_regrets(points),
+        "reproducibility": reproducibility(finals),
     }
+
+
+def reproducibility(finals: pd.DataFrame) -> float:
+    """How far the configurations' true mIoU ranks agree between seeds: the mean Spearman rho over
+    pairs of seeds, on the configurations every seed has (nan with fewer than 3 of them). Near 0: the
+    kind's configurations differ by no more than training and evaluation noise, and no validator can
+    rank them; near 1: they differ, and a validator has something to find."""
+    wide = finals.pivot_table(index="variant", columns="seed", values="miou").dropna()
+    seeds = list(wide.columns)
+    if len(wide) < 3 or len(seeds) < 2:
+        return math.nan
+    pairs = [spearman(wide[a], wide[b]) for i, a in enumerate(seeds) for b in seeds[i + 1 :]]
+    return float(sum(pairs) / len(pairs))
 
 
 def summary_plot(reports: dict[str, dict], path: Path) -> Path:
@@ -114,9 +128,16 @@ def report(studies: list[Path], out: Path, package_file: Path | None = None) -> 
             f"{len(finals)} configurations' final networks ({finals['variant'].nunique()} configurations x "
             f"{finals['seed'].nunique()} seeds), each scored by every validator (no target label read) and "
             "by its true val mIoU.", "",
-            "| seed | configurations | true mIoU range | median bootstrap SE of a point's mIoU |",
-            "| --- | --- | --- | --- |",
-            *[f"| {s} | {int(x.n)} | {x.lo:.2f} - {x.hi:.2f} | {x.se:.2f} |" for s, x in per_seed.iterrows()], "",
+            "| seed | configurations | true mIoU range | median bootstrap SE of a point's mIoU | range / SE |",
+            "| --- | --- | --- | --- | --- |",
+            *[f"| {s} | {int(x.n)} | {x.lo:.2f} - {x.hi:.2f} | {x.se:.2f} | {(x.hi - x.lo) / x.se:.1f} |"
+              for s, x in per_seed.iterrows()], "",
+            f"Do the configurations differ? Their true mIoU ranks agree between seeds with a mean Spearman rho of "
+            f"**{_num(r['reproducibility'], '+.2f')}** (pairs of seeds, the same configurations). "
+            + ("Near 0, with a range of a few SE: they differ by no more than training and evaluation noise, so "
+               "no validator can rank them reproducibly here, and the top-1 regret (what a pick loses) is the "
+               "figure that matters." if not r["reproducibility"] >= 0.3 else
+               "They differ reproducibly: a validator has something to find."), "",
             *table_lines(r["table"], finals, r["winner"]), "",
             f"**Best here: `{r['winner']}`** (pooled rho {_num(w['rho'], '+.2f')}, top-1 regret "
             f"{_num(w['regret1'], '.2f')}). Goal (rho >= {GOAL_RHO}, top-1 regret <= {GOAL_REGRET}): "
@@ -139,6 +160,7 @@ def report(studies: list[Path], out: Path, package_file: Path | None = None) -> 
             "seeds": sorted(int(s) for s in r["finals"]["seed"].unique()),
             "pooled": pooled_figures(r["pooled"]),
             "checkpoint_regret": {x.validator: clean(x.mean) for x in r["checkpoints"].itertuples()},
+            "reproducibility": clean(r["reproducibility"]),
         }
         for kind, r in reports.items()
     }  # fmt: skip

@@ -107,3 +107,24 @@ def test_a_space_file_may_name_the_sweeps_own_default_validator(tmp_path):
     assert load_space("configs/sweeps/threshold.yaml").select_by is None
     with pytest.raises(ConfigError, match="vibes"):
         load_space(bad)
+
+
+def test_reproducibility_tells_configurations_that_differ_from_noise():
+    """Configurations whose effect repeats on every seed: rho between seeds near 1; the same values
+    shuffled independently per seed (no real effect): near 0 on average, and never a crash on too few."""
+    import numpy as np
+
+    from symda.reports.selection_study import reproducibility
+
+    rng = np.random.default_rng(0)
+    effect = np.linspace(0, 3, 10)
+    rows = [{"variant": f"cfg{i}", "seed": s, "miou": 25 + effect[i] + rng.normal(0, 0.2)}
+            for s in range(3) for i in range(10)]  # fmt: skip
+    assert reproducibility(pd.DataFrame(rows)) > 0.8
+    noise = [
+        np.mean(
+            [reproducibility(pd.DataFrame([{**r, "miou": rng.normal()} for r in rows])) for _ in range(50)]
+        )
+    ]
+    assert abs(noise[0]) < 0.15
+    assert math.isnan(reproducibility(pd.DataFrame(rows[:2])))
