@@ -182,6 +182,12 @@ def trust_line(select_by: str, kind: str, path: Path | None = None) -> str:
     line = (f"{select_by} on {kind} sweeps (selection study, configurations at equal progress, pooled over "
             f"{len(found.get('seeds', []))} seeds): rho {rho:+.2f}, top-1 regret "
             f"{'n/a' if regret1 is None else format(regret1, '.2f')} mIoU")  # fmt: skip
+    same = found.get("reproducibility")
+    if same is not None and same < 0.3:
+        # No validator can rank configurations that differ by noise only: say so, not just "rho low".
+        line += (f"\nthe study's {kind} configurations differ by no more than noise (their true mIoU ranks "
+                 f"agree between seeds with rho {same:+.2f}): no validator ranks them, and what a pick loses "
+                 f"is the top-1 regret above")  # fmt: skip
     if rho < TRUSTED_RHO:
         best = found.get("winner")
         line += (f"\nWARNING: {select_by} ranks {kind} configurations poorly (rho {rho:+.2f} < {TRUSTED_RHO}): "
