@@ -45,6 +45,25 @@ Report = Callable[..., None]
 """report(record: symda.records.Record, checkpoint: Path | None = None)."""
 
 
+def start_local_ray(**kwargs: Any) -> Any:
+    """ray.init(**kwargs) for a cluster of this machine only (no address), every server of it bound
+    to 127.0.0.1: the GCS, the raylet, the workers, the dashboard's agent, the runtime-env agent.
+
+    Ray binds its servers to all interfaces unless the node's address is the loopback one, and turns
+    every address given for a node (`_node_ip_address="127.0.0.1"` too) into the machine's network
+    address, except where its cluster mode is off (what it does on macOS and Windows; Ray 2.60:
+    ray_constants.ENABLE_RAY_CLUSTER, read per call by services.get_node_ip_address, and by the
+    cluster's own processes from RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER when they start). Off, no other
+    machine can join this cluster: a cluster of several machines is `ray start` and --address.
+    """
+    import ray
+    import ray._private.ray_constants as ray_constants
+
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # the cluster's processes read it at start
+    ray_constants.ENABLE_RAY_CLUSTER = False  # this process imported ray before the variable was set
+    return ray.init(**kwargs)
+
+
 @dataclass(frozen=True)
 class Runtime:
     """Where a loop runs. The default is a single CPU process in fp32."""
@@ -190,7 +209,7 @@ def _run_in_trainer(
 
     if not ray.is_initialized():  # `symda run` with scale.num_workers > 0: a local cluster, or RAY_ADDRESS's
         os.environ.setdefault("RAY_TRAIN_ENABLE_STATE_TRACKING", "1")  # Train runs in the dashboard
-        ray.init(include_dashboard=True, dashboard_host="127.0.0.1", logging_level="WARNING")
+        start_local_ray(include_dashboard=True, dashboard_host="127.0.0.1", logging_level="WARNING")
     check_resources(scale, ray.cluster_resources(), f"the stage in {work_dir}")
     queue = Queue(actor_options={"num_cpus": 0})
     use_gpu = scale.use_gpu

@@ -116,6 +116,20 @@ def default_concurrency(need: dict[str, float], cluster: dict[str, float]) -> in
     return max(1, min(fits, default=1))
 
 
+def free_port(preferred: int, tries: int = 50) -> int:
+    """`preferred`, or the first port after it that 127.0.0.1 can bind now (0: none of `tries`)."""
+    import socket
+
+    for port in range(preferred, preferred + tries):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    return 0
+
+
 def connect(address: str | None) -> str:
     """Join a Ray cluster (`address`, or RAY_ADDRESS as `ray job submit` sets it, or the session this
     process already started) or start a local one with the dashboard on 127.0.0.1:8265.
@@ -136,10 +150,12 @@ def connect(address: str | None) -> str:
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
         return ray.init(address=address, log_to_driver=False, logging_level="WARNING").dashboard_url or ""
-    ctx = ray.init(
+    from symda.distributed import start_local_ray
+
+    ctx = start_local_ray(  # every port on 127.0.0.1 (README: Monitoring)
         include_dashboard=True,
         dashboard_host="127.0.0.1",  # loopback only: the dashboard can submit jobs
-        dashboard_port=DASHBOARD_PORT,  # Ray takes the next free port when it is busy
+        dashboard_port=free_port(DASHBOARD_PORT),  # Ray refuses a busy one (another sweep's)
         resources={"train_driver": os.cpu_count() or 1},  # see trial_resources
         log_to_driver=False,
         logging_level="WARNING",
