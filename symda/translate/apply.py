@@ -46,7 +46,23 @@ class TranslationExistsError(FileExistsError):
 
 
 def checkpoint_digest(path: Path) -> str:
-    """First 16 hex digits of the sha256 of a checkpoint file: the translator's identity."""
+    """First 16 hex digits of a sha256 over the generator's tensors (names, dtypes, shapes, values):
+    the translator's identity. Not over the file's bytes: torch.save writes a per-process
+    serialization id and record layout, so the same weights saved by a resumed run differ in bytes."""
+    from symda.checkpoints import read_checkpoint
+
+    state = read_checkpoint(path, "translator checkpoint", required=("G",))["G"]
+    h = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        h.update(f"{name} {tensor.dtype} {tuple(tensor.shape)}\n".encode())
+        h.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def file_digest(path: Path) -> str:
+    """First 16 hex digits of the sha256 of the file's bytes: the translator's identity before
+    checkpoint_digest, so that translation.json files written then still match their checkpoint."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -189,7 +205,7 @@ def translate_root(
                 f"{out_root}: exists but has no {MARKER}; not overwriting an unknown folder"
             )
         old = json.loads(marker.read_text())
-        if old.get("checkpoint_sha256") != digest:
+        if old.get("checkpoint_sha256") not in (digest, file_digest(checkpoint)):
             raise TranslationExistsError(
                 f"{out_root}: holds a translation by checkpoint sha256 {old.get('checkpoint_sha256')} "
                 f"({old.get('checkpoint')}), not by {digest} ({checkpoint}); use another out_root"

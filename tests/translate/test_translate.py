@@ -240,3 +240,22 @@ def test_interrupted_translation_leaves_nothing_at_out_root_and_resumes(
     )
     assert len(written) == 12 - 5  # only the images the first run did not finish
     assert len(gta5.list_gta5(out)) == 12
+
+
+def test_the_translators_identity_is_its_weights_not_its_files_bytes(tmp_path, tiny_data):
+    """The same weights saved again (another process's serialization id, another key order) have the
+    same digest; a translation.json of the file-bytes digest (written before) is still accepted."""
+    import json
+
+    ckpt = fake_checkpoint(tmp_path / "a.pt", seed=0)
+    blob = torch.load(ckpt, weights_only=True)
+    again = tmp_path / "again.pt"
+    torch.save(
+        {"G": dict(reversed(list(blob["G"].items()))), **{k: v for k, v in blob.items() if k != "G"}}, again
+    )
+    assert checkpoint_digest(again) == checkpoint_digest(ckpt)
+    out = translate_root(ckpt, "cityscapes", tiny_data["target"], "val", 0, tmp_path / "V_prime")
+    marker = out / "translation.json"
+    record = json.loads(marker.read_text())
+    marker.write_text(json.dumps({**record, "checkpoint_sha256": apply_mod.file_digest(ckpt)}))
+    assert translate_root(ckpt, "cityscapes", tiny_data["target"], "val", 0, out) == out
