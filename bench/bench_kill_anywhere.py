@@ -3,7 +3,8 @@ process too) at K seeded random moments spread over the run, continued after eac
 command; the final result.json and every artifact in the store are compared with an uninterrupted
 run's: bit-identical tensors, equal records (timings aside), no work folder or temporary file left.
 
-    python bench/bench_kill_anywhere.py                # K = 20 kills (chains of up to 4), seed 0
+    python bench/bench_kill_anywhere.py                # K = 20 kills (chains of up to 4), seed 0; every
+                                                       # other one aimed at the next phase in turn
     python bench/bench_kill_anywhere.py --kills 40 --seed 3 --keep /tmp/ka
 
 Prints every kill: its moment, the phase it hit (the store's builds in progress and the run's last
@@ -42,17 +43,19 @@ scale: {parallel_paths: true, precision: fp32}
 """
 # Fields of a record that differ between two identical runs: when and how long, not what.
 VOLATILE = re.compile(r"^seconds\.|^peak_mb\.|^finished_at$|^git_revision$|^created|seconds$|^wall|^elapsed")
-PHASES = [  # (the phase, words of the run's log or the store's builds that place a kill in it)
+# A phase by the run's last output line (first match wins), as the console shows it.
+PHASES = [
+    ("record", ("[result]", "target val mIoU", "stage seconds", "checkpoint choice", "Pictures", "- ")),
+    ("evaluation", ("val_miou",)),
+    ("self-training", ("_r1 step",)),
+    ("pseudo labels", ("pseudo_r", "building pseudo")),
+    ("adaptation", ("_r0 step", "building segmenter_", "backbone weights")),
+    ("translation", ("building translated_",)),
+    ("translator", ("translator", "[translate")),
     ("data", ("SynthCity", "synthcity", "check ")),
-    ("translator", ("translator", "translate step", "[translate")),
-    ("translation", ("translated_",)),
-    ("adaptation F_S", ("segmenter_S",)),
-    ("adaptation F_T", ("segmenter_T", "[adapt", "train step")),
-    ("pseudo labels", ("pseudo",)),
-    ("self-training", ("self_train", "F_T_r1", "round 1")),
-    ("evaluation", ("evaluat", "val_miou", "miou")),
-    ("record", ("result", "pictures", "predictions")),
 ]
+TARGETS = ["startup", "data", "translator", "translation", "adaptation", "adaptation + F_S process",
+           "pseudo labels", "self-training", "evaluation", "record"]  # fmt: skip
 
 
 @dataclass
@@ -99,35 +102,54 @@ def straight(case: Path) -> float:
 
 
 def phase_now(case: Path) -> str:
-    """Where the run is: the stages the store is building now, else the run's last output line."""
-    building = sorted({p.parent.name for p in (case / "store").glob("*/.*.building")})
-    lines = [
-        x
-        for x in (case / "log.txt").read_text(errors="replace").replace("\r", "\n").splitlines()
-        if x.strip()
-    ]
+    """Where the run is: its last output line's phase; "adaptation + F_S process" while F_S adapts in
+    its background process; "self-training" while F_T's next round builds (the round's labels exist)."""
+    log = case / "log.txt"
+    text = log.read_text(errors="replace").replace("\r", "\n") if log.is_file() else ""
+    attempt = text.rsplit("=== SIGKILL", 1)[-1].split("\n", 1)[-1] if "=== SIGKILL" in text else text
+    lines = [x for x in attempt.splitlines() if x.strip()]  # this attempt's lines
     last = lines[-1] if lines else ""
-    found = [name for name, words in PHASES if any(w in " ".join(building) for w in words)]
-    if not found:
-        found = [name for name, words in PHASES if any(w in last for w in words)]
-    return "+".join(dict.fromkeys(found)) or ("startup" if not lines else f"other ({last[:40]})")
+    phase = next(
+        (name for name, words in PHASES if any(w in last for w in words)), "startup" if not lines else ""
+    )
+    building = {p.parent.name for p in (case / "store").glob("*/.*.building")}
+    if phase in ("adaptation", "") and "segmenter_S" in building:
+        return "adaptation + F_S process"
+    if (
+        phase in ("adaptation", "")
+        and "segmenter_T" in building
+        and list((case / "store").glob("pseudo/*/artifact.json"))
+    ):
+        return "self-training"
+    return phase or f"other ({last[:40]})"
 
 
-def killed_chain(case: Path, chain: int, delays: list[float], log_all: Path | None = None) -> list[Kill]:
-    """Run the command, SIGKILL its process group after each delay, start it again; finally let it
-    finish. Returns the kills (a delay that outlived the command ends the chain)."""
+def killed_chain(case: Path, chain: int, delays: list[float | str]) -> list[Kill]:
+    """Run the command, SIGKILL its process group after each delay (seconds, or a phase of TARGETS: once
+    the run is in it), start it again; finally let it finish. Returns the kills (a delay that outlived
+    the command ends the chain)."""
     kills = []
     for delay in delays:
         with open(case / "log.txt", "a") as log:
             proc = subprocess.Popen(command(case), cwd=case, env=env(), stdout=log, stderr=subprocess.STDOUT,
                                     start_new_session=True)  # fmt: skip
-            try:
-                proc.wait(timeout=delay)
-                kills.append(Kill(chain, delay, "-", finished_first=True))
+            t0 = time.monotonic()
+            if isinstance(delay, str):  # a phase: kill once the run is in it, a random instant later
+                while proc.poll() is None and phase_now(case) != delay:
+                    time.sleep(0.02)
+                time.sleep(random.Random(f"{chain}{delay}").uniform(0.0, 0.3))
+                finished = proc.poll() is not None
+            else:
+                try:
+                    proc.wait(timeout=delay)
+                    finished = True
+                except subprocess.TimeoutExpired:
+                    finished = False
+            if finished:
+                kills.append(Kill(chain, time.monotonic() - t0, f"(aimed at {delay})", finished_first=True))
                 return kills
-            except subprocess.TimeoutExpired:
-                pass
             phase = phase_now(case)
+            delay = time.monotonic() - t0
             os.killpg(proc.pid, signal.SIGKILL)  # the whole tree: the background F_S process too
             proc.wait()
             log.write(f"\n=== SIGKILL after {delay:.2f} s ({phase}) ===\n")
@@ -206,7 +228,9 @@ def compare(ref: Path, case: Path) -> list[str]:
     return diffs
 
 
-def kill_anywhere(base: Path, kills: int, seed: int, per_chain: int = 4, show=print) -> Verdict:
+def kill_anywhere(
+    base: Path, kills: int, seed: int, per_chain: int = 4, show=print, targeted: bool = False
+) -> Verdict:
     """The uninterrupted run, then chains of up to `per_chain` kills until `kills` kills landed; each
     chain's final store and record compared with the uninterrupted one's. Every run works in the same
     folder (base/work, renamed after it): a stage's key holds the absolute paths of its inputs."""
@@ -220,12 +244,17 @@ def kill_anywhere(base: Path, kills: int, seed: int, per_chain: int = 4, show=pr
         left = kills - sum(not k.finished_first for k in verdict.kills)
         # Moments uniform over the whole run's length: a continuation skips what is done, so later
         # kills of a chain land in later phases as often as early ones.
-        delays = [rng.uniform(0.3, seconds) for _ in range(min(per_chain, left))]
+        n = min(per_chain, left)
+        if targeted:  # every other kill aimed at the next phase of TARGETS, so short phases are hit too
+            delays = [TARGETS[(chain * per_chain + i) // 2 % len(TARGETS)] if i % 2 else rng.uniform(0.3, seconds)
+                      for i in range(n)]  # fmt: skip
+        else:
+            delays = [rng.uniform(0.3, seconds) for _ in range(n)]
         case = new_case(base, "work")
         got = killed_chain(case, chain, delays)
         for k in got:
-            show(f"chain {chain:2d}: " + ("finished before" if k.finished_first else "SIGKILL after")
-                 + f" {k.after_s:5.2f} s" + ("" if k.finished_first else f"  in {k.phase}"))  # fmt: skip
+            show(f"chain {chain:2d}: " + ("finished before its kill" if k.finished_first else "SIGKILL after")
+                 + f" {k.after_s:5.2f} s" + (f" {k.phase}" if k.finished_first else f"  in {k.phase}"))  # fmt: skip
         diffs = compare(ref, case)
         case.rename(base / f"chain{chain:02d}")
         shown = "; ".join(diffs[:6]) + (f"; ... ({len(diffs)} in all)" if len(diffs) > 6 else "")
@@ -243,10 +272,12 @@ def main() -> int:
     p.add_argument(
         "--keep", type=Path, help="keep the runs in this folder (default: a temporary one, removed)"
     )
+    p.add_argument("--untargeted", action="store_true",
+                   help="every moment uniform over the run (default: every other one aimed at a phase)")  # fmt: skip
     args = p.parse_args()
     base = args.keep or Path(tempfile.mkdtemp(prefix="kill-anywhere-"))
     try:
-        verdict = kill_anywhere(base, args.kills, args.seed)
+        verdict = kill_anywhere(base, args.kills, args.seed, targeted=not args.untargeted)
     finally:
         if args.keep is None:
             shutil.rmtree(base, ignore_errors=True)
