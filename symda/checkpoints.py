@@ -5,55 +5,12 @@ that would match it."""
 from __future__ import annotations
 
 import itertools
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
-
-class CheckpointError(ValueError):
-    """A checkpoint file that cannot be used; the message names the file and what is wrong."""
-
-
-def load_tensors(path: Path | str, what: str) -> Any:
-    """torch.load(path) on the CPU with weights_only=True: tensors, numbers, strings and containers of
-    them, never code. CheckpointError naming the file for a missing, empty, unreadable or foreign one,
-    and for one whose pickle names any other Python object (the object is named, never built).
-
-    what: the kind of file, for the message ("translator checkpoint", "model.weights file").
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: {what} not found")
-    if path.stat().st_size == 0:
-        raise CheckpointError(f"{path}: {what} is empty (0 bytes): an interrupted copy or save?")
-    try:
-        # weights_only: a file a user hands us is data, never code (a crafted pickle runs whatever it
-        # names the moment it is unpickled; torch's unpickler refuses every global not on its list).
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as err:
-        if isinstance(err, pickle.UnpicklingError) and (name := refused_global(str(err))):
-            raise CheckpointError(
-                f"{path}: {what} refused: its pickle calls for the Python object {name}, and symda "
-                "unpickles only tensors and plain values (a checkpoint is data, never code; nothing in "
-                "it was run). Save state dicts only; for a file from a source you trust, "
-                "`symda checkpoint upgrade` rewrites it as data"
-            ) from None
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(
-            f"{path}: not a readable {what} ({type(err).__name__}: {first}); truncated, or not a torch checkpoint"
-        ) from None
-
-
-def refused_global(message: str) -> str | None:
-    """The Python object a weights_only load refused to build ("posix.system"), from torch's message
-    (its wording differs between torch releases), or None when the message names none."""
-    import re
-
-    found = re.search(r"(?:unsupported GLOBAL|Unsupported global: GLOBAL)\s+([\w.]+)", message, re.IGNORECASE)
-    return found.group(1) if found else None
+from symda.io import CheckpointError, load_tensors
 
 
 def read_checkpoint(path: Path, what: str, required: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -40,11 +40,14 @@ def check_model_weights(cfg: ExperimentConfig) -> None:
         from symda.models.deeplabv2 import missing_weights_message  # torch: only on this path
 
         raise ConfigError(missing_weights_message(weights))
-    from symda.checkpoints import load_tensors
+    from symda.io import CheckpointError, load_tensors
     from symda.models.deeplabv2 import _unwrap_state_dict
 
     path = Path(weights).expanduser()
-    _unwrap_state_dict(load_tensors(path, "model.weights file"), str(path))  # tensors in it, or the error
+    try:
+        _unwrap_state_dict(load_tensors(path, "model.weights file"), str(path))  # tensors in it, or why not
+    except ValueError as err:  # CheckpointError is one: the CLI's exit 2 with the file named
+        raise CheckpointError(str(err)) from None
 
 
 def preflight(cfg: ExperimentConfig, out_dir: Path | None = None, store: bool = True) -> None:

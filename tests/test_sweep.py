@@ -479,3 +479,55 @@ def test_the_summary_says_where_the_trials_started_and_what_each_gained():
         in line
     )
     assert "not reported" in start_line(table.drop(columns=["start_miou"]))
+
+
+def test_a_sweep_killed_at_random_moments_ends_as_an_uninterrupted_one(ray_session, base_config, tmp_path):
+    """bench/bench_kill_sweep.py's check (K >= 20 there) with 2 seeded random moments: the driver (a
+    subprocess joined to the session's cluster) SIGKILLed, then finished with --resume (the same
+    command before the sweep had begun); each trial's final results and its status, mIoU and progress
+    equal an uninterrupted sweep's. Each sweep its own store, so the killed one rebuilds everything."""
+    import importlib.util
+    import random
+
+    path = REPO_ROOT / "bench" / "bench_kill_sweep.py"
+    spec = importlib.util.spec_from_file_location("bench_kill_sweep", path)
+    harness = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(harness)
+    space = write_space(tmp_path / "threshold.yaml", base_config, THRESHOLD_SPACE)
+    storage, address = tmp_path / "sweeps", ray_session.address_info["gcs_address"]
+
+    def command(name: str, resume: bool) -> list[str]:
+        cmd = [
+            sys.executable,
+            "tune/sweep_threshold.py",
+            "--storage",
+            str(storage),
+            "--name",
+            name,
+            "--address",
+            address,
+        ]
+        return [*cmd, "--resume"] if resume else [*cmd, "--space", str(space), "--max-concurrent", "1", "--select-by",
+                                                  "miou", "--set", f"artifacts_dir={tmp_path / ('store-' + name)}"]  # fmt: skip
+
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "cwd": REPO_ROOT}
+    t0 = time.monotonic()
+    subprocess.run(command("straight", False), check=True, **quiet)
+    seconds = time.monotonic() - t0
+    reference = harness.table(storage / "straight")
+    counts = sorted(finished_trials(storage / "straight").values())
+    # The first moment within the whole sweep's span, the second within what is left after a resume.
+    rng, resume, kills = random.Random(0), False, 0
+    moments = [rng.uniform(0.2, 0.6) * seconds, rng.uniform(0.05, 0.25) * seconds]
+    while True:
+        driver = subprocess.Popen(command("killed", resume), start_new_session=True, **quiet)
+        try:
+            driver.wait(timeout=moments[kills] if kills < len(moments) else 600)
+            assert driver.returncode == 0
+            break
+        except subprocess.TimeoutExpired:
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait()
+            kills, resume = kills + 1, (storage / "killed" / "sweep.json").is_file()
+    assert kills >= 1
+    assert harness.compare(storage / "killed", reference, counts) == []
