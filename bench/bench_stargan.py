@@ -71,7 +71,7 @@ def bench_one(cfg: TranslateConfig, steps: int, warmup: int, device: str) -> dic
         "g_s": times["g"],
         "img_s": n / (times["d"] + times["g"]),
         "update_s": update,
-        "run_h": update * cfg.steps / 3600,
+        "run_h": update * cfg.generator_steps / 3600,
     }
 
 
@@ -86,7 +86,10 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=default.batch_size)
     p.add_argument("--n-critic", type=int, default=default.n_critic)
     p.add_argument(
-        "--train-steps", type=int, default=default.steps, help="G updates, for the run-time estimate"
+        "--train-steps",
+        type=int,
+        default=default.generator_steps,
+        help="G updates, for the run-time estimate",
     )
     p.add_argument("--steps", type=int, default=5, help="timed repetitions of each step")
     p.add_argument("--warmup", type=int, default=1)
@@ -111,7 +114,7 @@ def main() -> None:
         image_size=size(args.size),
         batch_size=args.batch,
         n_critic=args.n_critic,
-        steps=args.train_steps,
+        generator_steps=args.train_steps,
     )
     configs = [cfg]
     if args.paper:

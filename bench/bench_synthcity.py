@@ -2,11 +2,12 @@
 Cityscapes frame. Prints numbers; asserts nothing.
 
     python bench/bench_synthcity.py [--size 128x256] [--n 600] [--workers 2] [--preset v2]
-    python bench/bench_synthcity.py --look docs/results/synthcity_v2_look.png   # + statistics and picture
+    python bench/bench_synthcity.py --look docs/results/v2/synthcity_look.png --real CITYSCAPES/leftImg8bit
 
---look: mean saturation, luminance-histogram distance to the real frame, radially averaged power
-spectrum slope and edge density of source, target and the real frame (../shared/reference/
-cityscapes_sample), as a markdown table, and a picture of source | target | real side by side.
+--look: mean saturation, luminance-histogram distance to the real frames, radially averaged power
+spectrum slope and edge density of source, target and real Cityscapes frames (every
+*_leftImg8bit.png under --real: the repository ships none, Cityscapes' licence forbids it), as a
+markdown table, and a picture of source | target | real side by side.
 """
 
 from __future__ import annotations
@@ -22,15 +23,13 @@ from PIL import Image, ImageDraw
 from symda.data.synthcity import generate_synthcity
 from symda.data.synthcity.statistics import image_statistics
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared/reference/cityscapes_sample/leftImg8bit"
 
-
-def look(root: Path, out_png: Path, n: int = 24) -> None:
-    """Print the statistics table of the dataset at `root` against the real frame(s); write the picture."""
-    real_paths = sorted(REAL.rglob("*_leftImg8bit.png"))
+def look(root: Path, out_png: Path, real_dir: Path, n: int = 24) -> None:
+    """Print the statistics table of the dataset at `root` against the real frames under `real_dir`
+    (Cityscapes' *_leftImg8bit.png, any depth); write the picture."""
+    real_paths = sorted(real_dir.rglob("*_leftImg8bit.png"))[:n]
     if not real_paths:
-        print(f"no real frame under {REAL}: statistics skipped")
-        return
+        raise SystemExit(f"--real {real_dir}: no *_leftImg8bit.png under it")
     real = [np.asarray(Image.open(p).convert("RGB")) for p in real_paths]
     size = (real[0].shape[1], real[0].shape[0])
     src = [
@@ -77,9 +76,14 @@ def main() -> None:
     p.add_argument("--preset", default="v2", choices=("v1", "v2"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
-        "--look", type=Path, help="also print image statistics against the real frame; picture here"
+        "--look", type=Path, help="also print image statistics against real frames (--real); picture here"
+    )
+    p.add_argument(
+        "--real", type=Path, help="a folder of real Cityscapes frames (*_leftImg8bit.png) for --look"
     )
     args = p.parse_args()
+    if args.look and not args.real:
+        p.error("--look needs --real DIR: a folder of real Cityscapes frames")
     h, w = (int(v) for v in args.size.split("x"))
     n_source, n_target = args.n // 2, args.n // 3
     n_val = args.n - n_source - n_target
@@ -92,7 +96,7 @@ def main() -> None:
         print(f"SynthCity {args.preset} {h}x{w}: {args.n} images ({n_source} source, {n_target} target train, "
               f"{n_val} val) in {dt:.1f} s = {args.n / dt:.1f} images/s with {args.workers} workers")  # fmt: skip
         if args.look:
-            look(root, args.look)
+            look(root, args.look, args.real)
 
 
 if __name__ == "__main__":

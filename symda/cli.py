@@ -40,7 +40,7 @@ def _add_config_args(p: argparse.ArgumentParser, required: bool = False) -> None
 
 def cmd_synth(args: argparse.Namespace) -> int:
     from symda.data import synthcity_source_size
-    from symda.data.synthcity import generate_synthcity, read_manifest, save_sample_grid
+    from symda.data.synthcity import generate_synthcity, manifest_flags, read_manifest, save_sample_grid
 
     cfg = load_config(args.config, args.overrides)
     s = cfg.synth
@@ -59,14 +59,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     )
     grid = save_sample_grid(out, out / "samples.png")
     m = read_manifest(out)
-    counts = m["counts"]
-    keys = (f"--set synth.root={out} --set synth.preset={s.preset} --set synth.seed={m['seed']} "
-            f"--set synth.height={m['size'][0]} --set synth.width={m['size'][1]} --set synth.n_source={counts['source']} "
-            f"--set synth.n_target={counts['target_train']} --set synth.n_val={counts['target_val']}")  # fmt: skip
-    if "source_size" in m:
-        keys += (
-            f" --set synth.source_height={m['source_size'][0]} --set synth.source_width={m['source_size'][1]}"
-        )
+    keys = manifest_flags(out, m)
     print(f"SynthCity written to {out}\nsample pairs: {grid}\nuse it with: {keys}")
     return 0
 

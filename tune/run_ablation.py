@@ -4,9 +4,9 @@ Rows (configs/synthcity/): source_only, translated_source, oracle (`symda train`
 translation_adversarial, bdl_like, symmetric_prob_pseudo, full (`symda run`), times seeds 0 1 2 (each
 seed its own SynthCity, data/synthcity-s<seed>). Finished runs are kept, so an interrupted grid resumes.
 
-    python tune/run_ablation.py                                    # everything into runs/ablation/
+    python tune/run_ablation.py                                    # everything into runs/ablation-v2/
     python tune/run_ablation.py --rows full bdl_like --seeds 0     # a part of it
-    python analysis/ablation_table.py runs/ablation --out docs/results/ablation.md
+    python analysis/ablation_table.py runs/ablation-v2 --out docs/results/v2/ablation.md
 
 Every flag: --help (symda/sweeps/ablation.py).
 """

@@ -6,7 +6,7 @@ SynthCity, the translator, S'/T'/V' and the adapted F_T, F_S are built once befo
 
     python tune/sweep_threshold.py                    # 8 trials on a local Ray cluster (dashboard :8265)
     python tune/sweep_threshold.py --resume           # finish the latest interrupted threshold sweep
-    python tune/sweep_threshold.py --select-by proxy  # optimise the label-free proxy instead of mIoU
+    python tune/sweep_threshold.py --select-by miou   # select by true mIoU (reads target labels) instead
 
 Every flag: --help (symda/sweeps/driver.py).
 """

@@ -17,7 +17,7 @@ import torch
 from symda.artifacts import Artifact, ArtifactStore
 from symda.config import ExperimentConfig, save_config
 from symda.data import build_dataset
-from symda.distributed import Report
+from symda.distributed import Report, Runtime, run_stage
 from symda.io import read_json, write_json
 from symda.pseudo.generate import STATS_FILE
 from symda.records import PseudoLabelStats, RunResult
@@ -40,9 +40,17 @@ from .roots import PSEUDO_FOLDERS
 from .scoring import evaluate_method, stage_evaluator, stored_evaluation, val_evaluator
 from .segmenters import Adapted, Partner, adapted_networks, segmenter_stage
 from .selection import network_file, selections
-from .stages import prepare_data, pseudo_stage, source_training_config, tagged, translation_stage
+from .stages import (
+    prepare_data,
+    pseudo_stage,
+    ray_train_storage,
+    source_training_config,
+    tagged,
+    translation_stage,
+)
 
 UPSTREAM_STAGES = ("data", "translate", "adapt")
+TRAIN_METRICS = "train_metrics.json"  # run_supervised's training result, before metrics.json adds the rest
 # Pseudo-label statistics a run reports per round (console, log.jsonl, TensorBoard): coverage and,
 # for diagnostics only, the precision of the kept labels (overall and per class).
 REPORTED_PSEUDO_STATS = ("coverage", "mean_conf", "mean_consis", "agreement", "diag_pseudo_accuracy",
@@ -85,14 +93,29 @@ def run_supervised(
         with timer.stage("translate"):
             train_cfg, artifacts = source_training_config(cfg, store, report, progress)
         skips = prepare_data(train_cfg, ("source", "val"), progress)
-        train_set = build_dataset(train_cfg.data, cfg.synth, "source", skips["source"])
-        val_set = build_dataset(train_cfg.data, cfg.synth, "val", skips["val"])
-        torch.manual_seed(cfg.seed)  # the network's initialisation is part of the seed's promise
-        model = build_segmenter(cfg.model)
-        job = SegmenterJob(cfg.train, {"source": train_set}, (SourceCrossEntropy(),), out_dir, cfg.seed,
-                           val_evaluator(val_set, cfg.eval.protocol, progress), resume, progress=progress)  # fmt: skip
+
+        def loop(runtime: Runtime, report_: Report) -> None:
+            # Built where the loop runs (in this process, or in each Ray Train worker): datasets hold
+            # their decoded-image caches, which should not travel to the workers.
+            train_set = build_dataset(train_cfg.data, cfg.synth, "source", skips["source"])
+            evaluator = None
+            if runtime.is_main:  # only rank 0 evaluates
+                val_set = build_dataset(train_cfg.data, cfg.synth, "val", skips["val"])
+                evaluator = val_evaluator(val_set, cfg.eval.protocol, progress)
+            torch.manual_seed(cfg.seed)  # the network's initialisation is part of the seed's promise
+            model = build_segmenter(cfg.model)
+            # A Ray Train group restarted after a failure (scale.max_failures) continues from the
+            # folder's checkpoint; a new run folder has none (the CLI refuses an unfinished one).
+            job = SegmenterJob(cfg.train, {"source": train_set}, (SourceCrossEntropy(),), out_dir, cfg.seed,
+                               evaluator, resume or cfg.scale.num_workers > 0, num_workers=cfg.data.num_workers,
+                               progress=progress)  # fmt: skip
+            metrics = train_segmenter(job, model, report_, runtime)
+            if runtime.is_main:  # the loop may run in a worker process: its result travels as a file
+                write_json(out_dir / TRAIN_METRICS, metrics)
+
         with timer.stage("train"):
-            metrics = train_segmenter(job, model, tagged(report, "train"))
+            run_stage(loop, cfg.scale, out_dir, tagged(report, "train"), ray_train_storage(store))
+        metrics = read_json(out_dir / TRAIN_METRICS)
     seconds = {k: v for k, v in timer.seconds.items() if k != "translate" or artifacts}
     metrics.update(artifacts=artifacts, seconds=seconds)
     write_json(out_dir / "metrics.json", metrics)

@@ -35,6 +35,7 @@ from symda.data.synthcity.writing import (
     TRAIN_CITIES,
     VAL_CITIES,
     generate_synthcity,
+    manifest_flags,
     read_manifest,
     sample_rng,
     save_sample_grid,
@@ -42,6 +43,6 @@ from symda.data.synthcity.writing import (
 
 __all__ = [
     "GENERATOR_VERSION", "LAYOUT_STATS", "MANIFEST_NAME", "SOURCE_STYLE", "STYLES", "TARGET_STYLE", "TRAIN_CITIES",
-    "VAL_CITIES", "Layout", "generate_synthcity", "read_manifest", "render_appearance", "render_scene",
+    "VAL_CITIES", "Layout", "generate_synthcity", "manifest_flags", "read_manifest", "render_appearance", "render_scene",
     "sample_layout", "sample_rng", "save_sample_grid",
 ]  # fmt: skip

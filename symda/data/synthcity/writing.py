@@ -140,6 +140,20 @@ def _normalise(obj: dict) -> dict:
     return json.loads(json.dumps(obj))
 
 
+def manifest_flags(root: Path, manifest: dict) -> str:
+    """The `--set synth.*` flags that describe the dataset at `root` (as its manifest says), so that a
+    config reads that dataset: what `symda synth` prints, and what a refusal of the folder repeats."""
+    counts = manifest["counts"]
+    flags = {"root": root, "preset": manifest.get("preset", "v1"), "seed": manifest["seed"],
+             "height": manifest["size"][0], "width": manifest["size"][1], "n_source": counts["source"],
+             "n_target": counts["target_train"], "n_val": counts["target_val"]}  # fmt: skip
+    if "source_size" in manifest:
+        flags.update(source_height=manifest["source_size"][0], source_width=manifest["source_size"][1])
+    # The gap's strengths only where they are not the default 1.0 (v2; v1 has none).
+    flags.update({f"gap.{k}": v for k, v in manifest.get("gap", {}).items() if v != 1.0})
+    return " ".join(f"--set synth.{k}={v}" for k, v in flags.items())
+
+
 def read_manifest(root: Path) -> dict | None:
     """The manifest of a SynthCity dataset at `root`, or None when there is none."""
     path = Path(root) / MANIFEST_NAME
@@ -259,7 +273,8 @@ def _check_existing(out: Path, expected: dict) -> None:
         keys = sorted(k for k in set(found) | set(expected) if found.get(k) != expected.get(k))
         raise FileExistsError(
             f"{out} holds a different SynthCity dataset (manifest differs in {', '.join(keys)}: another "
-            "synth.preset, gap, seed, size or count); remove it or pick another path (synth.root)"
+            "synth.preset, gap, seed, size or count); to use the dataset that is there: "
+            f"{manifest_flags(out, found)}; else remove it or pick another path (synth.root)"
         )
 
 
