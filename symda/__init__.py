@@ -3,4 +3,4 @@
 Importing the package never starts Ray, reads the environment or touches the network.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.3.0"

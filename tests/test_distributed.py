@@ -236,3 +236,12 @@ def test_symda_train_on_the_paper_config_would_use_the_gpu(tiny_data, tmp_path, 
     assert scale.use_gpu and scale.num_workers == 0
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert symda.distributed.local_runtime(scale).device.type == "cuda"
+
+
+def test_the_paper_translator_config_builds_the_translator_that_the_full_method_reuses():
+    """`symda translate train --config configs/gta5/translate.yaml` stores the translator under the key
+    that `symda run --config configs/gta5/full.yaml` looks up (same recipe, same data view)."""
+    from symda import stage_keys
+
+    full, translate = (load_config(REPO / "configs/gta5" / f"{c}.yaml") for c in ("full", "translate"))
+    assert stage_keys.translator_key(translate) == stage_keys.translator_key(full)
