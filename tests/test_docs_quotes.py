@@ -107,3 +107,23 @@ def test_the_main_jobs_time_equals_the_bench_record():
             quoted += 1
             assert m.group(1) == expected, f"{doc.name}: main job {m.group(1)}, the record says {expected}"
     assert quoted >= 1, "the README quotes the main job's time with a link to its record"
+
+
+def test_the_version_is_one_number_everywhere():
+    """pyproject.toml, `symda --version`, the README's version line and the CHANGELOG's current entry."""
+    import tomllib
+
+    from symda import __version__
+
+    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    assert __version__ == version
+    assert f"Version {version} ([CHANGELOG](CHANGELOG.md))" in (REPO / "README.md").read_text()
+    first = re.search(r"^## (\S+)", (REPO / "CHANGELOG.md").read_text(), re.M).group(1)
+    assert first == version
+    for doc in doc_files():  # no page names a version that does not exist
+        for named in re.findall(r"symda (\d+\.\d+(?:\.\d+)?)\b", doc.read_text()):
+            assert (
+                version.startswith(named)
+                or f"## {named}" in (REPO / "CHANGELOG.md").read_text()
+                or (f"## {named}.0" in (REPO / "CHANGELOG.md").read_text())
+            ), f"{doc.name} names symda {named}, which the CHANGELOG does not list"
