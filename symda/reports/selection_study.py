@@ -42,9 +42,8 @@ from symda.reports.validator_study import (  # noqa: E402
     write_numbers,
 )
 from symda.select import VALIDATORS  # noqa: E402
-from symda.select.stats import spearman, validator_study  # noqa: E402
+from symda.select.stats import GOAL_REGRET, GOAL_RHO, spearman, validator_study  # noqa: E402
 
-GOAL_RHO, GOAL_REGRET = 0.7, 0.5  # the goal, per sweep kind, pooled over seeds
 KIND_PREFIX = "selection_"
 
 

@@ -14,6 +14,10 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+# The selection study's goal for a validator among configurations at equal progress, per sweep kind
+# (pooled over seeds): what the report and a sweep's summary check.
+GOAL_RHO, GOAL_REGRET = 0.7, 0.5
+
 BOOTSTRAP = 1000
 
 

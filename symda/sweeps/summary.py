@@ -14,7 +14,7 @@ from typing import Any
 from symda.config import load_config, save_config
 from symda.results import error_line
 from symda.select import VALIDATORS
-from symda.select.stats import regret, spearman
+from symda.select.stats import GOAL_REGRET, GOAL_RHO, regret, spearman
 
 RESULT_KEYS = ("miou", "miou_se", "miou_fused", *VALIDATORS)
 # What the validator study measured (pooled over its seeds), shipped with the package: the summary
@@ -188,6 +188,10 @@ def trust_line(select_by: str, kind: str, path: Path | None = None) -> str:
         line += (f"\nthe study's {kind} configurations differ by no more than noise (their true mIoU ranks "
                  f"agree between seeds with rho {same:+.2f}): no validator ranks them, and what a pick loses "
                  f"is the top-1 regret above")  # fmt: skip
+    if found.get("goal_reached") is False:
+        # The study's goal, said plainly where no validator reaches it.
+        line += (f"\nno validator reaches the selection study's goal on {kind} sweeps (rho >= {GOAL_RHO} and "
+                 f"top-1 regret <= {GOAL_REGRET} mIoU); its best there is {found.get('winner')}")  # fmt: skip
     if rho < TRUSTED_RHO:
         best = found.get("winner")
         line += (f"\nWARNING: {select_by} ranks {kind} configurations poorly (rho {rho:+.2f} < {TRUSTED_RHO}): "

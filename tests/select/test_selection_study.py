@@ -94,10 +94,14 @@ def test_summary_warns_when_the_selecting_validator_ranks_this_kind_poorly(tmp_p
     assert "WARNING" not in trust_line("info_max", "threshold", path)
     assert "WARNING" in trust_line("info_max", "stargan", path)  # never measured there
     assert "WARNING" not in trust_line("miou", "threshold", path)
-    assert "differ by no more than noise" not in line
+    assert "differ by no more than noise" not in line and "goal" not in line
     data = json.loads(path.read_text())
     data["threshold"]["reproducibility"] = -0.01  # configurations within noise of each other
+    data["threshold"]["goal_reached"] = False
     path.write_text(json.dumps(data))
+    assert "no validator reaches the selection study's goal on threshold sweeps" in trust_line(
+        "info_max", "threshold", path
+    )
     assert (
         "differ by no more than noise (their true mIoU ranks agree between seeds with rho -0.01)"
         in trust_line("info_max", "threshold", path)
