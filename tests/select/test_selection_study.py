@@ -116,9 +116,9 @@ def test_a_space_file_may_name_the_sweeps_own_default_validator(tmp_path):
     space = yaml.safe_load(Path("configs/sweeps/threshold.yaml").read_text())
     assert load_space("configs/sweeps/threshold.yaml").select_by == space["select_by"] == "source_miou"
     good, bad, none = tmp_path / "good.yaml", tmp_path / "bad.yaml", tmp_path / "none.yaml"
-    good.write_text(yaml.safe_dump({**space, "select_by": "mixval"}))
-    bad.write_text(yaml.safe_dump({**space, "select_by": "vibes"}))
-    none.write_text(yaml.safe_dump({k: v for k, v in space.items() if k != "select_by"}))
+    good.write_text(yaml.safe_dump({**space, "select_by": "mixval"}, sort_keys=False))
+    bad.write_text(yaml.safe_dump({**space, "select_by": "vibes"}, sort_keys=False))
+    none.write_text(yaml.safe_dump({k: v for k, v in space.items() if k != "select_by"}, sort_keys=False))
     assert load_space(good).select_by == "mixval"
     assert load_space(none).select_by is None  # then the base config's select.by
     with pytest.raises(ConfigError, match="vibes"):
