@@ -109,9 +109,9 @@ def test_summary_warns_when_the_selecting_validator_ranks_this_kind_poorly(tmp_p
 
 
 def test_a_space_file_may_name_the_sweeps_own_default_validator(tmp_path):
-    from symda.sweeps.space import load_space
-
     import yaml
+
+    from symda.sweeps.space import load_space
 
     space = yaml.safe_load(Path("configs/sweeps/threshold.yaml").read_text())
     assert load_space("configs/sweeps/threshold.yaml").select_by == space["select_by"] == "source_miou"
