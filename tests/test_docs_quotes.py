@@ -83,17 +83,17 @@ def selection_rows(doc: Path) -> list[dict[str, str]]:
 def test_the_selection_table_equals_the_study_file():
     study = json.loads((REPO / "symda/select/selection.json").read_text())
     rows = selection_rows(REPO / "README.md")
-    assert {r["sweep kind"] for r in rows} == set(study), "one README row per studied sweep kind"
+    kinds = {"StarGAN loss weights": "stargan"}  # a row's name where it is not the kind's
+    assert {kinds.get(r["sweep kind"], r["sweep kind"]) for r in rows} == set(study), "a row per kind"
     for row in rows:
-        kind = study[row["sweep kind"]]
+        kind = study[kinds.get(row["sweep kind"], row["sweep kind"])]
         winner = kind["winner"]
         figures = kind["pooled"][winner]
         (best,) = [v for k, v in row.items() if k.startswith("best validator")]
         assert best == f"`{winner}` {figures['rho']:+.2f}, {figures['regret1']:.2f}", row
-        assert row["cells"] == str(kind["points"]), row
-        assert row[next(k for k in row if k.startswith("goal"))] == (
-            "reached" if kind["goal_reached"] else "not reached"
-        ), row
+        assert row["cells"].split()[0] == str(kind["points"]), row  # "11 of 27 (running)": 11
+        goal = row[next(k for k in row if k.startswith("goal"))]
+        assert goal.startswith("reached" if kind["goal_reached"] else "not reached"), row
 
 
 def test_the_main_jobs_time_equals_the_bench_record():
