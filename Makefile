@@ -115,7 +115,8 @@ study: $(STAMP)
 # picks among the configurations each sweep compares. First a reference network per seed for
 # agreement_ref (adapted without translation, torch seed + 100: it labels nothing), then each kind's
 # cells as one Ray Tune grid into runs/study/selection_<kind>/ (finished cells are kept: it resumes),
-# their records kept in docs/results/selection/cells/selection_<kind>/, then the report over every
+# their records and points kept in docs/results/selection/cells/selection_<kind>/ (a cell kept there
+# is not run again, in this checkout or a later one), then the report over every
 # kind recorded there (one kind at a time keeps the others) and the figures the sweep summary quotes
 # (symda/select/selection.json).
 SELECTION_KINDS ?= threshold adversarial stargan
@@ -126,10 +127,7 @@ selection-study: $(STAMP)
 	    --set translate.enabled=false --set adapt.symmetric=false --set self_train.enabled=false \
 	    --out runs/study/reference/untranslated-s$$s || exit 1; done
 	for k in $(SELECTION_KINDS); do $(BIN)/python tune/validator_study.py --study configs/study/selection_$$k.yaml \
-	  --out runs/study/selection_$$k $(ARGS) || exit 1; \
-	  keep=docs/results/selection/cells/selection_$$k; mkdir -p $$keep; cp runs/study/selection_$$k/points.csv $$keep/; \
-	  for c in runs/study/selection_$$k/*-s*/; do test -f $$c/result.json || continue; mkdir -p $$keep/$$(basename $$c); \
-	    cp $$c/config.yaml $$c/result.json $$keep/$$(basename $$c)/; done; done
+	  --out runs/study/selection_$$k --keep docs/results/selection/cells/selection_$$k $(ARGS) || exit 1; done
 	$(BIN)/python analysis/selection_study.py docs/results/selection/cells/selection_* \
 	  --out docs/results/selection --package-file symda/select/selection.json
 

@@ -116,3 +116,33 @@ def test_cells_run_without_ray_keep_finished_ones_and_report_failures(tmp_path):
     errors = run_cells_here(cells, max_concurrent=2)
     assert len(errors) == 1 and errors[0].startswith("broken-s0: ") and "no_gta5" in errors[0]
     assert (done / "result.json").read_text() == json.dumps({"miou": 1.0})
+
+
+def test_kept_records_outlive_the_run_folder_and_its_store(tmp_path):
+    """--keep: a later run (another checkout: the first run's folder and store gone) skips the kept
+    cells and adds its points to the kept ones; a point measured again takes its new row."""
+    import shutil
+
+    import pandas as pd
+
+    from symda.sweeps.study import keep_records, run_study
+
+    keep = tmp_path / "kept"
+    first, store = tmp_path / "run1", tmp_path / "store1"
+    fake_cell(first, store, "base", 0, ["r0", "r1a"], {"r0": [(100, 10.0)], "r1a": [(50, 14.0)]})
+    kept = keep_records(first, keep, collect_points(first))
+    assert len(kept) == 2 and (keep / "base-s0" / "result.json").is_file()
+    shutil.rmtree(first)
+    shutil.rmtree(store)
+
+    spec = load_study(write(tmp_path / "s.yaml", "config: configs/synthcity/quick.yaml\nseeds: [0]\n"
+                                                 "variants: {base: {}}\n"))  # fmt: skip
+    assert run_study(spec, tmp_path / "run2", keep=keep) == []  # nothing to run: base-s0 is kept
+
+    second, store2 = tmp_path / "run2", tmp_path / "store2"
+    fake_cell(second, store2, "cfg0", 0, ["r0", "r1b"], {"r0": [(100, 10.5)], "r1b": [(50, 13.0)]})
+    merged = keep_records(second, keep, collect_points(second))
+    assert set(merged["key"]) == {"r0", "r1a", "r1b"} and len(merged) == 3
+    assert merged.loc[merged["key"] == "r0", "miou"].item() == 10.5  # measured again: the new row
+    assert pd.read_csv(keep / "points.csv").equals(merged)
+    assert sorted(p.name for p in keep.iterdir()) == ["base-s0", "cfg0-s0", "points.csv"]

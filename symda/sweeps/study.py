@@ -14,13 +14,16 @@ import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from symda.config import ConfigError, ExperimentConfig, load_config
 from symda.sweeps.grid import Cell, run_grid
 from symda.sweeps.space import REPO_ROOT
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 POINTS_FILE = "points.csv"
 
@@ -110,10 +113,11 @@ def cell_dir(out: Path, variant: str, seed: int) -> Path:
 
 
 def run_study(spec: StudySpec, out: Path, max_concurrent: int = 2, address: str | None = None,
-              use_ray: bool = True, threads: int = 1) -> list[str]:  # fmt: skip
+              use_ray: bool = True, threads: int = 1, keep: Path | None = None) -> list[str]:  # fmt: skip
     """Run every cell not finished yet (`threads` CPU threads each, `max_concurrent` at a time) as a
     Ray Tune grid, or without Ray (`use_ray` False: processes of this machine); return the errors of
-    failed cells as "<variant>-s<seed>: <exception line>"."""
+    failed cells as "<variant>-s<seed>: <exception line>". A cell whose record is in `keep` (see
+    `keep_records`) counts as finished too, even where its folder and store are gone."""
     from symda.sweeps.driver import absolute_paths
 
     out = Path(out).resolve()
@@ -128,6 +132,13 @@ def run_study(spec: StudySpec, out: Path, max_concurrent: int = 2, address: str 
     # Variant-major: cells that run at once are other seeds, not ones waiting on the same upstream.
     cells = [Cell(f"{v}-s{s}", s, spec.cell_config(v, s, paths), cell_dir(out, v, s))
              for v in spec.variants for s in spec.seeds]  # fmt: skip
+    if keep is not None:
+        kept = [c.name for c in cells if (Path(keep) / c.name / "result.json").is_file()]
+        if kept:
+            print(f"{len(kept)} cells kept in {keep}, not run again: {' '.join(kept)}", flush=True)
+        cells = [c for c in cells if c.name not in kept]
+        if not cells:
+            return []
     print(
         f"validator study {spec.path.name}: {len(spec.variants)} variants x {len(spec.seeds)} seeds",
         flush=True,
@@ -138,6 +149,41 @@ def run_study(spec: StudySpec, out: Path, max_concurrent: int = 2, address: str 
         return run_cells_here(cells, max_concurrent, threads)
     # One thread per cell: two 1-thread runs beat one 2-thread run on these small networks.
     return run_grid(cells, "study", out, max_concurrent, cpus_per_cell=threads, address=address)
+
+
+def keep_records(out: Path, keep: Path, points: pd.DataFrame) -> pd.DataFrame:
+    """Keep a study's results where they outlive its run folder (docs/results/selection/cells/...):
+    copy each finished cell's config.yaml and result.json from `out` into `keep`/<cell>/, and merge
+    `points` (collect_points of `out`) into `keep`/points.csv. The points of cells kept earlier stay,
+    though their stores may be gone (another checkout); a (key, step) collected again takes the new
+    row. Writes the merged file through a temporary one, so an interruption loses nothing kept.
+    Returns the merged points."""
+    import shutil
+
+    import pandas as pd
+
+    keep = Path(keep)
+    keep.mkdir(parents=True, exist_ok=True)
+    for result in sorted(Path(out).glob("*/result.json")):
+        folder = keep / result.parent.name
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in ("config.yaml", "result.json"):
+            if (result.parent / name).is_file():
+                shutil.copyfile(result.parent / name, folder / name)
+    old = keep / POINTS_FILE
+    merged = points
+    if old.is_file():
+        earlier = pd.read_csv(old)
+        if len(points):
+            again = earlier.set_index(["key", "step"]).index.isin(points.set_index(["key", "step"]).index)
+            earlier = earlier[~again]
+        merged = pd.concat([earlier, points], ignore_index=True) if len(points) else earlier
+        if len(merged):
+            merged = merged.sort_values(["seed", "variant", "stage", "step"]).reset_index(drop=True)
+    tmp = old.with_suffix(".csv.tmp")
+    merged.to_csv(tmp, index=False)
+    tmp.replace(old)
+    return merged
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -160,6 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--report", type=Path, help="where the study's table and plots go (default <out>/report)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override every cell's config, e.g. --set scale.use_gpu=true (repeatable)")  # fmt: skip
+    p.add_argument("--keep", type=Path,
+                   help="also keep the finished cells' records and the points here (merged with those kept "
+                        "earlier); cells kept here are not run again")  # fmt: skip
     p.add_argument("--threads", type=int, default=1, help="torch threads per cell (default 1)")
     p.add_argument("--no-ray", action="store_true",
                    help="run the cells in processes of this machine, without Ray (where it is not installed)")  # fmt: skip
@@ -181,16 +230,24 @@ def main(argv: list[str] | None = None) -> int:
                 )
             spec = dataclasses.replace(spec, variants={v: spec.variants[v] for v in args.variants})
         t0 = time.perf_counter()
-        errors = run_study(spec, args.out, args.max_concurrent, args.address, not args.no_ray, args.threads)
+        errors = run_study(
+            spec, args.out, args.max_concurrent, args.address, not args.no_ray, args.threads, args.keep
+        )
     except (ConfigError, SweepError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     for line in errors:
         print(f"failed {line}", file=sys.stderr)
     points = collect_points(args.out)
+    args.out.mkdir(parents=True, exist_ok=True)
     points.to_csv(args.out / POINTS_FILE, index=False)
     print(f"{len(points)} points from {points['seed'].nunique() if len(points) else 0} seeds -> "
           f"{args.out / POINTS_FILE} ({time.perf_counter() - t0:.0f} s)", flush=True)  # fmt: skip
+    if args.keep:
+        kept = keep_records(args.out, args.keep, points)
+        print(f"{len(kept)} points in all kept in {args.keep / POINTS_FILE}", flush=True)
+        if points.empty and len(kept):
+            return 1 if errors else 0  # every cell was kept earlier: nothing new to report here
     if points.empty:
         print(f"error: {args.out}: no points (no finished cell with F_T evaluations)", file=sys.stderr)
         return 1
