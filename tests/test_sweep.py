@@ -441,15 +441,26 @@ def test_the_summary_says_how_each_validator_would_have_chosen(tmp_path, monkeyp
                  error="", progress=150, **{v: float("nan") for v in VALIDATORS}) for i in range(4)]  # fmt: skip
     for i, row in enumerate(rows):
         row.update(entropy=i / 10, agreement=-i / 10)  # entropy ranks them right, agreement backwards
-    table = pd.DataFrame(rows)
+        row["pseudo.tau"] = 0.996 - i / 10
+    table = pd.DataFrame(rows).iloc[::-1]  # ordered by select_by, as trials_table orders it
     histories = {r["trial_id"]: pd.DataFrame([{**r, "progress": 50}]) for r in rows}
     monkeypatch.setattr(summary_mod, "trials_table", lambda *a: (table, histories))
     study = tmp_path / "study.json"
     study.write_text(json.dumps({"pooled": {"entropy": {"rho": 0.5, "regret1": 1.25}}}))
     monkeypatch.setattr(summary_mod, "STUDY_FILE", study)
+    selection = tmp_path / "selection.json"
+    selection.write_text(json.dumps({"threshold": {"pooled": {"entropy": {"rho": 0.8, "regret1": 0.2}},
+                                                   "ranges": {"pseudo.tau": [0.5, 0.93]}}}))  # fmt: skip
+    monkeypatch.setattr(summary_mod, "SELECTION_FILE", selection)
     s = summary_mod.summarize(
-        tmp_path, [], "entropy", str(REPO_ROOT / "configs" / "synthcity" / "quick.yaml"), {}
+        tmp_path,
+        ["pseudo.tau"],
+        "entropy",
+        str(REPO_ROOT / "configs" / "synthcity" / "quick.yaml"),
+        {},
+        kind="threshold",
     )
+    assert s.pick == {"pseudo.tau": pytest.approx(0.696)}  # t3, the best by entropy
     assert s.validators["entropy"]["rho"] == pytest.approx(1.0) and s.validators["entropy"]["regret"] == 0.0
     assert (
         s.validators["agreement"]["rho"] == pytest.approx(-1.0) and s.validators["agreement"]["regret"] == 3.0
@@ -462,6 +473,9 @@ def test_the_summary_says_how_each_validator_would_have_chosen(tmp_path, monkeyp
         in text
     )
     assert math.isnan(s.validators["snd"]["rho"]) and "n/a" in text
+    assert "WARNING" not in text  # the pick's tau lies within what the selection study scored
+    s.pick = {"pseudo.tau": 0.996}
+    assert "WARNING: the pick sets pseudo.tau 0.996 (studied 0.5 to 0.93)" in summary_mod.validator_lines(s)
 
 
 def test_the_summary_says_where_the_trials_started_and_what_each_gained():

@@ -71,6 +71,35 @@ def kind_report(points: pd.DataFrame) -> dict:
     }
 
 
+def measured_ranges(folder: Path, kind: str) -> dict[str, list[float]]:
+    """Where the study's figures hold: {key: [low, high]} of each numeric parameter of the kind's sweep
+    space (configs/sweeps/<kind>.yaml) over the study's configurations (the cells' config.yaml),
+    counting a configuration only where the parameter is active. A sweep's pick outside these spans
+    was never scored by the study (the summary says so). {} without the space file or the configs."""
+    import yaml
+
+    from symda.sweeps.space import REPO_ROOT, active, load_space
+
+    path = REPO_ROOT / "configs" / "sweeps" / f"{kind}.yaml"
+    if not path.is_file():
+        return {}
+    space = load_space(path)
+    values: dict[str, list[float]] = {}
+    for config in sorted(Path(folder).glob("*/config.yaml")):
+        data = yaml.safe_load(config.read_text()) or {}
+        sampled: dict = {}
+        for param in space.params:
+            value = data
+            for part in param.key.split("."):
+                value = value.get(part) if isinstance(value, dict) else None
+            if value is None or not active(param, sampled):
+                continue
+            sampled[param.key] = value
+            if param.dist != "choice":
+                values.setdefault(param.key, []).append(float(value))
+    return {key: [min(v), max(v)] for key, v in values.items()}
+
+
 def reproducibility(finals: pd.DataFrame) -> float:
     """How far the configurations' true mIoU ranks agree between seeds: the mean Spearman rho over
     pairs of seeds, on the configurations every seed has (nan with fewer than 3 of them). Near 0: the
@@ -112,12 +141,14 @@ def report(studies: list[Path], out: Path, package_file: Path | None = None) -> 
     out.mkdir(parents=True, exist_ok=True)
     reports: dict[str, dict] = {}
     lines = ["# Selection study: validators among configurations at equal progress, per sweep kind", ""]
+    ranges: dict[str, dict[str, list[float]]] = {}
     for folder in studies:
         points = load_points(folder)
         if points.empty:
             raise SystemExit(f"error: {folder}: no points (no finished cell with F_T evaluations)")
         kind = study_kind(folder)
         r = reports[kind] = kind_report(points)
+        ranges[kind] = measured_ranges(folder, kind)
         finals = r["finals"]
         per_seed = finals.groupby("seed").agg(n=("miou", "size"), lo=("miou", "min"), hi=("miou", "max"),
                                               se=("miou_se", "median"))  # fmt: skip
@@ -138,6 +169,9 @@ def report(studies: list[Path], out: Path, package_file: Path | None = None) -> 
                "figure that matters." if not r["reproducibility"] >= 0.3 else
                "They differ reproducibly: a validator has something to find."), "",
             *table_lines(r["table"], finals, r["winner"]), "",
+            *([f"The configurations span {', '.join(f'{k} {lo:.3g} to {hi:.3g}' for k, (lo, hi) in ranges[kind].items())}: "
+               "the figures hold there, and a sweep's summary warns when its pick lies outside.", ""]
+              if ranges[kind] else []),
             f"**Best here: `{r['winner']}`** (pooled rho {_num(w['rho'], '+.2f')}, top-1 regret "
             f"{_num(w['regret1'], '.2f')}). Goal (rho >= {GOAL_RHO}, top-1 regret <= {GOAL_REGRET}): "
             + ("reached." if r["reached"] else "**not reached**."), "",
@@ -160,6 +194,7 @@ def report(studies: list[Path], out: Path, package_file: Path | None = None) -> 
             "pooled": pooled_figures(r["pooled"]),
             "checkpoint_regret": {x.validator: clean(x.mean) for x in r["checkpoints"].itertuples()},
             "reproducibility": clean(r["reproducibility"]),
+            "ranges": ranges[kind],
         }
         for kind, r in reports.items()
     }  # fmt: skip

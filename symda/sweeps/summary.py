@@ -45,6 +45,7 @@ class SweepSummary:
     dashboard: str
     rung: int = 0  # 0: no trial reported
     kind: str = ""  # the sweep's space file name: which row of the selection study applies
+    pick: dict[str, Any] | None = None  # the best finished trial's params (what best_config.yaml sets)
 
 
 def trials_table(exp_dir: Path, keys: list[str], select_by: str) -> tuple[Any, dict[str, Any]]:
@@ -136,7 +137,7 @@ def summarize(
                "regret_rung": regret(at_rung[name], at_rung["miou"])}
         for name in VALIDATORS
     }  # fmt: skip
-    best_config = None
+    best_config, params = None, None
     if len(done):
         best = done.iloc[0]
         params = {k: best[k] for k in keys if _is_set(best[k])}
@@ -144,7 +145,7 @@ def summarize(
                                         name=f"{exp_dir.name}-best-{best['trial_id']}")  # fmt: skip
     table.to_csv(exp_dir / "trials.csv", index=False)
     return SweepSummary(exp_dir, table, select_by, correlations, validators, spread, trial_spread(at_rung),
-                        len(done), best_config, exp_dir / "optuna.db", dashboard, rung, kind)  # fmt: skip
+                        len(done), best_config, exp_dir / "optuna.db", dashboard, rung, kind, params)  # fmt: skip
 
 
 def study_expectations(path: Path | None = None) -> dict[str, dict[str, float]]:
@@ -197,6 +198,27 @@ def trust_line(select_by: str, kind: str, path: Path | None = None) -> str:
         line += (f"\nWARNING: {select_by} ranks {kind} configurations poorly (rho {rho:+.2f} < {TRUSTED_RHO}): "
                  f"do not trust its pick" + (f"; the study's best here is {best}" if best and best != select_by else ""))  # fmt: skip
     return line
+
+
+def range_line(select_by: str, kind: str, pick: dict[str, Any] | None, path: Path | None = None) -> str:
+    """A warning when the pick sets a parameter outside the span the selection study scored `kind`'s
+    configurations over (its "ranges"): the study's figure for `select_by` does not cover it ("" else).
+    Why it matters: a source-risk validator such as source_miou prefers the policies that label least
+    (they keep the most source accuracy), and a sweep can reach further than the study sampled."""
+    if not pick or select_by == "miou":
+        return ""
+    ranges = selection_expectations(kind, path).get("ranges", {})
+    outside = []
+    for key, value in pick.items():
+        value = value.item() if hasattr(value, "item") else value  # numpy scalars from the trials table
+        if key in ranges and isinstance(value, int | float) and not isinstance(value, bool):
+            lo, hi = ranges[key]
+            if not lo <= float(value) <= hi:
+                outside.append(f"{key} {float(value):.4g} (studied {lo:.4g} to {hi:.4g})")
+    if not outside:
+        return ""
+    return (f"WARNING: the pick sets {', '.join(outside)}, outside the configurations the selection study "
+            f"scored {select_by} on: its figure above does not cover this pick")  # fmt: skip
 
 
 def trial_spread(done: Any) -> dict[str, float]:
@@ -253,6 +275,8 @@ def validator_lines(s: SweepSummary) -> str:
         lines.append(f"expected regret of picking by {s.select_by} (validator study, top-1, mean over its seeds): "
                      f"{study[s.select_by]['regret1']:.2f} mIoU")  # fmt: skip
     lines.append(trust_line(s.select_by, s.kind))
+    if outside := range_line(s.select_by, s.kind, s.pick):
+        lines.append(outside)
     return "\n".join(lines)
 
 

@@ -144,3 +144,38 @@ def test_reproducibility_tells_configurations_that_differ_from_noise():
     ]
     assert abs(noise[0]) < 0.15
     assert math.isnan(reproducibility(pd.DataFrame(rows[:2])))
+
+
+def test_a_pick_outside_the_studied_ranges_is_warned_of(tmp_path):
+    """The study records the span of each numeric parameter over its configurations (where active),
+    and a sweep whose pick lies outside it is told the study's figure does not cover the pick: the
+    main job's seed-3 pick (global tau 0.996, beyond the study's sampled 0.93) was that case."""
+    from symda.reports.selection_study import measured_ranges
+    from symda.sweeps.summary import range_line
+
+    study = tmp_path / "selection_threshold"
+    cells = {"a-s0": {"threshold": "global", "tau": 0.6, "quantile": 0.5, "cap": 0.9, "conf_weight": 0.2},
+             "b-s0": {"threshold": "global", "tau": 0.9, "quantile": 0.5, "cap": 0.9, "conf_weight": 0.7},
+             "c-s0": {"threshold": "class_quantile", "tau": 0.99, "quantile": 0.3, "cap": 0.8, "conf_weight": 0.5}}  # fmt: skip
+    for name, pseudo in cells.items():
+        (study / name).mkdir(parents=True)
+        (study / name / "config.yaml").write_text(json.dumps({"pseudo": {**pseudo, "consistency": "soft"}}))
+    ranges = measured_ranges(study, "threshold")
+    # c's tau 0.99 is not counted: tau is inactive under class_quantile
+    assert ranges == {"pseudo.tau": [0.6, 0.9], "pseudo.quantile": [0.3, 0.3], "pseudo.cap": [0.8, 0.8],
+                      "pseudo.conf_weight": [0.2, 0.7]}  # fmt: skip
+    assert measured_ranges(study, "no_such_kind") == {}
+
+    path = tmp_path / "selection.json"
+    path.write_text(json.dumps({"threshold": {"ranges": ranges}}))
+    line = range_line("source_miou", "threshold", {"pseudo.threshold": "global", "pseudo.tau": 0.996}, path)
+    assert (
+        line.startswith("WARNING")
+        and "pseudo.tau 0.996 (studied 0.6 to 0.9)" in line
+        and "source_miou" in line
+    )
+    assert (
+        range_line("source_miou", "threshold", {"pseudo.threshold": "global", "pseudo.tau": 0.7}, path) == ""
+    )
+    assert range_line("miou", "threshold", {"pseudo.tau": 0.996}, path) == ""  # the labels, not a validator
+    assert range_line("source_miou", "stargan", {"translate.lambda_cls": 50.0}, path) == ""  # no ranges there
