@@ -19,6 +19,7 @@ it). Files only: no Ray, no torch.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 from pathlib import Path
@@ -45,6 +46,7 @@ from symda.select import VALIDATORS  # noqa: E402
 from symda.select.stats import GOAL_REGRET, GOAL_RHO, spearman, validator_study  # noqa: E402
 
 KIND_PREFIX = "selection_"
+RANGES_FILE = "ranges.json"  # {key: [low, high]} of the study's sampled parameters (symda.sweeps.study)
 
 
 def study_kind(folder: Path) -> str:
@@ -69,35 +71,6 @@ def kind_report(points: pd.DataFrame) -> dict:
         "checkpoints": checkpoint_regrets(points),
         "reproducibility": reproducibility(finals),
     }
-
-
-def measured_ranges(folder: Path, kind: str) -> dict[str, list[float]]:
-    """Where the study's figures hold: {key: [low, high]} of each numeric parameter of the kind's sweep
-    space (configs/sweeps/<kind>.yaml) over the study's configurations (the cells' config.yaml),
-    counting a configuration only where the parameter is active. A sweep's pick outside these spans
-    was never scored by the study (the summary says so). {} without the space file or the configs."""
-    import yaml
-
-    from symda.sweeps.space import REPO_ROOT, active, load_space
-
-    path = REPO_ROOT / "configs" / "sweeps" / f"{kind}.yaml"
-    if not path.is_file():
-        return {}
-    space = load_space(path)
-    values: dict[str, list[float]] = {}
-    for config in sorted(Path(folder).glob("*/config.yaml")):
-        data = yaml.safe_load(config.read_text()) or {}
-        sampled: dict = {}
-        for param in space.params:
-            value = data
-            for part in param.key.split("."):
-                value = value.get(part) if isinstance(value, dict) else None
-            if value is None or not active(param, sampled):
-                continue
-            sampled[param.key] = value
-            if param.dist != "choice":
-                values.setdefault(param.key, []).append(float(value))
-    return {key: [min(v), max(v)] for key, v in values.items()}
 
 
 def reproducibility(finals: pd.DataFrame) -> float:
@@ -148,7 +121,10 @@ def report(studies: list[Path], out: Path, package_file: Path | None = None) -> 
             raise SystemExit(f"error: {folder}: no points (no finished cell with F_T evaluations)")
         kind = study_kind(folder)
         r = reports[kind] = kind_report(points)
-        ranges[kind] = measured_ranges(folder, kind)
+        # where the figures hold: written by tune/validator_study.py for a study drawn from a sweep's space
+        ranges[kind] = (
+            json.loads((folder / RANGES_FILE).read_text()) if (folder / RANGES_FILE).is_file() else {}
+        )
         finals = r["finals"]
         per_seed = finals.groupby("seed").agg(n=("miou", "size"), lo=("miou", "min"), hi=("miou", "max"),
                                               se=("miou_se", "median"))  # fmt: skip

@@ -20,12 +20,13 @@ import yaml
 
 from symda.config import ConfigError, ExperimentConfig, load_config
 from symda.sweeps.grid import Cell, run_grid
-from symda.sweeps.space import REPO_ROOT
+from symda.sweeps.space import REPO_ROOT, find_file
 
 if TYPE_CHECKING:
     import pandas as pd
 
 POINTS_FILE = "points.csv"
+RANGES_FILE = "ranges.json"  # read by symda.reports.selection_study
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class StudySpec:
     overrides: dict[str, Any]  # "{seed}" in a string value is the cell's seed
     seeds: tuple[int, ...]
     variants: dict[str, dict[str, Any]]
+    space: Path | None = None  # the sweep space file its `sample:` draws from (None: variants listed)
 
     def cell_config(self, variant: str, seed: int, paths: dict[str, str] | None = None) -> ExperimentConfig:
         """The config of one cell: base + overrides (seed filled in) + the variant + seed keys."""
@@ -67,8 +69,9 @@ def load_study(path: Path) -> StudySpec:
     for name, over in variants.items():
         if not isinstance(over, dict):
             raise ConfigError(f"{path}: variants.{name}: expected a mapping of dotted keys, got {over!r}")
+    space = find_file(data["sample"]["space"], "sweep space") if "sample" in data else None
     spec = StudySpec(path, config, dict(data.get("overrides") or {}), tuple(data.get("seeds") or (0,)),
-                     {str(k): dict(v) for k, v in variants.items()})  # fmt: skip
+                     {str(k): dict(v) for k, v in variants.items()}, space)  # fmt: skip
     for name in spec.variants:
         try:
             spec.cell_config(name, spec.seeds[0])
@@ -149,6 +152,41 @@ def run_study(spec: StudySpec, out: Path, max_concurrent: int = 2, address: str 
         return run_cells_here(cells, max_concurrent, threads)
     # One thread per cell: two 1-thread runs beat one 2-thread run on these small networks.
     return run_grid(cells, "study", out, max_concurrent, cpus_per_cell=threads, address=address)
+
+
+def studied_ranges(folder: Path, space_file: Path) -> dict[str, list[float]]:
+    """Where a study's figures hold: {key: [low, high]} of each numeric parameter of the sweep space
+    `space_file` over the configurations of the finished cells under `folder` (their config.yaml),
+    counting a configuration only where the parameter is active. A sweep's pick outside these spans
+    was never scored by the study, and its summary says so (symda.sweeps.summary.range_line)."""
+    from symda.sweeps.space import active, load_space
+
+    space = load_space(space_file)
+    values: dict[str, list[float]] = {}
+    for config in sorted(Path(folder).glob("*/config.yaml")):
+        if not (config.parent / "result.json").is_file():
+            continue
+        data = yaml.safe_load(config.read_text()) or {}
+        sampled: dict[str, Any] = {}
+        for param in space.params:
+            value: Any = data
+            for part in param.key.split("."):
+                value = value.get(part) if isinstance(value, dict) else None
+            if value is None or not active(param, sampled):
+                continue
+            sampled[param.key] = value
+            if param.dist != "choice":
+                values.setdefault(param.key, []).append(float(value))
+    return {key: [min(v), max(v)] for key, v in values.items()}
+
+
+def write_ranges(folder: Path, space_file: Path) -> Path:
+    """studied_ranges of `folder` as `folder`/ranges.json, where the selection study's report reads it."""
+    import json
+
+    path = Path(folder) / RANGES_FILE
+    path.write_text(json.dumps(studied_ranges(folder, space_file), indent=1) + "\n")
+    return path
 
 
 def keep_records(out: Path, keep: Path, points: pd.DataFrame) -> pd.DataFrame:
@@ -243,8 +281,12 @@ def main(argv: list[str] | None = None) -> int:
     points.to_csv(args.out / POINTS_FILE, index=False)
     print(f"{len(points)} points from {points['seed'].nunique() if len(points) else 0} seeds -> "
           f"{args.out / POINTS_FILE} ({time.perf_counter() - t0:.0f} s)", flush=True)  # fmt: skip
+    if spec.space is not None:
+        write_ranges(args.out, spec.space)
     if args.keep:
         kept = keep_records(args.out, args.keep, points)
+        if spec.space is not None:
+            write_ranges(args.keep, spec.space)
         print(f"{len(kept)} points in all kept in {args.keep / POINTS_FILE}", flush=True)
         if points.empty and len(kept):
             return 1 if errors else 0  # every cell was kept earlier: nothing new to report here

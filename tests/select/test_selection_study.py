@@ -50,7 +50,7 @@ def write_points(folder, kind_scores):
                        "miou": miou, "miou_se": 0.4, **{v: math.nan for v in VALIDATORS}}  # fmt: skip
                 row.update(kind_scores(i, step, miou))
                 rows.append(row)
-    folder.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_csv(folder / "points.csv", index=False)
 
 
@@ -148,34 +148,58 @@ def test_reproducibility_tells_configurations_that_differ_from_noise():
 
 def test_a_pick_outside_the_studied_ranges_is_warned_of(tmp_path):
     """The study records the span of each numeric parameter over its configurations (where active),
-    and a sweep whose pick lies outside it is told the study's figure does not cover the pick: the
-    main job's seed-3 pick (global tau 0.996, beyond the study's sampled 0.93) was that case."""
-    from symda.reports.selection_study import measured_ranges
+    the report carries it into selection.json, and a sweep whose pick lies outside it is told the
+    study's figure does not cover the pick: the main job's seed-3 pick (global tau 0.996, beyond the
+    study's sampled 0.93) was that case."""
+    from symda.reports import selection_study
+    from symda.sweeps.space import REPO_ROOT
+    from symda.sweeps.study import load_study, studied_ranges, write_ranges
     from symda.sweeps.summary import range_line
+
+    space = REPO_ROOT / "configs" / "sweeps" / "threshold.yaml"
+    assert load_study("configs/study/selection_threshold.yaml").space == space
+    assert load_study("configs/study/validators.yaml").space is None  # variants listed, not drawn
 
     study = tmp_path / "selection_threshold"
     cells = {"a-s0": {"threshold": "global", "tau": 0.6, "quantile": 0.5, "cap": 0.9, "conf_weight": 0.2},
              "b-s0": {"threshold": "global", "tau": 0.9, "quantile": 0.5, "cap": 0.9, "conf_weight": 0.7},
-             "c-s0": {"threshold": "class_quantile", "tau": 0.99, "quantile": 0.3, "cap": 0.8, "conf_weight": 0.5}}  # fmt: skip
+             "c-s0": {"threshold": "class_quantile", "tau": 0.99, "quantile": 0.3, "cap": 0.8, "conf_weight": 0.5},
+             "unfinished-s0": {"threshold": "global", "tau": 0.999, "quantile": 0.5, "cap": 0.9, "conf_weight": 0.5}}  # fmt: skip
     for name, pseudo in cells.items():
         (study / name).mkdir(parents=True)
         (study / name / "config.yaml").write_text(json.dumps({"pseudo": {**pseudo, "consistency": "soft"}}))
-    ranges = measured_ranges(study, "threshold")
-    # c's tau 0.99 is not counted: tau is inactive under class_quantile
+        if name != "unfinished-s0":
+            (study / name / "result.json").write_text("{}")
+    ranges = studied_ranges(study, space)
+    # c's tau 0.99 is not counted (tau is inactive under class_quantile), nor the unfinished cell
     assert ranges == {"pseudo.tau": [0.6, 0.9], "pseudo.quantile": [0.3, 0.3], "pseudo.cap": [0.8, 0.8],
                       "pseudo.conf_weight": [0.2, 0.7]}  # fmt: skip
-    assert measured_ranges(study, "no_such_kind") == {}
 
-    path = tmp_path / "selection.json"
-    path.write_text(json.dumps({"threshold": {"ranges": ranges}}))
-    line = range_line("source_miou", "threshold", {"pseudo.threshold": "global", "pseudo.tau": 0.996}, path)
+    write_ranges(study, space)
+    write_points(study, lambda i, step, miou: {"entropy": miou})
+    package = tmp_path / "selection.json"
+    assert (
+        selection_study.main([str(study), "--out", str(tmp_path / "out"), "--package-file", str(package)])
+        == 0
+    )
+    assert json.loads(package.read_text())["threshold"]["ranges"] == ranges
+    assert "pseudo.tau 0.6 to 0.9" in (tmp_path / "out" / "selection.md").read_text()
+
+    line = range_line(
+        "source_miou", "threshold", {"pseudo.threshold": "global", "pseudo.tau": 0.996}, package
+    )
     assert (
         line.startswith("WARNING")
         and "pseudo.tau 0.996 (studied 0.6 to 0.9)" in line
         and "source_miou" in line
     )
     assert (
-        range_line("source_miou", "threshold", {"pseudo.threshold": "global", "pseudo.tau": 0.7}, path) == ""
+        range_line("source_miou", "threshold", {"pseudo.threshold": "global", "pseudo.tau": 0.7}, package)
+        == ""
     )
-    assert range_line("miou", "threshold", {"pseudo.tau": 0.996}, path) == ""  # the labels, not a validator
-    assert range_line("source_miou", "stargan", {"translate.lambda_cls": 50.0}, path) == ""  # no ranges there
+    assert (
+        range_line("miou", "threshold", {"pseudo.tau": 0.996}, package) == ""
+    )  # the labels, not a validator
+    assert (
+        range_line("source_miou", "stargan", {"translate.lambda_cls": 50.0}, package) == ""
+    )  # no ranges there
