@@ -144,11 +144,43 @@ def as_data(obj: Any, where: str, dropped: list[str]) -> Any:
     return None
 
 
+# numpy's constructors of arrays and scalars: data, and harmless to call (unlike, say, numpy.load).
+NUMPY_DATA_GLOBALS = {f"{m}.{n}" for m in ("numpy.core.multiarray", "numpy._core.multiarray")
+                      for n in ("_reconstruct", "scalar")} | {"numpy.ndarray", "numpy.dtype"}  # fmt: skip
+
+
+def stand_in(name: str) -> type:
+    """A class named like the global `name` ("module.qualname") that holds what the pickle hands it and
+    runs nothing: loading a foreign pickle with these in place of its classes imports no module and
+    calls none of its code. `as_data` then leaves the stand-ins out under the original's name."""
+    module, _, qualname = name.rpartition(".")
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        self.args = args
+
+    def setstate(self: Any, state: Any) -> None:
+        self.state = state
+
+    return type(qualname.rpartition(".")[2], (), {"__module__": module, "__qualname__": qualname,
+                                                   "__init__": init, "__setstate__": setstate})  # fmt: skip
+
+
+def data_globals(name: str) -> Any:
+    """The real numpy data constructor (or numpy.dtypes class) `name`, else a stand-in for it."""
+    import importlib
+
+    module, _, attr = name.rpartition(".")
+    if name in NUMPY_DATA_GLOBALS or module == "numpy.dtypes":
+        return getattr(importlib.import_module(module), attr)
+    return stand_in(name)
+
+
 def upgrade_checkpoint(path: Path, out: Path) -> list[str]:
-    """Rewrite a checkpoint the user trusts as data: `path` is unpickled with weights_only=False (this
-    RUNS whatever code its pickle names: only for files from a source you trust), its tensors and plain
-    values are kept (as_data), and the result goes to `out` (never over an existing file), read back
-    with weights_only=True before this returns. Returns what was left out ("<where>: <type>")."""
+    """Rewrite a checkpoint whose pickle names Python objects as data: `path` is read with a
+    weights_only load in which every global it names is a stand-in that runs nothing (numpy's array
+    and scalar constructors excepted: data), its tensors and plain values are kept (as_data), and the
+    result goes to `out` (never over an existing file), read back with weights_only=True before this
+    returns. Returns what was left out ("<where>: <type>")."""
     from symda.io import atomic_torch_save
 
     path, out = Path(path), Path(out)
@@ -156,11 +188,23 @@ def upgrade_checkpoint(path: Path, out: Path) -> list[str]:
         raise CheckpointError(f"{path}: checkpoint not found")
     if out.exists():
         raise FileExistsError(f"{out}: already exists; symda never writes over a file (pick another --out)")
+    from torch.serialization import get_unsafe_globals_in_checkpoint, safe_globals
+
     try:
-        blob = torch.load(path, map_location="cpu", weights_only=False)  # the user vouched for the file
+        names = get_unsafe_globals_in_checkpoint(path)  # read off the pickle's opcodes: nothing runs
+        allowed: list[Any] = [(data_globals(n), n) for n in names]
+        if any(n in NUMPY_DATA_GLOBALS for n in names):
+            import numpy as np
+
+            # an array's dtype is rebuilt through its DType class, which the pickle does not name
+            allowed += [
+                getattr(np.dtypes, n) for n in np.dtypes.__all__ if isinstance(getattr(np.dtypes, n), type)
+            ]
+        with safe_globals(allowed):
+            blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any failure of a foreign pickle is the file's, named
         raise CheckpointError(
-            f"{path}: cannot be read even as a trusted pickle ({type(err).__name__}: {err})"
+            f"{path}: cannot be read as a checkpoint ({type(err).__name__}: {err})"
         ) from None
     dropped: list[str] = []
     data = as_data(blob, "checkpoint", dropped)

@@ -406,8 +406,8 @@ def cmd_checkpoint_upgrade(args: argparse.Namespace) -> int:
     from symda.checkpoints import upgrade_checkpoint
 
     out = args.out or args.file.with_name(f"{args.file.stem}.data{args.file.suffix or '.pt'}")
-    print(f"{args.file}: unpickled with weights_only=False: this runs any code its pickle names; "
-          "upgrade only files from a source you trust", file=sys.stderr)  # fmt: skip
+    print(f"{args.file}: read as data: the Python objects its pickle names are left out, none of their "
+          "code runs (trust is not needed)", file=sys.stderr)  # fmt: skip
     dropped = upgrade_checkpoint(args.file, out)
     for what in dropped:
         print(f"left out {what} (not tensors or plain values)", file=sys.stderr)
@@ -577,11 +577,13 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--dry-run", action="store_true", help="list what would be linked, link nothing")
     m.set_defaults(func=cmd_store_migrate)
 
-    p = sub.add_parser("checkpoint", help="checkpoints from elsewhere: rewrite a trusted one as data")
+    p = sub.add_parser("checkpoint", help="checkpoints from elsewhere: rewrite one as data")
     csub = p.add_subparsers(dest="checkpoint_command", required=True)
     u = _command(csub, "checkpoint upgrade", "rewrite a checkpoint whose pickle holds Python objects (which "
-                 "symda refuses to unpickle) as tensors and plain values; RUNS its code: trusted files only")  # fmt: skip
-    u.add_argument("file", type=Path, help="the checkpoint, from a source you trust")
+                 "symda refuses to unpickle) as tensors and plain values; none of its code runs")  # fmt: skip
+    u.add_argument(
+        "file", type=Path, help="the checkpoint (read as data: its Python objects are left out, never run)"
+    )
     u.add_argument("--out", type=Path, help="the new file (default FILE's name + .data; never over a file)")
     u.set_defaults(func=cmd_checkpoint_upgrade)
 

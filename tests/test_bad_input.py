@@ -102,7 +102,7 @@ def test_unusable_checkpoints_are_named(kind, trained, tiny_data, tmp_path, caps
 
 
 def test_a_trusted_checkpoint_with_python_objects_is_upgraded_to_data(tmp_path, capsys):
-    """`symda checkpoint upgrade`: the user vouches for the file; tensors and plain values are kept
+    """`symda checkpoint upgrade`: tensors and plain values are kept
     (numpy ones converted), other objects named and left out; the new file reads with weights_only;
     the original is untouched and nothing is written over."""
     import argparse
@@ -122,6 +122,38 @@ def test_a_trusted_checkpoint_with_python_objects_is_upgraded_to_data(tmp_path, 
     assert torch.equal(blob["hist"], torch.arange(3)) and src.read_bytes() == before
     assert main(["checkpoint", "upgrade", str(src)]) == 2  # never over an existing file
     assert "already exists" in error_of(capsys)
+
+
+class _RunsCode:
+    """A pickle that, unpickled the ordinary way, calls `func(*args)`."""
+
+    def __init__(self, func, *args):
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return (self.func, self.args)
+
+
+def test_upgrading_a_checkpoint_runs_none_of_its_code(tmp_path, capsys):
+    """The objects a foreign pickle names are stand-ins: its REDUCE calls nothing real; one that names
+    os or sys is refused outright (torch's own block list), the file named, nothing written."""
+    import shutil
+
+    src, marker = tmp_path / "evil.pth", tmp_path / "ran"
+    torch.save(
+        {"model": {"w": torch.ones(2)}, "payload": _RunsCode(shutil.copyfile, str(src), str(marker))}, src
+    )
+    assert main(["checkpoint", "upgrade", str(src)]) == 0
+    assert not marker.exists()
+    assert "left out checkpoint['payload']: shutil.copyfile" in capsys.readouterr().err
+    assert torch.equal(torch.load(tmp_path / "evil.data.pth", weights_only=True)["model"]["w"], torch.ones(2))
+
+    worse = tmp_path / "worse.pth"
+    torch.save({"payload": _RunsCode(os.makedirs, str(marker))}, worse)
+    assert main(["checkpoint", "upgrade", str(worse)]) == 2
+    assert (
+        str(worse) in error_of(capsys) and not marker.exists() and not (tmp_path / "worse.data.pth").exists()
+    )
 
 
 def test_a_checkpoint_of_another_architecture_says_what_would_match(trained, tiny_data, capsys):
