@@ -84,7 +84,7 @@ def test_paper_gpu_config_trains_on_two_gloo_workers_and_rank0_checkpoint_loads(
     BatchNorm trains here (bn_mode train): frozen statistics of a randomly initialised ResNet-101
     (mean 0, var 1) blow the activations up; the paper freezes COCO-initialised statistics."""
     from symda.adapt.networks import load_segmenter
-    from symda.pipeline import NetworkPath, segmenter_stage
+    from symda.pipeline import NetworkPath, read_evaluations, segmenter_stage
 
     cfg = load_config(REPO / "configs/gta5/full.yaml", [
         f"data.source_root={tiny_data['source']}", f"data.target_root={tiny_data['target']}",
@@ -106,6 +106,7 @@ def test_paper_gpu_config_trains_on_two_gloo_workers_and_rank0_checkpoint_loads(
     assert {"loss_adv", "loss_adv_aux", "loss_d"} <= set(steps[0])  # both discriminator levels trained
     assert all(m["stage"] == "F_T_r0" for m, _ in reports)
     assert any(ckpt is not None for _, ckpt in reports)  # rank 0 wrote and reported checkpoints
+    assert [e.step for e in read_evaluations(art.path)] == [2]  # rank 0 recorded its evaluation too
     state = torch.load(art.path / "checkpoint.pt", map_location="cpu", weights_only=True)
     assert state["step"] == 2 and set(state["terms"]["OutputAdversarial"]["discriminators"]) == {
         "main",

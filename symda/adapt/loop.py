@@ -305,9 +305,12 @@ def train_segmenter(
             window = LossWindow()
             bar.set_postfix(loss=f"{log.metrics['loss']:.3f}")
             evaluation = validate() if evaluating else None
-            report(log, checkpoint=checkpoint() if step % cfg.checkpoint_every == 0 else None)
+            # The evaluation is reported (and so recorded) before this step's checkpoint is written:
+            # killed between the two, the build resumes from an earlier checkpoint and evaluates this
+            # step again, never from this one with its evaluation lost.
             if evaluation is not None:
                 report(evaluation)
+            report(log, checkpoint=checkpoint() if step % cfg.checkpoint_every == 0 else None)
         elif step % cfg.checkpoint_every == 0:
             window.values()  # raises on a non-finite loss before its weights are saved
             checkpoint()

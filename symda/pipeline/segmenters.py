@@ -121,7 +121,10 @@ def segmenter_stage(
                            evaluator if runtime.is_main else None, resume=True,
                            keep_checkpoints=cfg.select.keep_checkpoints, num_workers=cfg.data.num_workers,
                            progress=progress)  # fmt: skip
-        metrics = train_segmenter(job, model, report_, runtime)
+        # Recorded where the checkpoints are written (rank 0's process, under Ray Train too, not the
+        # driver a queue away), so an evaluation is on disk before its step's checkpoint (symda.adapt.loop).
+        recording = recording_evaluations(report_, work) if runtime.is_main else report_
+        metrics = train_segmenter(job, model, recording, runtime)
         if runtime.is_main:
             write_json(work / "metrics.json", metrics)
 
@@ -129,8 +132,7 @@ def segmenter_stage(
 
     def build(work: Path) -> None:
         replay_evaluations(work, stage_report)  # an interrupted build's, before it resumes
-        run_stage(functools.partial(loop, work), cfg.scale, work, recording_evaluations(stage_report, work),
-                  ray_train_storage(store))  # fmt: skip
+        run_stage(functools.partial(loop, work), cfg.scale, work, stage_report, ray_train_storage(store))
         if cfg.select.keep_checkpoints:
             select_checkpoint(work, cfg.select.by)
 

@@ -237,3 +237,44 @@ def test_a_job_is_a_frozen_record_of_what_a_stage_trains(tiny_data, tmp_path):
     assert j.streams == ("source", "pseudo")  # the target stream is not read: never loaded
     with pytest.raises(dataclasses.FrozenInstanceError):
         j.seed = 1
+
+
+@pytest.mark.parametrize("killed_at", [2, 4, 6, 8])
+def test_a_build_killed_just_after_a_checkpoint_keeps_every_evaluation(
+    tiny_data, tmp_path, monkeypatch, killed_at
+):
+    """Killed the moment a checkpoint lands (the window between writing it and reporting what was
+    evaluated at its step), the resumed build's evaluations file equals an uninterrupted build's:
+    no step evaluated before the kill is lost or evaluated twice."""
+    import symda.adapt.loop as loop
+    from symda.pipeline.selection import read_evaluations, recording_evaluations
+    from symda.records import Evaluation
+
+    cfg, model, data = setup(tiny_data, tmp_path, steps=8, eval_every=2, log_every=1)
+
+    def evaluator(net, step):
+        weight = float(sum(p.double().sum() for p in net.parameters()))
+        return Evaluation(step, miou=weight, miou_se=0.0, per_class_iou={})
+
+    def build(out, resume=False):
+        return train_segmenter(job(cfg, data, [SourceCrossEntropy()], out, evaluator=evaluator, resume=resume),
+                               copy.deepcopy(model), recording_evaluations(lambda *a, **k: None, out))  # fmt: skip
+
+    build(tmp_path / "straight")
+    write = loop.write_checkpoint
+
+    def write_then_die(state, path):
+        out = write(state, path)
+        if state.step == killed_at:
+            raise Stop
+        return out
+
+    monkeypatch.setattr(loop, "write_checkpoint", write_then_die)
+    with pytest.raises(Stop):
+        build(tmp_path / "killed")
+    monkeypatch.setattr(loop, "write_checkpoint", write)
+    build(tmp_path / "killed", resume=True)
+
+    straight, resumed = (read_evaluations(tmp_path / d) for d in ("straight", "killed"))
+    assert [e.step for e in resumed] == [e.step for e in straight] == [2, 4, 6, 8]
+    assert [e.miou for e in resumed] == [e.miou for e in straight]
