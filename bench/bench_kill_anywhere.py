@@ -127,7 +127,7 @@ def phase_now(case: Path) -> str:
 def killed_chain(case: Path, chain: int, delays: list[float | str]) -> list[Kill]:
     """Run the command, SIGKILL its process group after each delay (seconds, or a phase of TARGETS: once
     the run is in it), start it again; finally let it finish. Returns the kills (a delay that outlived
-    the command ends the chain)."""
+    the command, or a kill that came after the run had written its metrics.json, ends the chain)."""
     kills = []
     for delay in delays:
         with open(case / "log.txt", "a") as log:
@@ -153,6 +153,11 @@ def killed_chain(case: Path, chain: int, delays: list[float | str]) -> list[Kill
             os.killpg(proc.pid, signal.SIGKILL)  # the whole tree: the background F_S process too
             proc.wait()
             log.write(f"\n=== SIGKILL after {delay:.2f} s ({phase}) ===\n")
+        if (case / "run" / "metrics.json").is_file():
+            # Killed after the run had finished (its last file written, the process still shutting
+            # down): there is nothing to continue, and the same command rightly refuses the folder.
+            kills.append(Kill(chain, delay, "shutdown (the run had finished)"))
+            return kills
         kills.append(Kill(chain, delay, phase))
     with open(case / "log.txt", "a") as log:
         done = subprocess.run(command(case), cwd=case, env=env(), stdout=log, stderr=subprocess.STDOUT)

@@ -216,7 +216,8 @@ def _rows_under(path: Path) -> list[dict[str, Any]]:
 
 
 def run_row(run_dir: Path) -> dict[str, Any]:
-    """One run folder as a flat row: its result.json record, or (`symda train`, or a `symda run`
+    """One run folder as a flat row: its result.json record (also of a `symda run` killed before its
+    last file, metrics.json: the record is whole), or (`symda train`, or a `symda run` of an earlier version
     stopped before its record) metrics.json + config.yaml, or only config.yaml (status "unfinished").
     An unreadable file gives a row with status "unreadable" and the reason in `error`."""
     record, metrics, config = run_dir / "result.json", run_dir / "metrics.json", run_dir / "config.yaml"

@@ -3,7 +3,8 @@ with the config that started it, and nothing is written before the folder is kno
 
 `check_run_folder` is called by every command that writes a run folder (`symda train`, `symda run`,
 `symda translate train`) before it writes anything. What it refuses, and why:
-- a folder with a finished run (metrics.json or result.json): rerunning would overwrite its
+- a folder with a finished run (metrics.json, the last file `symda train` and `symda run` write; a run
+  killed before it, while writing its record, is unfinished): rerunning would overwrite its
   checkpoint and metrics and append a second run to its log (like Lightning's version_N folders and
   Hydra's folder per run, a new command takes a new folder);
 - a non-empty folder that is not a run folder (no config.yaml): it holds someone else's files;
@@ -22,7 +23,7 @@ from typing import Any
 
 from symda.config import ConfigError, ExperimentConfig, flatten, load_config
 
-FINISHED_FILES = ("metrics.json", "result.json")  # written last: their presence means the run ended
+FINISHED_FILE = "metrics.json"  # written last by every command that finishes a run: the run ended
 CHECKPOINT = "checkpoint.pt"
 # Keys a continued run may change: where it writes, how often it logs, how many threads it uses.
 # Everything else changes the network, the data or the schedule.
@@ -62,15 +63,13 @@ def check_run_folder(out_dir: Path, cfg: ExperimentConfig, command: str, resume:
                 f"--resume: {out_dir} holds no run (nothing to resume); drop --resume to start one"
             )
         return False
-    for name in FINISHED_FILES:
-        if (out_dir / name).is_file():
-            when = datetime.datetime.fromtimestamp((out_dir / name).stat().st_mtime).isoformat(
-                timespec="seconds"
-            )
-            raise RunFolderError(
-                f"--out {out_dir}: holds a finished run ({name}, written {when}); a finished run is never "
-                "modified: choose another --out (or delete that folder yourself to redo the run)"
-            )
+    finished = out_dir / FINISHED_FILE
+    if finished.is_file():
+        when = datetime.datetime.fromtimestamp(finished.stat().st_mtime).isoformat(timespec="seconds")
+        raise RunFolderError(
+            f"--out {out_dir}: holds a finished run ({FINISHED_FILE}, written {when}); a finished run is never "
+            "modified: choose another --out (or delete that folder yourself to redo the run)"
+        )
     config_file = out_dir / "config.yaml"
     if not config_file.is_file():
         shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")

@@ -99,6 +99,18 @@ def test_a_folder_of_other_files_is_refused(tmp_path):
         check_run_folder(tmp_path / "file", load_config(), "run")
 
 
+def test_a_run_killed_while_writing_its_record_is_unfinished(tmp_path):
+    """`symda run` writes result.json, then metrics.json last: killed between the two, the folder is
+    an unfinished run the same command continues; with metrics.json it is finished."""
+    run, cfg = tmp_path / "run", load_config()
+    save_config(cfg, run / "config.yaml")
+    (run / "result.json").write_text("{}")
+    assert check_run_folder(run, cfg, "run") is True
+    (run / "metrics.json").write_text("{}")
+    with pytest.raises(RunFolderError, match=r"holds a finished run \(metrics.json"):
+        check_run_folder(run, cfg, "run")
+
+
 def test_differing_keys_ignore_only_operational_keys():
     base = load_config()
     assert differing_keys(base, load_config(overrides={"train.log_every": 7, "name": "x"})) == {}

@@ -148,7 +148,7 @@ def run_experiment(
     """The whole method: translate -> adapt F_T (and F_S) -> rounds of pseudo labels + self-training
     -> evaluate single and fused. Every stage comes from the store when it was built before.
 
-    Writes config.yaml, result.json (flat record), metrics.json, pictures.md and predictions.png into
+    Writes config.yaml, pictures.md, predictions.png, result.json (flat record) and, last, metrics.json into
     out_dir. Every segmenter stage evaluates (val mIoU and every validator; F_T beside F_S also the
     fused score and the agreement validators) every train.eval_every / self_train.eval_every steps and
     at its end, reported under its network's tag ("F_T_r<round>"); the record's "selection" says which
@@ -189,11 +189,13 @@ def run_experiment(
             tb.image("result/predictions", predictions)
     metrics.update(pseudo_stats, **start, artifacts=artifacts, seconds=timer.seconds, peak_mb=timer.peak_mb,
                    selection=selections(store, artifacts))  # fmt: skip
-    write_json(out_dir / "metrics.json", metrics)
     write_pictures(out_dir, {**run_pictures(cfg, store, artifacts),
                              "predictions on val (F_T, fused, ground truth)": predictions})  # fmt: skip
     record = make_record(cfg, metrics, run_id=out_dir.name)
     write_record(out_dir, record)
+    # Last: metrics.json marks a finished run (symda.run_folder), so a run killed while writing its
+    # record is still unfinished and the same command continues it.
+    write_json(out_dir / "metrics.json", metrics)
     report(
         RunResult(
             metrics["miou"], metrics["miou_se"], metrics["miou_fused"], {k: metrics[k] for k in VALIDATORS}
