@@ -90,7 +90,7 @@ ROWS ?= adversarial_only minent_like advent_like translation_adversarial bdl_lik
 SET ?=
 ladder: $(STAMP)
 	for s in $(SEEDS); do for e in $(ROWS); do \
-	  test -f runs/$(PRESET)/ladder/$$e-s$$s/result.json || \
+	  test -f runs/$(PRESET)/ladder/$$e-s$$s/metrics.json || \
 	  $(BIN)/symda run --config configs/synthcity/$$e.yaml --set seed=$$s $(SYNTH) $(SET) \
 	    --out runs/$(PRESET)/ladder/$$e-s$$s || exit 1; done; done
 	$(BIN)/python analysis/ablation_table.py runs/$(PRESET)/baselines runs/$(PRESET)/ladder \
@@ -121,7 +121,7 @@ study: $(STAMP)
 # (symda/select/selection.json).
 SELECTION_KINDS ?= threshold adversarial stargan
 selection-study: $(STAMP)
-	for s in $(SEEDS); do test -f runs/study/reference/untranslated-s$$s/result.json || \
+	for s in $(SEEDS); do test -f runs/study/reference/untranslated-s$$s/metrics.json || \
 	  $(BIN)/symda run --config configs/synthcity/quick.yaml --set seed=$$((s + 100)) --set synth.seed=$$s \
 	    --set synth.root=data/synthcity-v2-study-s$$s --set synth.n_val=300 --set data.source_holdout=100 \
 	    --set translate.enabled=false --set adapt.symmetric=false --set self_train.enabled=false \

@@ -108,6 +108,7 @@ def test_cells_run_without_ray_keep_finished_ones_and_report_failures(tmp_path):
     done = tmp_path / "done-s0"
     done.mkdir()
     (done / "result.json").write_text(json.dumps({"miou": 1.0}))
+    (done / "metrics.json").write_text("{}")  # written last: the cell finished
     for empty in ("no_gta5", "no_cityscapes"):  # roots that exist and hold no dataset
         (tmp_path / empty).mkdir()
     broken = load_config(overrides={"data.source_root": str(tmp_path / "no_gta5"),

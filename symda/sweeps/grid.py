@@ -35,7 +35,13 @@ class Cell:
 
     @property
     def final_file(self) -> Path:
-        """The file a finished run of this cell leaves (what the Makefile's targets test for)."""
+        """The file a finished run of this cell writes last, symda train's and symda run's alike (what
+        symda.run_folder and the Makefile's targets test for)."""
+        return self.out / "metrics.json"
+
+    @property
+    def record_file(self) -> Path:
+        """The run's record: symda train's metrics.json, symda run's result.json."""
         return self.out / ("metrics.json" if self.supervised else "result.json")
 
     def finished(self) -> bool:
@@ -43,9 +49,9 @@ class Cell:
 
     def stored_metrics(self) -> dict[str, Any]:
         """The Tune result of a finished cell: its mIoU (single, fused) and where its record is."""
-        data = json.loads(self.final_file.read_text())
+        data = json.loads(self.record_file.read_text())
         return {"miou": data.get("val_miou", data.get("miou")), "miou_fused": data.get("miou_fused", float("nan")),
-                "result_json": str(self.final_file)}  # fmt: skip
+                "result_json": str(self.record_file)}  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 A study file (configs/study/validators.yaml) names a base config, fixed overrides ("{seed}" in a value
 is the seed), seeds, and variants (overrides of what users tune). Each cell is one `symda run`
-(pipeline.run_experiment) into <out>/<variant>-s<seed>; a cell whose result.json exists is not run
+(pipeline.run_experiment) into <out>/<variant>-s<seed>; a cell whose metrics.json exists is not run
 again, and cells of one seed share every upstream artifact through the store. Every segmenter stage
 records its evaluations (val mIoU and every validator) in its artifact; the study's points are F_T's
 of every finished cell (symda.reports.validator_study.collect_points), and its table follows in process.
