@@ -177,6 +177,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"target val mIoU single {record['miou']:.2f}, fused {record['miou_fused']:.2f}; "
           f"record: {out_dir / 'result.json'}")  # fmt: skip
     print(_stage_costs(record))
+    if record.get("translation.identity"):
+        print(f"WARNING: the translator learned the identity (S' differs from S by "
+              f"{record['translation.change']:.2f} grey levels on average): this run adapted without translation")  # fmt: skip
     for line in _selection_lines(record):
         print(line)
     print((out_dir / "pictures.md").read_text(), end="")

@@ -48,6 +48,9 @@ def test_full_method_writes_a_flat_record_and_reuses_upstream(cfg_for, tmp_path,
         result
     )
     assert set(json.loads((tmp_path / "run" / "result.json").read_text())) == set(result)
+    from symda.translate.apply import IDENTITY_CHANGE
+
+    assert result["translation.identity"] == (result["translation.change"] < IDENTITY_CHANGE)
     stages = {r["stage"] for r in records}
     assert {"translate", "F_T_r0", "F_S_r0", "F_T_r1", "F_S_r1", "result"} <= stages
     evaluations = [r for r in records if r["stage"] == "F_T_r0" and "val_miou" in r]
@@ -166,6 +169,23 @@ def test_f_s_adapting_in_its_own_process_gives_the_same_networks(cfg_for, tmp_pa
         return [(r["step"], r["loss"]) for r in records if r.get("stage") == stage and "loss" in r]
 
     assert losses(par_records, "F_S_r0") == losses(seq_records, "F_S_r0") and losses(par_records, "F_S_r0")
+
+
+def test_translation_check_warns_of_a_translator_that_learned_the_identity(tmp_path, caplog):
+    from symda.pipeline.roots import DomainRoots
+    from symda.pipeline.stages import translation_check
+
+    s, t, s_prime = (tmp_path / n for n in ("S", "T", "S_prime"))
+    s_prime.mkdir()
+    assert translation_check(DomainRoots(s, t, s, t, t)) == {}  # translation off: S' is S's root
+    assert translation_check(DomainRoots(s, t, s_prime, t, t)) == {}  # an S' written before it was measured
+    caplog.set_level("WARNING")
+    (s_prime / "translation.json").write_text(json.dumps({"mean_change": 6.1}))
+    assert translation_check(DomainRoots(s, t, s_prime, t, t)) == {"change": 6.1, "identity": False}
+    assert "identity" not in caplog.text
+    (s_prime / "translation.json").write_text(json.dumps({"mean_change": 0.0}))
+    assert translation_check(DomainRoots(s, t, s_prime, t, t)) == {"change": 0.0, "identity": True}
+    assert "the translator learned the identity: S' differs from S by 0.00 grey levels" in caplog.text
 
 
 def test_a_failing_background_call_raises_with_its_traceback():

@@ -478,6 +478,29 @@ def test_the_summary_says_how_each_validator_would_have_chosen(tmp_path, monkeyp
     assert "WARNING: the pick sets pseudo.tau 0.996 (studied 0.5 to 0.93)" in summary_mod.validator_lines(s)
 
 
+def test_the_summary_names_the_trials_whose_translator_learned_the_identity(tmp_path):
+    import pandas as pd
+
+    from symda.sweeps.summary import translation_line, translator_identity
+
+    records = {}
+    for trial, identity in (("a", True), ("b", False)):
+        records[trial] = tmp_path / f"{trial}.json"
+        records[trial].write_text(json.dumps({"miou": 20.0, "translation.identity": identity}))
+    (tmp_path / "old.json").write_text(json.dumps({"miou": 20.0}))  # a run from before the check
+    assert [translator_identity(str(records[t])) for t in "ab"] == [True, False]
+    assert translator_identity(str(tmp_path / "old.json")) is None
+    assert translator_identity(str(tmp_path / "gone.json")) is None and translator_identity(None) is None
+    table = pd.DataFrame({"trial_id": ["a", "b", "c", "d"], "finished": [True, True, True, False],
+                          "translator_identity": [True, False, None, True]})  # fmt: skip
+    assert translation_line(table) == (
+        "\nWARNING: the translator of 1 of the 3 finished trials learned the identity (S' = S; "
+        "symda.translate.apply.IDENTITY_CHANGE): a; they adapted without translation"
+    )
+    assert translation_line(table.assign(translator_identity=[False, False, None, True])) == ""
+    assert translation_line(table.drop(columns=["translator_identity"])) == ""
+
+
 def test_the_summary_says_where_the_trials_started_and_what_each_gained():
     import pandas as pd
 

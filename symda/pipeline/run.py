@@ -46,6 +46,7 @@ from .stages import (
     ray_train_storage,
     source_training_config,
     tagged,
+    translation_check,
     translation_stage,
 )
 
@@ -168,6 +169,7 @@ def run_experiment(
             prepare_data(cfg, ("source", "val"), progress)
         with timer.stage("translate"):
             roots, keys = translation_stage(cfg, store, report, progress)
+            translation = translation_check(roots)
         draw_upstream(cfg, store, keys, tb)
         with timer.stage("adapt"):
             up = adapted_networks(cfg, store, roots, keys, report, progress, memos)
@@ -189,6 +191,8 @@ def run_experiment(
             tb.image("result/predictions", predictions)
     metrics.update(pseudo_stats, **start, artifacts=artifacts, seconds=timer.seconds, peak_mb=timer.peak_mb,
                    selection=selections(store, artifacts))  # fmt: skip
+    if translation:
+        metrics["translation"] = translation  # result.json: translation.change, translation.identity
     write_pictures(out_dir, {**run_pictures(cfg, store, artifacts),
                              "predictions on val (F_T, fused, ground truth)": predictions})  # fmt: skip
     record = make_record(cfg, metrics, run_id=out_dir.name)

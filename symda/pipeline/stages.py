@@ -154,6 +154,26 @@ def translation_stage(
     ), keys
 
 
+def translation_check(roots: DomainRoots) -> dict[str, float | bool]:
+    """How much translation changed the source images: {"change": mean |S' - S| in grey levels,
+    "identity": whether that is below IDENTITY_CHANGE}, with a warning when the translator learned the
+    identity (S' = S: the "translated" path trains on the source as it is). {} without translation, or
+    for an S' written before symda measured it."""
+    from symda.translate.apply import IDENTITY_CHANGE, translation_change
+
+    if roots.source_translated == roots.source:
+        return {}
+    change = translation_change(roots.source_translated)
+    if change is None:
+        return {}
+    identity = change < IDENTITY_CHANGE
+    if identity:
+        log.warning("the translator learned the identity: S' differs from S by %.2f grey levels on average "
+                    "(< %s), so this run adapts without translation (the selection study saw this with a weak "
+                    "translate.lambda_cls or a strong translate.lambda_rec)", change, IDENTITY_CHANGE)  # fmt: skip
+    return {"change": change, "identity": identity}
+
+
 def labelling_inputs(cfg: ExperimentConfig, roots: DomainRoots, f_t: Artifact, f_s: Artifact | None,
                      memos: Memos | None = None):  # fmt: skip
     """What labels the target train split: (the pair of paths' probabilities, the split T, the same

@@ -6,6 +6,7 @@ or interrupted sweep can be summarised again at any time.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,9 +74,10 @@ def trials_table(exp_dir: Path, keys: list[str], select_by: str) -> tuple[Any, d
         row["progress"] = last.get("progress", 0)
         row["finished"] = bool(last.get("finished", False))
         row["error"] = error_line(Path(t.path), t.error_file) if t.status == "ERROR" else ""
+        row["translator_identity"] = translator_identity(last.get("result_json"))
         rows.append(row)
     columns = ["trial_id", "status", *keys, *RESULT_KEYS, "gain", "progress", "finished", "error"]
-    table = pd.DataFrame(rows, columns=[*columns, "start_miou", "start_miou_fused"])
+    table = pd.DataFrame(rows, columns=[*columns, "start_miou", "start_miou_fused", "translator_identity"])
     # Finished trials first (their values are comparable), then those ASHA stopped (early values),
     # then errored ones; by the selected metric within each group.
     group = (~table["finished"]).astype(int) + 2 * (table["status"] == "ERROR").astype(int)
@@ -83,6 +85,31 @@ def trials_table(exp_dir: Path, keys: list[str], select_by: str) -> tuple[Any, d
         ["_group", select_by], ascending=[True, False], na_position="last"
     )
     return table.loc[order.index].reset_index(drop=True), histories
+
+
+def translator_identity(result_json: str | None) -> bool | None:
+    """Whether a finished trial's translator learned the identity (its run's result.json,
+    translation.identity; symda.pipeline.stages.translation_check); None where that is not recorded."""
+    if not result_json:
+        return None
+    try:
+        return json.loads(Path(result_json).read_text()).get("translation.identity")
+    except (OSError, ValueError):  # a run folder moved or deleted since: the summary goes on without it
+        return None
+
+
+def translation_line(table: Any) -> str:
+    """A warning naming the finished trials whose translator learned the identity ("" when none did):
+    they adapted without translation, which a StarGAN sweep's space can reach (a weak lambda_cls)."""
+    if "translator_identity" not in table:
+        return ""
+    done = table[table["finished"]]
+    # str(): a Python or numpy bool, or the text trials.csv gives back; None and NaN are not "True"
+    ids = list(done.loc[done["translator_identity"].map(lambda v: str(v) == "True"), "trial_id"])
+    if not ids:
+        return ""
+    return (f"\nWARNING: the translator of {len(ids)} of the {len(done)} finished trials learned the identity "
+            f"(S' = S; symda.translate.apply.IDENTITY_CHANGE): {', '.join(ids)}; they adapted without translation")  # fmt: skip
 
 
 def rung_scores(histories: dict[str, Any]) -> tuple[int, Any]:
@@ -315,6 +342,7 @@ def print_summary(s: SweepSummary) -> None:
     import pandas as pd
 
     table = s.table if (s.table["error"] != "").any() else s.table.drop(columns=["error"])
+    table = table.drop(columns=["translator_identity"], errors="ignore")  # translation_line says it
     with pd.option_context("display.max_columns", None, "display.width", 250, "display.max_colwidth", 70,
                            "display.float_format", "{:.4g}".format):  # fmt: skip
         print(f"\n== {len(table)} trials by {s.select_by}: finished, then stopped by ASHA, then errored ==")
@@ -322,6 +350,8 @@ def print_summary(s: SweepSummary) -> None:
     for _, row in s.table[s.table["status"] == "ERROR"].iterrows():
         print(f"errored {row['trial_id']}: {row['error']}")
     print(start_line(s.table))
+    if line := translation_line(s.table):
+        print(line)
     print(validator_lines(s))
     n_rung = s.rung_spread["n"]
     print(

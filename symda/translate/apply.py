@@ -11,6 +11,8 @@ when complete, so a half-translated dataset never sits at out_root; an interrupt
 partial folder where it stopped (each image is written atomically). `out_root/translation.json` names
 the translator (sha256 of its checkpoint) and the direction: an existing out_root from the same
 checkpoint is reused, one from another checkpoint is an error (two translators' outputs never mix).
+It also records how much the translation changed the images (`mean_change`, grey levels over
+CHANGE_IMAGES of them): below IDENTITY_CHANGE the translator learned the identity.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 from collections import defaultdict
 from collections.abc import Callable
@@ -39,6 +42,11 @@ log = logging.getLogger(__name__)
 
 MARKER = "translation.json"
 KINDS = ("gta5", "cityscapes", "synthia")
+CHANGE_IMAGES = 32  # images a translation's change is measured on, spread over the dataset
+# Grey levels (0-255): a translation that changes its images less than this on average did nothing. A
+# StarGAN translator can settle on the identity (its reconstruction loss is then zero and a weak
+# domain-classification term does not push it away); a working one changes them by several levels.
+IDENTITY_CHANGE = 0.5
 
 
 class TranslationExistsError(FileExistsError):
@@ -146,6 +154,27 @@ def translate_dataset(
     return out_root
 
 
+def mean_change(originals: list[Path], translations: list[Path]) -> float:
+    """Mean |translation - original| over every pixel and channel of the pairs, in grey levels (0-255):
+    about 0 for a translator that learned the identity. NaN for no pairs."""
+    total, count = 0.0, 0
+    for original, translation in zip(originals, translations, strict=True):
+        with Image.open(original) as a, Image.open(translation) as b:
+            x, y = (np.asarray(im.convert("RGB"), dtype=np.int16) for im in (a, b))
+        if x.shape != y.shape:
+            raise DatasetError(f"{translation}: {y.shape} pixels, but its original {original} has {x.shape}")
+        total += float(np.abs(y - x).sum())
+        count += x.size
+    return total / count if count else math.nan
+
+
+def translation_change(out_root: Path) -> float | None:
+    """The mean change (`mean_change`) a finished translation recorded in its MARKER; None when it has
+    none (written before symda measured it)."""
+    marker = Path(out_root) / MARKER
+    return json.loads(marker.read_text()).get("mean_change") if marker.is_file() else None
+
+
 def list_root(kind: str, root: Path, split: str | None, list_file: str | None = None) -> list[Sample]:
     """Samples of a dataset root with the project's own listers (labels included where the split has them).
 
@@ -229,6 +258,11 @@ def translate_root(
         return s.image.relative_to(root)
 
     translate_dataset(generator, samples, to_domain, partial, layout_fn, batch_size, progress)
+    measured = samples[:: max(1, len(samples) // CHANGE_IMAGES)][:CHANGE_IMAGES]
+    record["mean_change"] = mean_change(
+        [s.image for s in measured], [partial / layout_fn(s) for s in measured]
+    )
+    record["mean_change_images"] = len(measured)
     for s in samples:
         if s.label is not None:
             link_or_copy(s.label, partial / s.label.relative_to(root))

@@ -196,6 +196,30 @@ def test_translated_roots_load_with_the_real_loaders_at_full_resolution(tiny_dat
     assert not list(tmp_path.glob(".*partial*"))
 
 
+def test_a_translation_records_how_much_it_changed_the_images(tiny_data, tmp_path):
+    """translation.json's mean_change is mean |S' - S| in grey levels: several for a translator that
+    translates, about 0 for one that returns its input (a residual generator at its start)."""
+    from symda.translate.apply import IDENTITY_CHANGE, translation_change
+
+    out = translate_root(fake_checkpoint(tmp_path / "a.pt", seed=0), "gta5", tiny_data["source"], None, 1,
+                         tmp_path / "S_prime")  # fmt: skip
+    pairs = [(read_rgb(b.image), read_rgb(a.image))
+             for b, a in zip(gta5.list_gta5(tiny_data["source"]), gta5.list_gta5(out), strict=True)]  # fmt: skip
+    expected = np.mean([np.abs(a.astype(int) - b.astype(int)).mean() for b, a in pairs])  # all 12: same size
+    assert translation_change(out) == pytest.approx(expected) and expected > IDENTITY_CHANGE
+
+    cfg = tiny_cfg(residual=True)
+    torch.manual_seed(0)
+    G, D = train_mod.build_translator(cfg)
+    residual = tmp_path / "residual.pt"
+    torch.save(
+        {"G": G.state_dict(), "D": D.state_dict(), "step": 0, "config": dataclasses.asdict(cfg)}, residual
+    )
+    same = translate_root(residual, "gta5", tiny_data["source"], None, 1, tmp_path / "S_same")
+    assert translation_change(same) < IDENTITY_CHANGE
+    assert translation_change(tmp_path) is None  # no translation.json: not measured
+
+
 def test_reuse_with_the_same_checkpoint_and_refuse_another(tiny_data, tmp_path, monkeypatch):
     ckpt = fake_checkpoint(tmp_path / "a.pt", seed=0)
     out = translate_root(ckpt, "cityscapes", tiny_data["target"], "val", 0, tmp_path / "V_prime")
