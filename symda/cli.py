@@ -271,6 +271,17 @@ def cmd_translate_apply(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_translate_change(args: argparse.Namespace) -> int:
+    from symda.translate.apply import IDENTITY_CHANGE, dataset_change, list_root
+
+    split = args.split if args.kind == "cityscapes" else None
+    change, n = dataset_change(list_root(args.kind, args.data, split, args.list), args.data, args.translated)
+    verdict = "the translator learned the identity" if change < IDENTITY_CHANGE else "translated"
+    print(f"{args.translated}: mean |X' - X| {change:.3f} grey levels over {n} images of {args.data}: {verdict} "
+          f"(identity below {IDENTITY_CHANGE})")  # fmt: skip
+    return 0
+
+
 def _run_networks(run_dir: Path, cfg: ExperimentConfig) -> tuple[Path, Path | None, Path | None]:
     """(F_T checkpoint, F_S checkpoint or None, V' root or None) of a finished `symda run` folder: the
     last round's networks, found in the artifact store through the keys in its metrics.json."""
@@ -449,6 +460,8 @@ EXAMPLES = {
     "translate train": "symda translate train --config configs/synthcity/translate.yaml",
     "translate apply": "symda translate apply --checkpoint T/translator.pt --data data/synthcity/gta5 --kind gta5 "
     "--to target --out data/gta5_translated",
+    "translate change": "symda translate change --data data/synthcity/gta5 --kind gta5 "
+    "--translated data/gta5_translated",
     "store gc": "symda store gc --set artifacts_dir=artifacts --remove",
     "store migrate": "symda store migrate --set artifacts_dir=artifacts --dry-run",
     "diagnose": "symda diagnose --run runs/v2/ladder/full-s0",
@@ -565,6 +578,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--to", choices=["target", "source"], required=True, help="style to translate into")
     t.add_argument("--out", type=Path, required=True, help="the translated dataset's root (same layout)")
     t.set_defaults(func=cmd_translate_apply)
+    t = _command(tsub, "translate change", "how much a translated dataset differs from its original: "
+                 "mean |X' - X| in grey levels (about 0: the translator learned the identity)")  # fmt: skip
+    t.add_argument("--data", type=Path, required=True, help="the original dataset root")
+    t.add_argument(
+        "--kind", choices=["gta5", "cityscapes", "synthia"], required=True, help="the dataset's layout"
+    )
+    t.add_argument("--split", default="train", choices=["train", "val", "test"], help="Cityscapes split")
+    t.add_argument("--list", type=Path, help="optional split-list file")
+    t.add_argument("--translated", type=Path, required=True, help="its translation's root (same layout)")
+    t.set_defaults(func=cmd_translate_change)
 
     p = sub.add_parser("store", help="the artifact store: interrupted builds, older key schemas")
     ssub = p.add_subparsers(dest="store_command", required=True)

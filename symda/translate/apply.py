@@ -168,6 +168,18 @@ def mean_change(originals: list[Path], translations: list[Path]) -> float:
     return total / count if count else math.nan
 
 
+def dataset_change(samples: list[Sample], root: Path, translated_root: Path) -> tuple[float, int]:
+    """(`mean_change` in grey levels, images measured) over CHANGE_IMAGES of `samples` spread over the
+    list, each against its translation at the same path under translated_root. Raises DatasetError
+    naming a translation that is missing."""
+    measured = samples[:: max(1, len(samples) // CHANGE_IMAGES)][:CHANGE_IMAGES]
+    translations = [Path(translated_root) / s.image.relative_to(root) for s in measured]
+    for path in translations:
+        if not path.is_file():
+            raise DatasetError(f"{path}: no translation of {root}'s image there (is it the translated root?)")
+    return mean_change([s.image for s in measured], translations), len(measured)
+
+
 def translation_change(out_root: Path) -> float | None:
     """The mean change (`mean_change`) a finished translation recorded in its MARKER; None when it has
     none (written before symda measured it)."""
@@ -258,11 +270,7 @@ def translate_root(
         return s.image.relative_to(root)
 
     translate_dataset(generator, samples, to_domain, partial, layout_fn, batch_size, progress)
-    measured = samples[:: max(1, len(samples) // CHANGE_IMAGES)][:CHANGE_IMAGES]
-    record["mean_change"] = mean_change(
-        [s.image for s in measured], [partial / layout_fn(s) for s in measured]
-    )
-    record["mean_change_images"] = len(measured)
+    record["mean_change"], record["mean_change_images"] = dataset_change(samples, root, partial)
     for s in samples:
         if s.label is not None:
             link_or_copy(s.label, partial / s.label.relative_to(root))

@@ -196,7 +196,7 @@ def test_translated_roots_load_with_the_real_loaders_at_full_resolution(tiny_dat
     assert not list(tmp_path.glob(".*partial*"))
 
 
-def test_a_translation_records_how_much_it_changed_the_images(tiny_data, tmp_path):
+def test_a_translation_records_how_much_it_changed_the_images(tiny_data, tmp_path, capsys):
     """translation.json's mean_change is mean |S' - S| in grey levels: several for a translator that
     translates, about 0 for one that returns its input (a residual generator at its start)."""
     from symda.translate.apply import IDENTITY_CHANGE, translation_change
@@ -218,6 +218,15 @@ def test_a_translation_records_how_much_it_changed_the_images(tiny_data, tmp_pat
     same = translate_root(residual, "gta5", tiny_data["source"], None, 1, tmp_path / "S_same")
     assert translation_change(same) < IDENTITY_CHANGE
     assert translation_change(tmp_path) is None  # no translation.json: not measured
+
+    from symda.cli import main  # the same measure for any dataset and its translation
+
+    flags = ["translate", "change", "--data", str(tiny_data["source"]), "--kind", "gta5", "--translated"]
+    assert main([*flags, str(out)]) == 0
+    assert f"mean |X' - X| {expected:.3f} grey levels over 12 images" in capsys.readouterr().out
+    assert main([*flags, str(same)]) == 0 and "the translator learned the identity" in capsys.readouterr().out
+    assert main([*flags, str(tmp_path)]) == 2
+    assert "images/00001.png: no translation of" in capsys.readouterr().err
 
 
 def test_reuse_with_the_same_checkpoint_and_refuse_another(tiny_data, tmp_path, monkeypatch):
