@@ -49,10 +49,11 @@ def test_evaluations_happen_every_eval_every_steps_even_between_log_lines(tiny_d
     from symda.records import Evaluation
 
     assert [m.step for m in reports if isinstance(m, Evaluation)] == [3, 6]
-    # Log lines at 4 and 6, and one at the evaluation's step 3 (then its Evaluation); the final Evaluation.
+    # Log lines at 4 and 6, and one at the evaluation's step 3 (after its Evaluation, which is reported
+    # before the step's checkpoint is written: symda.adapt.loop); the final Evaluation.
     assert [(type(m).__name__, m.step) for m in reports] == [
-        ("StepLog", 3),
         ("Evaluation", 3),
+        ("StepLog", 3),
         ("StepLog", 4),
         ("StepLog", 6),
         ("Evaluation", 6),
