@@ -100,7 +100,7 @@ def translator_identity(result_json: str | None) -> bool | None:
 
 def translation_line(table: Any) -> str:
     """A warning naming the finished trials whose translator learned the identity ("" when none did):
-    they adapted without translation, which a StarGAN sweep's space can reach (a weak lambda_cls)."""
+    they adapted without translation, which a StarGAN sweep's space can reach (a weak lambda_cls or a strong lambda_rec)."""
     if "translator_identity" not in table:
         return ""
     done = table[table["finished"]]

@@ -45,7 +45,8 @@ KINDS = ("gta5", "cityscapes", "synthia")
 CHANGE_IMAGES = 32  # images a translation's change is measured on, spread over the dataset
 # Grey levels (0-255): a translation that changes its images less than this on average did nothing. A
 # StarGAN translator can settle on the identity (its reconstruction loss is then zero and a weak
-# domain-classification term does not push it away); a working one changes them by several levels.
+# domain-classification term does not push it away, or a strong reconstruction term holds it there);
+# a working one changes them by several levels.
 IDENTITY_CHANGE = 0.5
 
 
