@@ -92,7 +92,8 @@ def ladder_runs(frame: pd.DataFrame) -> pd.DataFrame:
     for single, fused in zip(IOU_COLUMNS, IOU_FUSED_COLUMNS, strict=True):
         fusion[single] = fusion[fused] if fused in fusion.columns else math.nan
     runs.loc[ours, "setting"] = runs.loc[ours, "setting"].str.replace(OURS, OURS_SINGLE, n=1)
-    runs = pd.concat([runs, fusion], ignore_index=True)
+    # .copy() consolidates the frame into one block per dtype: the column writes above fragment it
+    runs = pd.concat([runs, fusion], ignore_index=True).copy()
     order = {s: _ladder_rank(s) for s in runs["setting"].unique()}
     return runs.assign(_rank=runs["setting"].map(order)).sort_values(
         ["_rank", "setting", "seed"], kind="stable"
